@@ -1,0 +1,68 @@
+"""`python -m augment INPUT OUTPUT [options]`: the augmentation stage from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from augment.config import AugmentConfig, ConfigError
+from augment.rules import UnknownRuleError
+from augment.stage import run
+from distill.storage.lock import OutputLockedError
+from distill.storage.stage_dir import StageMismatchError
+from distill.storage.text_inputs import InputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m augment", description=__doc__)
+    parser.add_argument("input", help="csv, tsv, jsonl, parquet file or a datasets directory")
+    parser.add_argument("output", help="output directory for part-* shards and _manifest.json")
+    parser.add_argument("--recipe", help="YAML recipe (see pipelines/recipes/)")
+    parser.add_argument("--rules", help="comma-separated rules, e.g. mask,pos,ngram or mlm,glove")
+    parser.add_argument("--text-a", dest="text_a", help="column of the (first) sentence")
+    parser.add_argument("--text-b", dest="text_b", help="column of the second sentence of a pair")
+    parser.add_argument("--label", help="gold label column ('' for none)")
+    parser.add_argument("--id", dest="id_column", help="column with a unique example id")
+    parser.add_argument("--mlm-model", help="masked LM for the mlm rule (hub name or directory)")
+    parser.add_argument("--glove", help="GloVe-format text file for the glove rule")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--workers", type=int, help="Ray actors per pass (default: all CPUs)")
+    parser.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)")
+    parser.add_argument("--overwrite", action="store_true", help="replace output of a different config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set tang.n_iter=5 (repeatable)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    """Flags are shorthands for `--set`; explicit `--set` values come last and win."""
+    out = []
+    if args.rules:
+        out.append(f"rules=[{args.rules}]")
+    for flag, key in (("text_a", "columns.text_a"), ("text_b", "columns.text_b"), ("label", "columns.label"),
+                      ("id_column", "columns.id"), ("seed", "seed"), ("workers", "workers")):
+        value = getattr(args, flag)
+        if value is not None:
+            out.append(f"{key}={value if value != '' else 'null'}")
+    if args.mlm_model:
+        out.append(f"rules.mlm.model={args.mlm_model}")
+    if args.glove:
+        out.append(f"rules.glove.path={args.glove}")
+    return out + args.overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = AugmentConfig.load(args.recipe, overrides_from_args(args))
+        result = run(args.input, args.output, config, address=args.address, overwrite=args.overwrite)
+    except (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0

@@ -1,0 +1,132 @@
+"""glove — TinyBERT (Jiao et al. 2020, §3.2, Algorithm 1): a word that splits into several
+wordpieces gets as candidates its K = 15 nearest neighbours by cosine similarity in GloVe
+(`glove.840B.300d.txt` in the paper; any `word v1 ... vd` text file works).
+
+Unlike the reference release (a full-vocabulary dot product per word occurrence, first
+100 000 words only), the file is loaded once per worker, neighbours are computed once per
+distinct word with one matrix multiply per chunk of words, and cached. Neighbours exclude
+the word itself (any casing) and follow the word's title case.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from augment.rules.mlm import match_case
+from augment.rules.registry import register_rule
+from distill.storage.fingerprint import hash_file_sampled
+
+log = logging.getLogger(__name__)
+_LINES_PER_PARSE = 50_000
+_SIMILARITY_BUDGET = 1 << 25  # floats per similarity chunk (128 MiB): bounds memory for 2M-word files
+
+
+def load_glove(path: str | Path, max_words: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Parse a GloVe/word2vec text file into (words, L2-normalised float32 matrix).
+
+    Words may contain spaces (glove.840B has a few), so each line is split from the right.
+    A word2vec-style "count dim" header line is skipped; repeated words keep their first vector.
+    """
+    words: list[str] = []
+    seen: set[str] = set()
+    blocks: list[np.ndarray] = []
+    dim = None
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            values = np.fromstring(" ".join(pending), dtype=np.float32, sep=" ")
+            blocks.append(values.reshape(len(pending), dim))
+            pending.clear()
+
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.rstrip("\n").rstrip(" ").split(" ")
+            if dim is None:
+                if len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue  # word2vec header
+                dim = len(parts) - 1
+            if len(parts) < dim + 1:
+                raise ValueError(f"{path}: line {number}: expected a word and {dim} numbers, got {len(parts)} fields")
+            word = " ".join(parts[: len(parts) - dim])
+            if word in seen:
+                continue
+            seen.add(word)
+            words.append(word)
+            pending.append(" ".join(parts[len(parts) - dim :]))
+            if len(pending) >= _LINES_PER_PARSE:
+                flush()
+            if max_words and len(words) >= max_words:
+                break
+    flush()
+    if not words:
+        raise ValueError(f"{path}: no vectors found")
+    matrix = np.concatenate(blocks)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix /= np.maximum(norms, 1e-12)
+    return words, matrix
+
+
+@register_rule("glove")
+@dataclass
+class GloveRule:
+    family: ClassVar[str] = "tinybert"
+    path: str | None = None  # glove.840B.300d.txt in TinyBERT; required
+    top_k: int = 15  # K, TinyBERT reference release
+    max_words: int | None = None  # None = whole file (the reference read only the first 100 000)
+    cache: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def setup(self) -> None:
+        if getattr(self, "_matrix", None) is not None:
+            return
+        if not self.path:
+            raise ValueError("glove rule needs a path to a GloVe text file (rules.glove.path)")
+        self._words, self._matrix = load_glove(self.path, self.max_words)
+        self._index = {word: i for i, word in enumerate(self._words)}
+        log.info("loaded %d GloVe vectors of dim %d from %s", len(self._words), self._matrix.shape[1], self.path)
+
+    def _lookup(self, word: str) -> int | None:
+        index = self._index.get(word)
+        return self._index.get(word.lower()) if index is None else index
+
+    def neighbours(self, words: list[str]) -> dict[str, list[str]]:
+        """K nearest neighbours of each distinct word, computed once and cached."""
+        todo = sorted({w for w in words if w not in self.cache})
+        known = [(w, self._lookup(w)) for w in todo]
+        for w, index in known:
+            if index is None:
+                self.cache[w] = []
+        known = [(w, i) for w, i in known if i is not None]
+        chunk = max(1, _SIMILARITY_BUDGET // len(self._words))
+        fetch = min(self.top_k * 2 + 8, len(self._words))
+        for start in range(0, len(known), chunk):
+            part = known[start : start + chunk]
+            rows = np.array([i for _, i in part])
+            sims = self._matrix[rows] @ self._matrix.T
+            sims[np.arange(len(part)), rows] = -np.inf
+            top = np.argpartition(-sims, fetch - 1, axis=1)[:, :fetch]
+            for (word, _), candidates, scores in zip(part, top, np.take_along_axis(sims, top, axis=1)):
+                ranked = candidates[np.lexsort((candidates, -scores))]  # by score, ties by index
+                self.cache[word] = self._filter(ranked, word)
+        return {w: self.cache[w] for w in words}
+
+    def _filter(self, ranked: np.ndarray, word: str) -> list[str]:
+        kept: list[str] = []
+        for index in ranked:
+            candidate = self._words[index]
+            if candidate.lower() == word.lower() or not candidate.isalpha():
+                continue
+            candidate = match_case(candidate, word)
+            if candidate not in kept:
+                kept.append(candidate)
+            if len(kept) == self.top_k:
+                break
+        return kept
+
+    def identity(self) -> dict[str, Any]:
+        return {"path": str(self.path), "fingerprint": hash_file_sampled(self.path) if self.path else None}

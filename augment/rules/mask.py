@@ -1,0 +1,20 @@
+"""mask — Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT into Simple
+Neural Networks", §3.1: each word is replaced by [MASK] with probability p_mask = 0.1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from augment.rules.registry import register_rule
+
+
+@register_rule("mask")
+@dataclass
+class MaskRule:
+    family: ClassVar[str] = "tang"
+    p: float = 0.1  # p_mask, Tang et al. 2019 §3.1
+    token: str = "[MASK]"  # BERT's mask token, so the teacher sees a familiar symbol
+
+    def replace(self) -> str:
+        return self.token

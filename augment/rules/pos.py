@@ -1,0 +1,77 @@
+"""pos — Tang et al. 2019 §3.1: with probability p_pos = 0.1 a word is replaced by another
+word of the same POS tag, drawn from the corpus unigram distribution of words carrying
+that tag. As in the reference code (castorini/d-bert), candidates keep their duplicates,
+i.e. sampling is proportional to corpus counts.
+
+The tables are a global statistic of the whole input: `count_tagged_words` runs per block
+and the counts are summed (a Ray aggregation) before any example is augmented.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import ClassVar, Iterable
+
+import pyarrow as pa
+
+from augment.rules.registry import register_rule
+
+
+def count_tagged_words(tokens: Iterable[list[str]], tags: Iterable[list[str]]) -> Counter:
+    counts: Counter = Counter()
+    for words, word_tags in zip(tokens, tags):
+        if words is not None:
+            counts.update(zip(word_tags, words))
+    return counts
+
+
+def counts_to_table(counts: Counter) -> pa.Table:
+    items = sorted(counts.items())
+    return pa.table(
+        {
+            "tag": pa.array([tag for (tag, _), _ in items], pa.string()),
+            "word": pa.array([word for (_, word), _ in items], pa.string()),
+            "count": pa.array([count for _, count in items], pa.int64()),
+        }
+    )
+
+
+class UnigramTables:
+    """Per-tag cumulative counts for O(log V) sampling proportional to frequency."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.words: dict[str, list[str]] = {}
+        self.cumulative: dict[str, list[int]] = {}
+        tags, words, counts = (table.column(c).to_pylist() for c in ("tag", "word", "count"))
+        grouped: dict[str, list[tuple[str, int]]] = {}
+        for tag, word, count in zip(tags, words, counts):
+            grouped.setdefault(tag, []).append((word, count))
+        for tag, pairs in grouped.items():
+            pairs.sort()  # independent of the order blocks were aggregated in
+            self.words[tag] = [w for w, _ in pairs]
+            self.cumulative[tag] = list(accumulate(c for _, c in pairs))
+
+    def sample(self, tag: str, rng: random.Random) -> str | None:
+        cumulative = self.cumulative.get(tag)
+        if not cumulative:
+            return None
+        draw = rng.random() * cumulative[-1]
+        return self.words[tag][bisect.bisect_right(cumulative, draw)]
+
+
+@register_rule("pos")
+@dataclass
+class PosRule:
+    family: ClassVar[str] = "tang"
+    p: float = 0.1  # p_pos, Tang et al. 2019 §3.1
+    tag_attr: str = "tag_"  # spaCy fine-grained (PTB) tags keep inflection (NNS->NNS); "pos_" for coarse UPOS
+    tables: UnigramTables | None = field(default=None, repr=False, compare=False)
+
+    def replace(self, word: str, tag: str, rng: random.Random) -> str:
+        if self.tables is None:
+            raise RuntimeError("pos rule used before its unigram tables were computed")
+        return self.tables.sample(tag, rng) or word

@@ -1,0 +1,247 @@
+"""The augmentation stage: input corpus → `<output>/part-*.parquet` + `_manifest.json`.
+
+Flow (DESIGN.md): read and validate the input on the driver (bad rows → `_rejects.jsonl`);
+pass 1 splits words (and tags POS) with spaCy on Ray Data; the per-tag unigram counts
+are summed with a Ray groupby and broadcast with `ray.put`; pass 2 groups examples by
+shard and augments + commits each shard in a Ray actor. Shards are fixed ranges of input
+rows, so output does not depend on worker count or block size, and a rerun after a kill
+redoes only the shards without a valid commit record.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from augment.config import AugmentConfig
+from augment.rules import build_rule
+from augment.workers import ShardWriter, WordSplitter, count_pos_batch
+from distill.storage.atomic import write_bytes_atomic
+from distill.storage.fingerprint import fingerprint_json, hash_path
+from distill.storage.lock import OutputLock
+from distill.storage.ray_runtime import cluster_cpus, ray_session
+from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
+from distill.storage.stage_dir import StageDir
+from distill.storage.text_inputs import InputError, input_format, read_text_table
+
+STAGE = "augment"
+STAGE_VERSION = 1  # bump when the output for the same input/config changes
+REJECTS_NAME = "_rejects.jsonl"
+POS_COUNTS_NAME = "_pos_unigrams.parquet"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AugmentResult:
+    output_dir: Path
+    manifest: dict[str, Any]
+    skipped: bool  # the stage was already complete for this fingerprint
+    shards_written: int
+    seconds: float
+
+    def summary(self) -> str:
+        totals = self.manifest["totals"]
+        state = "up to date, nothing to do" if self.skipped else f"wrote {self.shards_written} shard(s)"
+        return (
+            f"augment: {totals['source_rows']} source rows ({totals['rejected_rows']} rejected) -> "
+            f"{totals['rows']} rows in {len(self.manifest['shards'])} shards at {self.output_dir} "
+            f"[{state}, {self.seconds:.1f}s]"
+        )
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _spacy_identity(name: str) -> dict[str, Any]:
+    meta = Path(name) / "meta.json"
+    if meta.exists():
+        data = json.loads(meta.read_text())
+        return {"name": data.get("name"), "version": data.get("version"), "path": name}
+    version = _package_version(name) or _package_version(name.replace("_", "-"))
+    if version is None:
+        raise InputError(f"spaCy pipeline {name!r} is not installed (pip install it or pass a pipeline directory)")
+    return {"name": name, "version": version}
+
+
+def _versions() -> dict[str, str | None]:
+    names = ("pyarrow", "ray", "spacy", "numpy", "torch", "transformers")
+    return {"python": platform.python_version(), **{n: _package_version(n) for n in names}}
+
+
+def model_identities(config: AugmentConfig) -> dict[str, Any]:
+    """What the output depends on besides input and config: tagger, masked LM, word vectors."""
+    identities: dict[str, Any] = {"spacy": _spacy_identity(config.spacy_model)}
+    for name in ("mlm", "glove"):
+        if config.uses(name):
+            identities[name] = build_rule(name, config.rules[name]).identity()
+    return identities
+
+
+def _write_rejects(output_dir: Path, rejects: list[dict[str, Any]]) -> None:
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects)
+    write_bytes_atomic(output_dir / REJECTS_NAME, lines.encode("utf-8"))
+    for item in rejects[:20]:
+        log.warning("rejected %s row %s field %s: %s", item["file"], item["row"], item["field"], item["reason"])
+    if len(rejects) > 20:
+        log.warning("... and %d more rejected rows (see %s)", len(rejects) - 20, output_dir / REJECTS_NAME)
+
+
+def _shard_blocks(table: pa.Table) -> list[pa.Table]:
+    """One Arrow block per shard: the unit Ray Data parallelises pass 1 over."""
+    shards = table.column("shard").to_pylist()
+    blocks, start = [], 0
+    for end in range(1, len(shards) + 1):
+        if end == len(shards) or shards[end] != shards[start]:
+            blocks.append(table.slice(start, end - start))
+            start = end
+    return blocks
+
+
+def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, stage: StageDir, label_type) -> None:
+    import ray
+
+    workers = config.workers or cluster_cpus()
+    pos_rule = build_rule("pos", config.rules["pos"]) if config.uses("pos") else None
+    counts_path = stage.directory / POS_COUNTS_NAME
+    pos_counts = read_shard(counts_path) if pos_rule and counts_path.exists() else None
+    # Tag every row only while the global POS statistic is still unknown; else only pending shards.
+    if not (pos_rule and pos_counts is None):
+        table = table.filter(pc.is_in(table.column("shard"), pa.array(sorted(pending), pa.int64())))
+    blocks = _shard_blocks(table)
+    pool = ray.data.ActorPoolStrategy(size=max(1, min(workers, len(blocks))))
+    splitter_args = dict(
+        spacy_model=config.spacy_model, tag_attr=pos_rule.tag_attr if pos_rule else None, batch_size=config.spacy_batch_size
+    )
+    tagged = (
+        ray.data.from_arrow(blocks)
+        .map_batches(
+            WordSplitter,
+            fn_constructor_kwargs=splitter_args,
+            batch_format="pyarrow",
+            batch_size=None,
+            compute=pool,
+            num_cpus=1,
+        )
+        .materialize()
+    )
+    if pos_rule and pos_counts is None:
+        # Map-reduce: partial counts per block on the workers, summed here (a few MB at most;
+        # a Ray groupby shuffle costs ~10 s of fixed overhead for the same result).
+        partial = tagged.map_batches(count_pos_batch, batch_format="pyarrow", batch_size=None).to_arrow_refs()
+        pos_counts = pa.concat_tables(ray.get(partial)).group_by(["tag", "word"]).aggregate([("count", "sum")])
+        pos_counts = pos_counts.rename_columns(["tag", "word", "count"]).sort_by([("tag", "ascending"), ("word", "ascending")])
+        write_shard(pos_counts, stage.directory, POS_COUNTS_NAME)
+        log.info("POS unigram tables: %d (tag, word) pairs", pos_counts.num_rows)
+    # Blocks are shard-aligned (one per shard from pass 1, whole blocks per call), so a plain
+    # map_batches sees each shard whole; ShardWriter checks the row count to be sure.
+    # (groupby().map_groups() would guarantee it too, but its shuffle tasks can starve
+    # behind the actor pool on a 2-CPU machine.)
+    expected_rows = dict(Counter(table.column("shard").to_pylist()))
+    results = tagged.map_batches(
+        ShardWriter,
+        fn_constructor_kwargs=dict(
+            config=config,
+            label_type=label_type,
+            pos_counts=ray.put(pos_counts) if pos_counts is not None else None,
+            stage_dir=stage,
+            expected_rows=expected_rows,
+            pending=pending,
+        ),
+        batch_format="pyarrow",
+        batch_size=None,
+        compute=pool,
+        num_cpus=1,
+    ).take_all()
+    log.info("committed %d shard(s)", len(results))
+
+
+def run(
+    input_path: str | Path,
+    output_dir: str | Path,
+    config: AugmentConfig | None = None,
+    address: str | None = None,
+    overwrite: bool = False,
+) -> AugmentResult:
+    """Augment `input_path` into `output_dir`; skip if done, resume if interrupted."""
+    started = time.perf_counter()
+    config = config or AugmentConfig()
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    if not input_path.exists():
+        raise InputError(f"{input_path}: input file not found")
+    input_format(input_path)
+    with OutputLock(output_dir):
+        identities = model_identities(config)
+        input_fingerprint = hash_path(input_path)
+        resolved = config.resolved()
+        fingerprint = fingerprint_json(
+            {"stage": STAGE, "version": STAGE_VERSION, "input": input_fingerprint, "config": resolved, "models": identities}
+        )
+        stage = StageDir(output_dir, STAGE, fingerprint)
+        if stage.is_complete():
+            result = AugmentResult(output_dir, stage.manifest(), True, 0, time.perf_counter() - started)
+            log.info(result.summary())
+            return result
+        stage.begin(overwrite=overwrite)
+        text = read_text_table(input_path, config.columns)
+        _write_rejects(output_dir, text.rejects)
+        if text.table.num_rows == 0:
+            raise InputError(f"{input_path}: no valid rows ({len(text.rejects)} rejected, see {output_dir / REJECTS_NAME})")
+        table = text.table.append_column(
+            "shard", pc.divide(pc.subtract(text.table.column("row"), 1), config.rows_per_shard)
+        )
+        shard_ids = sorted(set(table.column("shard").to_pylist()))
+        names = [shard_name(s, config.shard_format) for s in shard_ids]
+        pending = {s for s, n in zip(shard_ids, names) if stage.valid_record(n) is None}
+        log.info("%d shard(s) planned, %d to write", len(shard_ids), len(pending))
+        if pending:
+            with ray_session(address, num_cpus=config.workers):
+                _tag_and_augment(table, pending, config, stage, table.schema.field("label").type)
+        records = [stage.valid_record(n) for n in names]
+        missing = [n for n, r in zip(names, records) if r is None]
+        if missing:
+            raise RuntimeError(f"{output_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
+        body = _manifest_body(input_path, input_fingerprint, text, resolved, identities, records)
+        manifest = stage.finalize(records, body)
+        result = AugmentResult(output_dir, manifest, False, len(pending), time.perf_counter() - started)
+        log.info(result.summary())
+        return result
+
+
+def _manifest_body(input_path, input_fingerprint, text, resolved, identities, records: list[ShardRecord]) -> dict:
+    by_rule: dict[str, int] = {}
+    for record in records:
+        for rule, count in record.extra["rules"].items():
+            by_rule[rule] = by_rule.get(rule, 0) + count
+    return {
+        "stage_version": STAGE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": {"path": str(input_path), "format": input_format(input_path), "fingerprint": input_fingerprint},
+        "config": resolved,
+        "models": identities,
+        "versions": _versions(),
+        "label_type": str(text.table.schema.field("label").type),
+        "is_pair": resolved["columns"]["text_b"] is not None,
+        "rejects_file": REJECTS_NAME,
+        "totals": {
+            "rows_read": text.rows_read,
+            "source_rows": text.table.num_rows,
+            "rejected_rows": len(text.rejects),
+            "rows": sum(r.rows for r in records),
+            "by_rule": dict(sorted(by_rule.items())),
+        },
+    }

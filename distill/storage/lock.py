@@ -1,0 +1,80 @@
+"""One writer per output directory (DESIGN.md): a lock file naming host and pid.
+
+An exclusive-create file works on local disks and NFS alike. A lock left by a killed run
+on this host (its pid no longer alive) is taken over, so a rerun after `kill -9` resumes
+without manual cleanup; a live holder, or one on another host, makes the run exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+LOCK_NAME = "_lock"
+log = logging.getLogger(__name__)
+
+
+class OutputLockedError(RuntimeError):
+    pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputLock:
+    """Context manager holding `<directory>/_lock` for the lifetime of a stage run."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_NAME
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def _try_create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.owner, handle)
+        return True
+
+    def acquire(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._try_create():
+            return
+        try:
+            holder = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            holder = {}
+        host, pid = holder.get("host"), holder.get("pid")
+        if host == self.owner["host"] and isinstance(pid, int) and not _pid_alive(pid):
+            log.warning("taking over stale lock %s left by dead pid %s", self.path, pid)
+            self.path.unlink(missing_ok=True)
+            if self._try_create():
+                return
+            holder = json.loads(self.path.read_text())
+            host, pid = holder.get("host"), holder.get("pid")
+        raise OutputLockedError(
+            f"{self.directory} is locked by {host}/{pid} (another run is writing there; "
+            f"if that run is gone, delete {self.path})"
+        )
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "OutputLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,20 @@
+"""Resolve a model name to a local directory: a path as given, or a Hugging Face hub snapshot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def resolve_model_dir(name_or_path: str) -> Path:
+    """Local directories are used as they are; hub names are fetched (or found in the HF cache)."""
+    if os.path.isdir(name_or_path):
+        return Path(name_or_path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+        )
+    except Exception as err:  # noqa: BLE001 - hub errors come in many types; the message is what matters
+        raise FileNotFoundError(f"model {name_or_path!r}: not a local directory and not reachable on the hub ({err})") from err

@@ -1,0 +1,145 @@
+"""A stage's output directory: shards, per-shard commit records, and the manifest.
+
+Protocol (DESIGN.md "Atomic writes", "Manifest"):
+1. `begin()` records the run's fingerprint in `_progress.json`; a directory holding another
+   fingerprint's output is refused rather than mixed.
+2. Each worker writes its shard atomically, then a commit record `_commits/<shard>.json`
+   (rows, bytes, sha256). A shard without a matching record does not exist for readers.
+3. `finalize()` writes `_manifest.json` last, atomically. A complete manifest with the same
+   fingerprint and valid shards means the stage is skipped on rerun; otherwise the rerun
+   redoes exactly the shards whose record is missing or whose bytes do not match it.
+Files starting with `_` are ignored by pyarrow datasets, so readers see only `part-*`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from distill.storage.atomic import sweep_temp_files, write_json_atomic
+from distill.storage.fingerprint import hash_file
+from distill.storage.shards import SHARD_PREFIX, ShardRecord, write_shard
+
+MANIFEST_NAME = "_manifest.json"
+PROGRESS_NAME = "_progress.json"
+COMMITS_DIR = "_commits"
+log = logging.getLogger(__name__)
+
+
+class StageMismatchError(RuntimeError):
+    pass
+
+
+class StageDir:
+    """Shard bookkeeping for one stage output directory. Picklable: workers commit through it."""
+
+    def __init__(self, directory: str | os.PathLike, stage: str, fingerprint: str) -> None:
+        self.directory = Path(directory)
+        self.stage = stage
+        self.fingerprint = fingerprint
+
+    # -- reading state -------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any] | None:
+        path = self.directory / MANIFEST_NAME
+        if not path.exists():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def _record_path(self, name: str) -> Path:
+        return self.directory / COMMITS_DIR / f"{name}.json"
+
+    def verify(self, record: ShardRecord) -> str | None:
+        """Why the shard on disk does not match its record, or None if it does."""
+        path = self.directory / record.file
+        if not path.exists():
+            return "missing"
+        if path.stat().st_size != record.bytes:
+            return f"size {path.stat().st_size} != recorded {record.bytes}"
+        if hash_file(path) != record.sha256:
+            return "sha256 mismatch"
+        return None
+
+    def valid_record(self, name: str) -> ShardRecord | None:
+        """The commit record of shard `name` if the shard on disk matches it."""
+        path = self._record_path(name)
+        if not path.exists():
+            return None
+        record = ShardRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        problem = self.verify(record)
+        if problem:
+            log.warning("shard %s is invalid (%s); it will be rewritten", self.directory / name, problem)
+            return None
+        return record
+
+    def is_complete(self) -> bool:
+        manifest = self.manifest()
+        if not manifest or manifest.get("fingerprint") != self.fingerprint:
+            return False
+        for shard in manifest["shards"]:
+            problem = self.verify(ShardRecord.from_dict(shard))
+            if problem:
+                log.warning("shard %s of a finished run is invalid (%s)", shard["file"], problem)
+                return False
+        return True
+
+    # -- writing -------------------------------------------------------------------------
+    def begin(self, overwrite: bool = False) -> None:
+        """Claim the directory for this fingerprint; refuse to mix with another run's output."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        found = None
+        for name in (MANIFEST_NAME, PROGRESS_NAME):
+            path = self.directory / name
+            if path.exists():
+                found = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
+                break
+        if found is not None and found != self.fingerprint:
+            if not overwrite:
+                raise StageMismatchError(
+                    f"{self.directory} holds {self.stage} output of a different input/config "
+                    f"(fingerprint {found[:12]} != {self.fingerprint[:12]}); "
+                    "choose another output directory or pass --overwrite"
+                )
+            log.warning("overwriting %s (fingerprint %s)", self.directory, found[:12])
+            self._clear()
+        (self.directory / MANIFEST_NAME).unlink(missing_ok=True)
+        sweep_temp_files(self.directory)
+        (self.directory / COMMITS_DIR).mkdir(exist_ok=True)
+        write_json_atomic(self.directory / PROGRESS_NAME, {"stage": self.stage, "fingerprint": self.fingerprint})
+
+    def _clear(self) -> None:
+        for path in self.directory.iterdir():
+            if path.name == "_lock":
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def commit_shard(self, table: pa.Table, name: str, extra: dict | None = None) -> ShardRecord:
+        record = write_shard(table, self.directory, name, extra)
+        write_json_atomic(self._record_path(name), record.to_dict())
+        return record
+
+    def finalize(self, records: list[ShardRecord], body: dict[str, Any]) -> dict[str, Any]:
+        """Write the manifest (last, atomically) listing `records` (already verified by the caller)."""
+        manifest = {
+            "stage": self.stage,
+            "fingerprint": self.fingerprint,
+            **body,
+            "shards": [record.to_dict() for record in records],
+            "complete": True,
+        }
+        names = {record.file for record in records}
+        for stray in self.directory.glob(f"{SHARD_PREFIX}*"):
+            if stray.name not in names:
+                log.warning("removing stray shard %s not in this run's plan", stray)
+                stray.unlink()
+        write_json_atomic(self.directory / MANIFEST_NAME, manifest)
+        (self.directory / PROGRESS_NAME).unlink(missing_ok=True)
+        return manifest

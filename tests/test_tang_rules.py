@@ -1,0 +1,113 @@
+"""Statistics of Tang et al.'s rules (mask / pos / ngram) and their combination."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from augment.augmenter import example_rng
+from augment.rules import build_rule
+from augment.rules.pos import UnigramTables, count_tagged_words, counts_to_table
+from augment.tang import TangConfig, TangRules, tang_samples
+from augment.words import Words, split_texts
+from tests.conftest import SAMPLES
+
+SENTENCE = Words(
+    tokens="the quiet film moves slowly but its ending lands with real force and grace".split(),
+    spaces=[True] * 13 + [False],
+    tags=["DT", "JJ", "NN", "VBZ", "RB", "CC", "PRP$", "NN", "VBZ", "IN", "JJ", "NN", "CC", "NN"],
+)
+
+
+def test_mask_rate_matches_p_mask():
+    rules = TangRules(mask=build_rule("mask", {"p": 0.1}))
+    rng = random.Random(1)
+    masked = total = 0
+    for _ in range(3000):
+        text, applied = rules.sample_side(SENTENCE, rng)
+        masked += text.split().count("[MASK]")
+        total += len(SENTENCE.tokens)
+    rate = masked / total
+    assert abs(rate - 0.1) < 0.01, rate  # 42 000 Bernoulli(0.1) draws: sd ~0.0015
+
+
+@pytest.fixture(scope="module")
+def sample_tables(nlp_tagger):
+    import csv
+
+    with open(SAMPLES / "sentiment.csv", encoding="utf-8") as handle:
+        texts = [row["sentence"] for row in csv.DictReader(handle)]
+    words = split_texts(nlp_tagger, texts, "tag_", batch_size=64)
+    counts = count_tagged_words([w.tokens for w in words], [w.tags for w in words])
+    return UnigramTables(counts_to_table(counts)), counts, words
+
+
+def test_pos_replacements_keep_the_tag_and_follow_unigram_counts(sample_tables):
+    tables, counts, words = sample_tables
+    rule = build_rule("pos", {"p": 1.0})
+    rule.tables = tables
+    rng = random.Random(2)
+    draws = [rule.replace("film", "NN", rng) for _ in range(20000)]
+    assert all(("NN", w) in counts for w in draws)
+    nn_total = sum(c for (tag, _), c in counts.items() if tag == "NN")
+    top_word, top_count = max(((w, c) for (tag, w), c in counts.items() if tag == "NN"), key=lambda x: x[1])
+    expected = top_count / nn_total
+    assert abs(draws.count(top_word) / len(draws) - expected) < 0.01
+    # Every replacement of every word of a real tagged sentence carries that word's tag.
+    sentence = words[5]
+    out_tokens = []
+    for _ in range(200):
+        tokens = list(sentence.tokens)
+        for i, word in enumerate(sentence.tokens):
+            tokens[i] = rule.replace(word, sentence.tags[i], rng)
+            assert (sentence.tags[i], tokens[i]) in counts
+        out_tokens.append(tokens)
+    assert any(t != sentence.tokens for t in out_tokens)
+
+
+def test_ngram_rate_and_lengths():
+    rule = build_rule("ngram", {"p": 0.25})
+    rules = TangRules(ngram=rule)
+    rng = random.Random(3)
+    cut = 0
+    original = SENTENCE.text()
+    for _ in range(4000):
+        text, applied = rules.sample_side(SENTENCE, rng)
+        if "ngram" in applied:
+            cut += 1
+            n = len(text.split())
+            assert 1 <= n <= 5
+            assert text in original
+    assert abs(cut / 4000 - 0.25) < 0.025
+
+
+def test_tang_samples_count_and_determinism():
+    rules = TangRules(build_rule("mask"), None, build_rule("ngram"))
+    config = TangConfig()
+    first = list(tang_samples([SENTENCE], rules, config, example_rng(0, "tang", "7")))
+    again = list(tang_samples([SENTENCE], rules, config, example_rng(0, "tang", "7")))
+    other = list(tang_samples([SENTENCE], rules, config, example_rng(1, "tang", "7")))
+    assert len(first) == 20  # n_iter, Tang et al. 2019
+    assert first == again
+    assert first != other
+
+
+def test_pairs_follow_d_bert_one_side_probability():
+    rules = TangRules(mask=build_rule("mask", {"p": 0.5}))
+    pair = [SENTENCE, Words(["a", "second", "sentence"], [True, True, False], ["DT", "JJ", "NN"])]
+    config = TangConfig()
+    rng = random.Random(4)
+    one_side = both = 0
+    samples = 0
+    for _ in range(600):
+        batch = list(tang_samples(pair, rules, config, rng))
+        assert len(batch) == 10  # pair default n_iter (d-bert)
+        for texts, _ in batch:
+            samples += 1
+            changed = [texts[i] != pair[i].text() for i in range(2)]
+            one_side += changed.count(True) == 1
+            both += all(changed)
+    # P(one side) = 2/3 (plus "both" draws where one side happened to stay unchanged).
+    assert 0.62 < one_side / samples < 0.76
+    assert 0.25 < both / samples < 0.36

@@ -1,0 +1,103 @@
+"""TinyBERT's rules: batched masked-LM candidates, cached GloVe neighbours, combination."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from augment.rules import build_rule
+from augment.rules.glove import load_glove
+from augment.tinybert import TinyBertConfig, TinyBertRules, replaceable, tinybert_samples
+from augment.words import Words
+
+SENTENCES = [
+    Words("The acting was superb , but the plot dragged .".split(), [True] * 9 + [False], []),
+    Words("A weightless and unforgettable film".split(), [True] * 4 + [False], []),
+    Words("Great music , lovely photography and a clever script".split(), [True] * 8 + [False], []),
+]
+
+
+@pytest.fixture(scope="module")
+def mlm(tiny_mlm_dir):
+    rule = build_rule("mlm", {"model": str(tiny_mlm_dir), "batch_size": 4})
+    rule.setup()
+    return rule
+
+
+def _queries(rule):
+    return [(w, i) for w in SENTENCES for i, tok in enumerate(w.tokens) if replaceable(tok) and rule.is_single_piece(tok)]
+
+
+def test_mlm_queries_go_through_the_model_in_batches(mlm):
+    queries = _queries(mlm)
+    assert len(queries) >= 8
+    mlm.forward_calls = 0
+    found = mlm.candidates(queries)
+    assert mlm.forward_calls == math.ceil(len(queries) / mlm.batch_size)
+    assert len(found) == len(queries)
+    for (words, index), cands in zip(queries, found):
+        assert 0 < len(cands) <= 15
+        assert all(not c.startswith("##") and not c.startswith("[") for c in cands)
+        assert words.tokens[index].lower() not in [c.lower() for c in cands]
+
+
+def test_mlm_candidates_do_not_depend_on_batch_layout(tiny_mlm_dir, mlm):
+    """Length-sorted padded batches give the same top-K as one query at a time."""
+    queries = _queries(mlm)
+    single = build_rule("mlm", {"model": str(tiny_mlm_dir), "batch_size": 1})
+    single.setup()
+    batched = mlm.candidates(queries)
+    one_by_one = single.candidates(queries)
+    assert single.forward_calls == len(queries)
+    agree = sum(a[:10] == b[:10] for a, b in zip(batched, one_by_one))
+    assert agree == len(queries)
+
+
+def test_mlm_query_sees_the_original_sentence_as_segment_b(mlm):
+    words, index = SENTENCES[0], 3
+    encoded = mlm.tokenizer("The acting was [MASK] , but the plot dragged .", words.text())
+    tokens = mlm.tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+    assert tokens.count("[SEP]") == 2 and "[MASK]" in tokens and "superb" in tokens
+
+
+def test_glove_neighbours_exclude_self_keep_title_case_and_are_cached(tiny_glove):
+    rule = build_rule("glove", {"path": str(tiny_glove), "top_k": 2})
+    rule.setup()
+    found = rule.neighbours(["weightless", "Unforgettable", "weightless", "nosuchword"])
+    assert found["weightless"] == ["lightweight", "featherlight"]
+    assert found["Unforgettable"] == ["Memorable", "Haunting"]
+    assert found["nosuchword"] == []
+    assert set(rule.cache) == {"weightless", "Unforgettable", "nosuchword"}
+    rule._matrix = None  # a second lookup must come from the cache, not a new matrix multiply
+    assert rule.neighbours(["weightless"])["weightless"] == ["lightweight", "featherlight"]
+
+
+def test_load_glove_normalises_and_skips_word2vec_header(tmp_path):
+    path = tmp_path / "w2v.txt"
+    path.write_text("2 3\nfoo 3 0 4\nbar baz 0 2 0\n", encoding="utf-8")
+    words, matrix = load_glove(path)
+    assert words == ["foo", "bar baz"]
+    assert matrix[0].tolist() == pytest.approx([0.6, 0.0, 0.8])
+
+
+def test_tinybert_combination_rate_and_stop_words(tiny_mlm_dir, tiny_glove, mlm):
+    glove = build_rule("glove", {"path": str(tiny_glove)})
+    glove.setup()
+    rules = TinyBertRules(mlm=mlm, glove=glove)
+    candidates = rules.candidates([[SENTENCES[1]]])[0]
+    sources = {src for word in candidates[0] for _, src in word}
+    assert sources == {"mlm", "glove"}  # "weightless" splits into wordpieces -> GloVe
+    stop_index = SENTENCES[1].tokens.index("and")
+    assert candidates[0][stop_index] == []
+    rng = random.Random(5)
+    replaced = eligible = 0
+    for texts, rule in tinybert_samples([SENTENCES[1]], candidates, TinyBertConfig(n_aug=2000), rng):
+        tokens = texts[0].split()
+        assert tokens[stop_index] == "and"
+        for i, options in enumerate(candidates[0]):
+            if options:
+                eligible += 1
+                replaced += tokens[i] != SENTENCES[1].tokens[i]
+    assert abs(replaced / eligible - 0.4) < 0.02  # p_t = 0.4
