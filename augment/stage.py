@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 
 from augment.config import AugmentConfig
 from augment.rules import build_rule
-from augment.workers import ShardWriter, WordSplitter, count_pos_batch
+from augment.rules.pos import sum_pos_counts
+from augment.workers import ShardWriter, WordSplitter
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, hash_path
 from distill.storage.lock import OutputLock
@@ -113,46 +114,47 @@ def _shard_blocks(table: pa.Table) -> list[pa.Table]:
 
 
 def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, stage: StageDir, label_type) -> None:
+    """Pass 1 (only while the POS statistic is unknown): tag every row, sum the counts.
+    Pass 2: augment and commit the pending shards, splitting words there when pass 1 did not."""
     import ray
 
     workers = config.workers or cluster_cpus()
     pos_rule = build_rule("pos", config.rules["pos"]) if config.uses("pos") else None
     counts_path = stage.directory / POS_COUNTS_NAME
     pos_counts = read_shard(counts_path) if pos_rule and counts_path.exists() else None
-    # Tag every row only while the global POS statistic is still unknown; else only pending shards.
-    if not (pos_rule and pos_counts is None):
+    two_passes = pos_rule is not None and pos_counts is None
+    if not two_passes:
         table = table.filter(pc.is_in(table.column("shard"), pa.array(sorted(pending), pa.int64())))
     blocks = _shard_blocks(table)
     pool = ray.data.ActorPoolStrategy(size=max(1, min(workers, len(blocks))))
     splitter_args = dict(
         spacy_model=config.spacy_model, tag_attr=pos_rule.tag_attr if pos_rule else None, batch_size=config.spacy_batch_size
     )
-    tagged = (
-        ray.data.from_arrow(blocks)
-        .map_batches(
+    source = ray.data.from_arrow(blocks)
+    if two_passes:
+        started = time.perf_counter()
+        source = source.map_batches(
             WordSplitter,
             fn_constructor_kwargs=splitter_args,
             batch_format="pyarrow",
             batch_size=None,
             compute=pool,
             num_cpus=1,
+        ).materialize()
+        pos_counts = sum_pos_counts(
+            source.select_columns(["tokens_a", "tags_a", "tokens_b", "tags_b"]).iter_batches(
+                batch_format="pyarrow", batch_size=None
+            )
         )
-        .materialize()
-    )
-    if pos_rule and pos_counts is None:
-        # Map-reduce: partial counts per block on the workers, summed here (a few MB at most;
-        # a Ray groupby shuffle costs ~10 s of fixed overhead for the same result).
-        partial = tagged.map_batches(count_pos_batch, batch_format="pyarrow", batch_size=None).to_arrow_refs()
-        pos_counts = pa.concat_tables(ray.get(partial)).group_by(["tag", "word"]).aggregate([("count", "sum")])
-        pos_counts = pos_counts.rename_columns(["tag", "word", "count"]).sort_by([("tag", "ascending"), ("word", "ascending")])
         write_shard(pos_counts, stage.directory, POS_COUNTS_NAME)
-        log.info("POS unigram tables: %d (tag, word) pairs", pos_counts.num_rows)
-    # Blocks are shard-aligned (one per shard from pass 1, whole blocks per call), so a plain
-    # map_batches sees each shard whole; ShardWriter checks the row count to be sure.
-    # (groupby().map_groups() would guarantee it too, but its shuffle tasks can starve
-    # behind the actor pool on a 2-CPU machine.)
+        log.info("pass 1 (spaCy tagging, POS unigram tables: %d (tag, word) pairs) over %d rows: %.1fs",
+                 pos_counts.num_rows, table.num_rows, time.perf_counter() - started)
+    # Blocks are shard-aligned (one per shard, whole blocks per call), so map_batches sees each
+    # shard whole; ShardWriter checks the row count to be sure. (groupby().map_groups() would
+    # guarantee it too, but its shuffle tasks can starve behind the actor pool on 2 CPUs.)
+    started = time.perf_counter()
     expected_rows = dict(Counter(table.column("shard").to_pylist()))
-    results = tagged.map_batches(
+    results = source.map_batches(
         ShardWriter,
         fn_constructor_kwargs=dict(
             config=config,
@@ -161,13 +163,15 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
             stage_dir=stage,
             expected_rows=expected_rows,
             pending=pending,
+            splitter=None if two_passes else splitter_args,
         ),
         batch_format="pyarrow",
         batch_size=None,
         compute=pool,
         num_cpus=1,
     ).take_all()
-    log.info("committed %d shard(s)", len(results))
+    log.info("pass 2 (%saugment, commit): %d shard(s) in %.1fs", "" if two_passes else "split words, ",
+             len(results), time.perf_counter() - started)
 
 
 def run(

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-
-from spacy.lang.en.stop_words import STOP_WORDS
+from functools import cache
 
 from augment.rules.glove import GloveRule
 from augment.rules.mlm import MlmRule
@@ -31,8 +30,15 @@ class TinyBertConfig:
     p: float = 0.4  # p_t, TinyBERT reference release
 
 
+@cache
+def stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS  # imported lazily: `import spacy` costs ~2 s per worker
+
+    return frozenset(STOP_WORDS)
+
+
 def replaceable(word: str) -> bool:
-    return word.isalpha() and word.lower() not in STOP_WORDS
+    return word.isalpha() and word.lower() not in stop_words()
 
 
 @dataclass

@@ -16,6 +16,8 @@ import pyarrow as pa
 
 # Components the POS tags need; everything else in an English pipeline is excluded on load.
 TAGGING_COMPONENTS = ("tok2vec", "tagger", "attribute_ruler")
+# Never needed: excluded at load time so their weights are not even read.
+UNUSED_COMPONENTS = ("parser", "ner", "lemmatizer", "senter", "textcat", "textcat_multilabel", "entity_ruler", "spancat")
 
 
 @dataclass
@@ -38,7 +40,7 @@ def load_spacy(name: str, with_tags: bool):
     """Load an installed spaCy pipeline keeping only what tokenisation (and tagging) need."""
     import spacy
 
-    nlp = spacy.load(name)
+    nlp = spacy.load(name, exclude=list(UNUSED_COMPONENTS) + ([] if with_tags else list(TAGGING_COMPONENTS)))
     keep = set(TAGGING_COMPONENTS) if with_tags else set()
     disable = [pipe for pipe in nlp.pipe_names if pipe not in keep]
     if with_tags and "tagger" not in nlp.pipe_names:

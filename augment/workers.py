@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from augment.augmenter import Augmenter
 from augment.config import AugmentConfig
-from augment.rules.pos import UnigramTables, count_tagged_words, counts_to_table
+from augment.rules.pos import UnigramTables
 from augment.words import load_spacy, split_texts, words_columns
 from distill.storage.shards import shard_name
 from distill.storage.stage_dir import StageDir
@@ -43,15 +43,8 @@ class WordSplitter:
         return batch
 
 
-def count_pos_batch(batch: pa.Table) -> pa.Table:
-    """Per-block (tag, word) counts; summed across blocks by a Ray groupby."""
-    counts = count_tagged_words(batch.column("tokens_a").to_pylist(), batch.column("tags_a").to_pylist())
-    counts += count_tagged_words(batch.column("tokens_b").to_pylist(), batch.column("tags_b").to_pylist())
-    return counts_to_table(counts)
-
-
 class ShardWriter:
-    """Pass 2: augment whole shards and commit each atomically.
+    """Pass 2: augment whole shards (splitting words first if pass 1 did not) and commit each atomically.
 
     A batch must hold complete shards (`expected_rows` per shard id): a partial shard
     would be committed as if it were whole, so it is refused instead.
@@ -65,6 +58,7 @@ class ShardWriter:
         stage_dir: StageDir,
         expected_rows: dict[int, int],
         pending: set[int],
+        splitter: dict | None = None,
     ) -> None:
         pos_counts = _resolve(pos_counts)
         tables = UnigramTables(pos_counts) if pos_counts is not None else None
@@ -74,6 +68,8 @@ class ShardWriter:
         self.shard_format = config.shard_format
         self.expected_rows = expected_rows
         self.pending = pending
+        # One pass when no global statistic is needed first: split words here, saving an actor pool.
+        self.splitter = WordSplitter(**splitter) if splitter else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         done = {"shard": [], "file": [], "rows": []}
@@ -86,6 +82,8 @@ class ShardWriter:
                     f"shard {shard}: got {group.num_rows} of {self.expected_rows[shard]} rows in one batch; "
                     "blocks must not be split or re-bundled between the passes"
                 )
+            if self.splitter is not None:
+                group = self.splitter(group)
             record = self._commit(shard, group)
             done["shard"].append(shard)
             done["file"].append(record.file)

@@ -111,3 +111,17 @@ def test_pairs_follow_d_bert_one_side_probability():
     # P(one side) = 2/3 (plus "both" draws where one side happened to stay unchanged).
     assert 0.62 < one_side / samples < 0.76
     assert 0.25 < both / samples < 0.36
+
+
+def test_vectorised_pos_counts_equal_a_plain_count(sample_tables):
+    import pyarrow as pa
+
+    from augment.rules.pos import sum_pos_counts
+    from augment.words import words_columns
+
+    _, counts, words = sample_tables
+    half = len(words) // 2
+    blocks = []
+    for part in (words[:half], words[half:]):
+        blocks.append(pa.table({**words_columns("a", part), **words_columns("b", [None] * len(part))}))
+    assert sum_pos_counts(blocks).equals(counts_to_table(counts))

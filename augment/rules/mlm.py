@@ -40,6 +40,10 @@ class MlmRule:
     batch_size: int = 128  # masked queries per forward pass
     max_length: int = 512  # query length cap (masked + original sentence)
     device: str = "auto"  # auto = cuda if available
+    # auto = bfloat16 autocast on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX): ~2x the
+    # fp32 speed; candidates are a top-K over 30k logits, insensitive to bf16 rounding except at
+    # near-ties. Pin float32 for bit-identical output across different machines.
+    dtype: str = "auto"
     forward_calls: int = field(default=0, repr=False, compare=False)
 
     def setup(self) -> None:
@@ -53,6 +57,7 @@ class MlmRule:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self._torch = torch
         self._device = torch.device(device)
+        self._autocast = self.resolved_dtype(device) == "bfloat16"
         path = resolve_model_dir(self.model)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=False)
@@ -88,6 +93,11 @@ class MlmRule:
         rows = torch.arange(len(input_ids), device=self._device)
         where = torch.tensor(positions, device=self._device)
         self.forward_calls += 1
+        with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            return self._top_ids(ids, types, mask, rows, where)
+
+    def _top_ids(self, ids, types, mask, rows, where) -> list[list[int]]:
+        torch = self._torch
         if self._head is not None:
             hidden = self._encoder(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
             logits = self._head(hidden[rows, where])
@@ -138,5 +148,18 @@ class MlmRule:
                 break
         return kept
 
+    def resolved_dtype(self, device: str | None = None) -> str:
+        import torch
+
+        if self.dtype != "auto":
+            if self.dtype not in ("float32", "bfloat16"):
+                raise ValueError(f"mlm dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
+            return self.dtype
+        device = device or ("cuda" if torch.cuda.is_available() and self.device in ("auto", "cuda") else "cpu")
+        if device.startswith("cuda"):
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+        return "bfloat16" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "float32"
+
     def identity(self) -> dict[str, Any]:
-        return {"model": self.model, "fingerprint": model_fingerprint(resolve_model_dir(self.model))}
+        model_dir = resolve_model_dir(self.model)
+        return {"model": self.model, "fingerprint": model_fingerprint(model_dir), "dtype": self.resolved_dtype()}

@@ -49,12 +49,6 @@ class TextTable:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     rows_read: int = 0
 
-    @property
-    def is_pair(self) -> bool:
-        return self.table.schema.field("text_b").type == pa.string() and self.table.column("text_b").null_count < len(
-            self.table
-        )
-
 
 def input_format(path: Path) -> str:
     if path.is_dir():
