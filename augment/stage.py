@@ -1,19 +1,18 @@
 """The augmentation stage: input corpus → `<output>/part-*.parquet` + `_manifest.json`.
 
 Flow (DESIGN.md): read and validate the input on the driver (bad rows → `_rejects.jsonl`);
-pass 1 splits words (and tags POS) with spaCy on Ray Data; the per-tag unigram counts
-are summed with a Ray groupby and broadcast with `ray.put`; pass 2 groups examples by
-shard and augments + commits each shard in a Ray actor. Shards are fixed ranges of input
-rows, so output does not depend on worker count or block size, and a rerun after a kill
-redoes only the shards without a valid commit record.
+cut it into shards of `rows_per_shard` input rows, one Ray Data block each. When the pos
+rule is on, pass 1 tags every row with spaCy in an actor pool and the per-tag unigram
+counts are summed and broadcast with `ray.put`. Pass 2 augments and commits whole shards
+in a second actor pool (splitting words itself when pass 1 did not run). Shards are fixed
+ranges of input rows, so output does not depend on worker count or block size, and a
+rerun after a kill redoes only the shards without a valid commit record.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
-import platform
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from distill.storage.ray_runtime import cluster_cpus, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
 from distill.storage.text_inputs import InputError, input_format, read_text_table
+from distill.storage.versions import library_versions, package_version
 
 STAGE = "augment"
 STAGE_VERSION = 1  # bump when the output for the same input/config changes
@@ -61,27 +61,15 @@ class AugmentResult:
         )
 
 
-def _package_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _spacy_identity(name: str) -> dict[str, Any]:
     meta = Path(name) / "meta.json"
     if meta.exists():
         data = json.loads(meta.read_text())
         return {"name": data.get("name"), "version": data.get("version"), "path": name}
-    version = _package_version(name) or _package_version(name.replace("_", "-"))
+    version = package_version(name) or package_version(name.replace("_", "-"))
     if version is None:
         raise InputError(f"spaCy pipeline {name!r} is not installed (pip install it or pass a pipeline directory)")
     return {"name": name, "version": version}
-
-
-def _versions() -> dict[str, str | None]:
-    names = ("pyarrow", "ray", "spacy", "numpy", "torch", "transformers")
-    return {"python": platform.python_version(), **{n: _package_version(n) for n in names}}
 
 
 def model_identities(config: AugmentConfig) -> dict[str, Any]:
@@ -237,7 +225,7 @@ def _manifest_body(input_path, input_fingerprint, text, resolved, identities, re
         "input": {"path": str(input_path), "format": input_format(input_path), "fingerprint": input_fingerprint},
         "config": resolved,
         "models": identities,
-        "versions": _versions(),
+        "versions": library_versions(),
         "label_type": str(text.table.schema.field("label").type),
         "is_pair": resolved["columns"]["text_b"] is not None,
         "rejects_file": REJECTS_NAME,

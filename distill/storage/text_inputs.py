@@ -193,72 +193,67 @@ def _parse_label(value: Any, kind: str, from_text: bool) -> tuple[Any, str | Non
         return None, f"label {value!r} is not of the label type {kind}"
 
 
+class _RowChecker:
+    """Validates one record at a time; remembers the label type and the ids seen so far."""
+
+    def __init__(self, cols: Columns, from_text: bool) -> None:
+        self.cols = cols
+        self.from_text = from_text
+        self.label_kind = None if cols.label_type == "auto" else cols.label_type
+        if self.label_kind is not None and self.label_kind not in LABEL_TYPES:
+            raise InputError(f"unknown label_type {cols.label_type!r} (use auto, int, float or str)")
+        self.seen_ids: set[str] = set()
+
+    def check(self, number: int, record: dict[str, Any] | str) -> tuple[dict[str, Any] | None, str | None, str | None]:
+        """(row, None, None) for a good record, else (None, field, reason)."""
+        cols = self.cols
+        if isinstance(record, str):
+            return None, None, record
+        row: dict[str, Any] = {"row": number, "text_b": None, "label": None}
+        for key, name in (("text_a", cols.text_a), ("text_b", cols.text_b)):
+            if name:
+                row[key], problem = _text_field(record, name, cols)
+                if problem:
+                    return None, name, problem
+        if cols.label:
+            if cols.label not in record:
+                return None, cols.label, f"missing field {cols.label!r}"
+            raw = record[cols.label]
+            if self.label_kind is None and raw is not None and not (self.from_text and str(raw).strip() == ""):
+                self.label_kind = _infer_label_type(raw, self.from_text)
+            row["label"], problem = _parse_label(raw, self.label_kind or "str", self.from_text)
+            if problem:
+                return None, cols.label, problem
+        row["source_id"] = str(number - 1)
+        if cols.id:
+            value = record.get(cols.id)
+            if value is None or (isinstance(value, str) and (not value.strip() or _SURROGATE.search(value))):
+                return None, cols.id, "missing or invalid id"
+            row["source_id"] = str(value)
+        if row["source_id"] in self.seen_ids:
+            return None, cols.id, f"duplicate id {row['source_id']!r}"
+        self.seen_ids.add(row["source_id"])
+        return row, None, None
+
+
 def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:
     """Load and validate an input corpus; bad rows become rejects, good rows a table."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: input file not found")
-    from_text = input_format(path) in ("csv", "tsv")
-    label_kind = None if cols.label_type == "auto" else cols.label_type
-    if label_kind is not None and label_kind not in LABEL_TYPES:
-        raise InputError(f"unknown label_type {cols.label_type!r} (use auto, int, float or str)")
-    rows, ids, texts_a, texts_b, labels, rejects = [], [], [], [], [], []
-    seen_ids: set[str] = set()
+    checker = _RowChecker(cols, from_text=input_format(path) in ("csv", "tsv"))
+    columns: dict[str, list] = {name: [] for name in ("row", "source_id", "text_a", "text_b", "label")}
+    rejects: list[dict[str, Any]] = []
     read = 0
-
-    def reject(number: int, fld: str | None, reason: str) -> None:
-        rejects.append({"file": str(path), "row": number, "field": fld, "reason": reason})
-
     for number, record in _records(path, cols):
         read += 1
-        if isinstance(record, str):
-            reject(number, None, record)
+        row, field_name, reason = checker.check(number, record)
+        if row is None:
+            rejects.append({"file": str(path), "row": number, "field": field_name, "reason": reason})
             continue
-        text_a, problem = _text_field(record, cols.text_a, cols)
-        if problem:
-            reject(number, cols.text_a, problem)
-            continue
-        text_b = None
-        if cols.text_b:
-            text_b, problem = _text_field(record, cols.text_b, cols)
-            if problem:
-                reject(number, cols.text_b, problem)
-                continue
-        label = None
-        if cols.label:
-            if cols.label not in record:
-                reject(number, cols.label, f"missing field {cols.label!r}")
-                continue
-            raw = record[cols.label]
-            if label_kind is None and raw is not None and not (from_text and str(raw).strip() == ""):
-                label_kind = _infer_label_type(raw, from_text)
-            label, problem = _parse_label(raw, label_kind or "str", from_text)
-            if problem:
-                reject(number, cols.label, problem)
-                continue
-        source_id = str(number - 1)
-        if cols.id:
-            value = record.get(cols.id)
-            if value is None or (isinstance(value, str) and (not value.strip() or _SURROGATE.search(value))):
-                reject(number, cols.id, "missing or invalid id")
-                continue
-            source_id = str(value)
-        if source_id in seen_ids:
-            reject(number, cols.id, f"duplicate id {source_id!r}")
-            continue
-        seen_ids.add(source_id)
-        rows.append(number)
-        ids.append(source_id)
-        texts_a.append(text_a)
-        texts_b.append(text_b)
-        labels.append(label)
-    table = pa.table(
-        {
-            "row": pa.array(rows, pa.int64()),
-            "source_id": pa.array(ids, pa.string()),
-            "text_a": pa.array(texts_a, pa.string()),
-            "text_b": pa.array(texts_b, pa.string()),
-            "label": pa.array(labels, LABEL_TYPES[label_kind or "int"]),
-        }
-    )
+        for name, values in columns.items():
+            values.append(row[name])
+    types = {"row": pa.int64(), "source_id": pa.string(), "text_a": pa.string(), "text_b": pa.string()}
+    types["label"] = LABEL_TYPES[checker.label_kind or "int"]
+    table = pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
     return TextTable(table=table, rejects=rejects, rows_read=read)
