@@ -1,7 +1,7 @@
 """Augmentation throughput: each rule and the combinations, 1 vs 2 Ray workers, and the
 batched masked-LM path against TinyBERT's one-forward-per-word baseline, in one run.
 
-    python bench/augment.py            # ~8 min on 2 CPU cores
+    python bench/augment.py            # about 12 min on 2 CPU cores
     python bench/augment.py --quick    # smaller sizes, for a smoke check
 
 The sample (pipelines/samples/sentiment.csv) is cycled up to --sentences rows. The masked
