@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -37,19 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
-    """Flags are shorthands for `--set`; explicit `--set` values come last and win."""
+    """Flags are shorthands for `--set`; explicit `--set` values come last and win.
+
+    Names and paths are JSON-quoted so YAML keeps them strings (a column called `yes` or `1`).
+    """
     out = []
     if args.rules:
-        out.append(f"rules=[{args.rules}]")
+        out.append(f"rules={json.dumps(args.rules.split(','))}")
     for flag, key in (("text_a", "columns.text_a"), ("text_b", "columns.text_b"), ("label", "columns.label"),
-                      ("id_column", "columns.id"), ("seed", "seed"), ("workers", "workers")):
+                      ("id_column", "columns.id"), ("mlm_model", "rules.mlm.model"), ("glove", "rules.glove.path")):
         value = getattr(args, flag)
         if value is not None:
-            out.append(f"{key}={value if value != '' else 'null'}")
-    if args.mlm_model:
-        out.append(f"rules.mlm.model={args.mlm_model}")
-    if args.glove:
-        out.append(f"rules.glove.path={args.glove}")
+            out.append(f"{key}={json.dumps(value) if value != '' else 'null'}")
+    for flag in ("seed", "workers"):
+        if getattr(args, flag) is not None:
+            out.append(f"{flag}={getattr(args, flag)}")
     return out + args.overrides
 
 

@@ -150,3 +150,17 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path, args, message):
     proc = subprocess.run([sys.executable, "-m", "augment", *args], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [message]
+
+
+def test_cli_flags_become_typed_overrides():
+    from augment.cli import build_parser, overrides_from_args
+    from augment.config import AugmentConfig
+
+    args = build_parser().parse_args(
+        ["in.csv", "out", "--rules", "mlm,glove", "--text-a", "yes", "--label", "", "--glove", "g.txt", "--seed", "3",
+         "--set", "tinybert.n_aug=7"]
+    )
+    config = AugmentConfig.load(None, overrides_from_args(args))
+    assert list(config.rules) == ["mlm", "glove"] and config.rules["glove"] == {"path": "g.txt"}
+    assert config.columns.text_a == "yes" and config.columns.label is None
+    assert config.seed == 3 and config.tinybert.n_aug == 7
