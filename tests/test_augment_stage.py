@@ -164,3 +164,15 @@ def test_cli_flags_become_typed_overrides():
     assert list(config.rules) == ["mlm", "glove"] and config.rules["glove"] == {"path": "g.txt"}
     assert config.columns.text_a == "yes" and config.columns.label is None
     assert config.seed == 3 and config.tinybert.n_aug == 7
+
+
+def test_arrow_shards_hold_the_same_rows_and_memory_map_in_datasets(reference_run, tmp_path):
+    import datasets
+
+    out, _ = reference_run
+    arrow_out = tmp_path / "arrow"
+    run(SENTIMENT, arrow_out, _config(workers=2, rows_per_shard=100, shard_format="arrow"))
+    assert _rows(arrow_out) == _rows(out)
+    files = sorted(arrow_out.glob("part-*.arrow"))
+    loaded = datasets.concatenate_datasets([datasets.Dataset.from_file(str(f)) for f in files])
+    assert len(loaded) == read_shards(out).num_rows

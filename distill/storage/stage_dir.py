@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from distill.storage.atomic import sweep_temp_files, write_json_atomic
 from distill.storage.fingerprint import hash_file
+from distill.storage.lock import LOCK_NAME
 from distill.storage.shards import SHARD_PREFIX, ShardRecord, write_shard
 
 MANIFEST_NAME = "_manifest.json"
@@ -114,7 +115,7 @@ class StageDir:
 
     def _clear(self) -> None:
         for path in self.directory.iterdir():
-            if path.name == "_lock":
+            if path.name == LOCK_NAME:
                 continue
             if path.is_dir():
                 shutil.rmtree(path)
