@@ -68,9 +68,6 @@ def split_texts(nlp, texts: Iterable[str], tag_attr: str | None, batch_size: int
     return [doc_to_words(doc, tag_attr) for doc in docs]
 
 
-WORD_COLUMNS = ("tokens", "spaces", "tags")
-
-
 def words_columns(side: str, words: list[Words | None]) -> dict[str, pa.Array]:
     """Arrow columns `<field>_<side>` for a list of Words (None for a missing text_b)."""
     return {
