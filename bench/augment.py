@@ -135,6 +135,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     scratch = Path(tempfile.mkdtemp(prefix="bench-augment-"))
+    os.environ["DISTILL_DATA_CACHE"] = str(scratch / "cache")  # before ray.init: workers inherit it
     model_dir = bert_base_mlm(scratch)
     glove = synthetic_glove(scratch)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -12,22 +12,32 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "pipelines" / "samples"
 
 
+def _isolated_env(base: Path) -> dict[str, str]:
+    """No hub access, and every cache (HF, datasets, our GloVe conversions) under `base`."""
+    cache = base / "caches"
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(cache / "hf"),
+        "HF_DATASETS_CACHE": str(cache / "datasets"),
+        "DISTILL_DATA_CACHE": str(cache / "distill-data"),
+    }
+
+
 @pytest.fixture(autouse=True)
 def _offline_and_isolated_caches(tmp_path_factory, monkeypatch):
-    """No hub access and no cache outside the test's temporary directory."""
-    cache = tmp_path_factory.getbasetemp() / "hf-cache"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(cache))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
+    for key, value in _isolated_env(tmp_path_factory.getbasetemp()).items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture(scope="session")
-def ray_local():
+def ray_local(tmp_path_factory):
+    """One local Ray for the session; its workers get the same isolated environment."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        env = _isolated_env(tmp_path_factory.getbasetemp())
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()

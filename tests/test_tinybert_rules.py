@@ -74,6 +74,22 @@ def test_glove_neighbours_exclude_self_keep_title_case_and_are_cached(tiny_glove
     assert rule.neighbours(["weightless"])["weightless"] == ["lightweight", "featherlight"]
 
 
+def test_glove_is_converted_once_then_memory_mapped(tiny_glove, tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setenv("DISTILL_DATA_CACHE", str(tmp_path / "cache"))
+    first = build_rule("glove", {"path": str(tiny_glove), "top_k": 2})
+    first.setup()
+    converted = list((tmp_path / "cache" / "glove").glob("*/vectors.npy"))
+    assert len(converted) == 1
+    mtime = converted[0].stat().st_mtime_ns
+    second = build_rule("glove", {"path": str(tiny_glove), "top_k": 2})
+    second.setup()
+    assert isinstance(second._matrix, np.memmap) and converted[0].stat().st_mtime_ns == mtime
+    assert second.neighbours(["weightless"]) == first.neighbours(["weightless"])
+    assert second._words == first._words
+
+
 def test_load_glove_normalises_and_skips_word2vec_header(tmp_path):
     path = tmp_path / "w2v.txt"
     path.write_text("2 3\nfoo 3 0 4\nbar baz 0 2 0\n", encoding="utf-8")
