@@ -3,15 +3,14 @@ word of the same POS tag, drawn from the corpus unigram distribution of words ca
 that tag. As in the reference code (castorini/d-bert), candidates keep their duplicates,
 i.e. sampling is proportional to corpus counts.
 
-The tables are a global statistic of the whole input: `count_tagged_words` runs per block
-and the counts are summed (a Ray aggregation) before any example is augmented.
+The tables are a global statistic of the whole input: `sum_pos_counts` adds up the tagged
+blocks of the spaCy pass before any example is augmented.
 """
 
 from __future__ import annotations
 
 import bisect
 import random
-from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import ClassVar, Iterable
@@ -39,25 +38,6 @@ def sum_pos_counts(batches: Iterable[pa.Table]) -> pa.Table:
         pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())])
     )
     return counts.sort_by([("tag", "ascending"), ("word", "ascending")])
-
-
-def count_tagged_words(tokens: Iterable[list[str]], tags: Iterable[list[str]]) -> Counter:
-    counts: Counter = Counter()
-    for words, word_tags in zip(tokens, tags):
-        if words is not None:
-            counts.update(zip(word_tags, words))
-    return counts
-
-
-def counts_to_table(counts: Counter) -> pa.Table:
-    items = sorted(counts.items())
-    return pa.table(
-        {
-            "tag": pa.array([tag for (tag, _), _ in items], pa.string()),
-            "word": pa.array([word for (_, word), _ in items], pa.string()),
-            "count": pa.array([count for _, count in items], pa.int64()),
-        }
-    )
 
 
 class UnigramTables:
