@@ -198,12 +198,13 @@ def run(
         )
         shard_ids = sorted(set(table.column("shard").to_pylist()))
         names = [shard_name(s, config.shard_format) for s in shard_ids]
-        pending = {s for s, n in zip(shard_ids, names) if stage.valid_record(n) is None}
+        verified = {n: stage.valid_record(n) for n in names}  # hashes each existing shard once
+        pending = {s for s, n in zip(shard_ids, names) if verified[n] is None}
         log.info("%d shard(s) planned, %d to write", len(shard_ids), len(pending))
         if pending:
             with ray_session(address, num_cpus=config.workers):
                 _tag_and_augment(table, pending, config, stage, table.schema.field("label").type)
-        records = [stage.valid_record(n) for n in names]
+        records = [verified[n] or stage.valid_record(n) for n in names]  # verify only what this run wrote
         missing = [n for n, r in zip(names, records) if r is None]
         if missing:
             raise RuntimeError(f"{output_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
