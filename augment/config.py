@@ -10,18 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from augment.rules import build_rule, get_rule
 from augment.tang import TangConfig
 from augment.tinybert import TinyBertConfig
+from distill.storage.config_io import ConfigError, build_config, load_config
 from distill.storage.text_inputs import Columns
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclass
@@ -72,51 +67,8 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AugmentConfig":
-        return _build(cls, data, "")
+        return build_config(cls, data)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "AugmentConfig":
-        data: dict[str, Any] = {}
-        if path:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            if not isinstance(data, dict):
-                raise ConfigError(f"{path}: a recipe must be a mapping")
-        for item in overrides or []:
-            apply_override(data, item)
-        return cls.from_dict(data)
-
-
-def apply_override(data: dict[str, Any], item: str) -> None:
-    """`tang.n_iter=10` → data["tang"]["n_iter"] = 10 (value parsed as YAML)."""
-    key, sep, raw = item.partition("=")
-    if not sep:
-        raise ConfigError(f"override {item!r} is not key=value")
-    parts = key.strip().split(".")
-    target = data
-    for part in parts[:-1]:
-        if isinstance(target.get(part), list):  # rules: [mask, pos] -> {mask: {}, pos: {}}
-            target[part] = {name: {} for name in target[part]}
-        target = target.setdefault(part, {})
-        if not isinstance(target, dict):
-            raise ConfigError(f"override {item!r}: {part} is not a section")
-    target[parts[-1]] = yaml.safe_load(raw)
-
-
-def _build(cls, data: dict[str, Any], prefix: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in sorted(unknown))}")
-    kwargs = {}
-    for name, value in data.items():
-        sub = fields[name].default_factory if fields[name].default_factory is not dataclasses.MISSING else None
-        if sub is not None and dataclasses.is_dataclass(sub):
-            kwargs[name] = _build(sub, value, f"{prefix}{name}.")
-        else:
-            kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(str(err)) from None
+        return load_config(cls, path, overrides)

@@ -75,6 +75,33 @@ def tiny_mlm_dir(tmp_path_factory, minilm_dir) -> Path:
     return path
 
 
+def build_tiny_teacher(path: Path, tokenizer_dir: Path, num_labels: int = 2, seed: int = 0, vocab_size: int | None = None) -> Path:
+    """A random 2-layer BertForSequenceClassification (hidden 32, 4 heads) with a real tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = BertConfig(
+        vocab_size=vocab_size or len(tokenizer.get_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=num_labels,
+        initializer_range=0.2,  # visibly different logits per example
+    )
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory, minilm_dir) -> Path:
+    return build_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"), minilm_dir)
+
+
 @pytest.fixture(scope="session")
 def tiny_glove(tmp_path_factory) -> Path:
     """A GloVe-format file: a few hand-placed neighbours plus random filler words."""

@@ -8,6 +8,7 @@ Both formats open without this project: Parquet with pyarrow, `ray.data.read_par
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,25 +47,39 @@ def shard_name(index: int, fmt: str) -> str:
     return f"{SHARD_PREFIX}{index:05d}.{fmt}"
 
 
-def _write_table(table: pa.Table, path: Path) -> None:
-    if path.name.split(".tmp-")[0].endswith(".parquet"):
-        pq.write_table(table, path, compression="zstd")
-    else:
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+def write_shard_batches(
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    schema: pa.Schema,
+    directory: str | os.PathLike,
+    name: str,
+    extra: dict | None = None,
+) -> ShardRecord:
+    """Like `write_shard`, streaming: each batch is written as it comes, so a shard of large
+    features (per-token hidden states) never has to fit in memory at once."""
+    final = Path(directory) / name
+    state = {"rows": 0}
+
+    def write(tmp: Path) -> None:
+        parquet = name.endswith(".parquet")
+        sink = None if parquet else pa.OSFile(str(tmp), "wb")
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd") if parquet else pa.ipc.new_stream(sink, schema)
+        try:
+            for batch in batches:
+                writer.write(batch)
+                state["rows"] += batch.num_rows
+        finally:
+            writer.close()
+            if sink is not None:
+                sink.close()
+        state["sha256"] = hash_file(tmp)
+
+    commit_file(final, write)
+    return ShardRecord(name, state["rows"], final.stat().st_size, state["sha256"], dict(extra or {}))
 
 
 def write_shard(table: pa.Table, directory: str | os.PathLike, name: str, extra: dict | None = None) -> ShardRecord:
     """Atomically write `table` as `<directory>/<name>` and return its record (sha256 of the bytes)."""
-    final = Path(directory) / name
-    digest: dict[str, str] = {}
-
-    def write(tmp: Path) -> None:
-        _write_table(table, tmp)
-        digest["sha256"] = hash_file(tmp)
-
-    commit_file(final, write)
-    return ShardRecord(name, table.num_rows, final.stat().st_size, digest["sha256"], dict(extra or {}))
+    return write_shard_batches([table], table.schema, directory, name, extra)
 
 
 def read_shard(path: str | os.PathLike) -> pa.Table:

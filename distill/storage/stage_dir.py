@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pyarrow as pa
 from distill.storage.atomic import sweep_temp_files, write_json_atomic
 from distill.storage.fingerprint import hash_file
 from distill.storage.lock import LOCK_NAME
-from distill.storage.shards import SHARD_PREFIX, ShardRecord, write_shard
+from distill.storage.shards import SHARD_PREFIX, ShardRecord, write_shard_batches
 
 MANIFEST_NAME = "_manifest.json"
 PROGRESS_NAME = "_progress.json"
@@ -123,7 +124,13 @@ class StageDir:
                 path.unlink()
 
     def commit_shard(self, table: pa.Table, name: str, extra: dict | None = None) -> ShardRecord:
-        record = write_shard(table, self.directory, name, extra)
+        return self.commit_shard_batches([table], table.schema, name, extra)
+
+    def commit_shard_batches(
+        self, batches: Iterable[pa.RecordBatch | pa.Table], schema: pa.Schema, name: str, extra: dict | None = None
+    ) -> ShardRecord:
+        """Stream `batches` into shard `name`, then write its commit record (the shard counts only then)."""
+        record = write_shard_batches(batches, schema, self.directory, name, extra)
         write_json_atomic(self._record_path(name), record.to_dict())
         return record
 

@@ -1,0 +1,87 @@
+"""Typed configuration of the labeling stage (dataclass ← YAML ← `key=value` overrides)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill.storage.config_io import ConfigError, build_config, load_config
+
+FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding")
+STORAGE_DTYPES = ("float16", "bfloat16", "float32")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class LabelConfig:
+    teacher: str | None = None  # fine-tuned AutoModelForSequenceClassification: hub name or directory
+    tokenizer: str | None = None  # default: the teacher's own; checked against the teacher's vocabulary
+    check_vocab: bool = True  # refuse a tokenizer whose vocabulary size differs from the teacher's embeddings
+    trust_remote_code: bool = False  # only for teachers whose code you trust
+    max_length: int = 128  # wordpieces per example (pairs truncated longest-first), as in GLUE fine-tuning
+    # What to cache besides logits and input_ids (always kept): topk (large label spaces),
+    # cls (per-layer [CLS], BERT-PKD), hidden (token states, TinyBERT / DistilBERT cosine),
+    # attention (pre-softmax scores, TinyBERT), embedding (embedding-layer output, TinyBERT).
+    features: list[str] = field(default_factory=lambda: ["logits"])
+    topk: int = 10
+    cls_layers: list[int] | None = None  # 0 = embeddings, 1..L encoder layers; None = 1..L
+    hidden_layers: list[int] | None = None  # None = 1..L
+    attention_layers: list[int] | None = None  # None = 1..L
+    dtype: str = "float16"  # storage dtype of float features: float16 | bfloat16 | float32
+    quantize_hidden: bool = False  # int8 + a float32 scale per vector for cls/hidden/embedding
+    precision: str = "auto"  # compute: auto = bf16 autocast on GPU (fp16 if no bf16), float32 on CPU
+    batch_size: int = 128  # most examples per forward pass
+    max_batch_tokens: int = 16384  # most padded tokens per forward pass (length buckets share it)
+    shard_format: str = "arrow"  # Arrow IPC stream: memory-mapped without decompression
+    workers: int | None = None  # teacher actors; None = one per GPU, else one per `cpus_per_actor` CPUs
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float | None = None  # None = 1 when the cluster has GPUs, else 0
+
+    def __post_init__(self) -> None:
+        self.features = list(dict.fromkeys(["logits", *self.features]))
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown:
+            raise ConfigError(f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}")
+        if self.dtype not in STORAGE_DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(STORAGE_DTYPES)}, not {self.dtype!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.shard_format not in ("arrow", "parquet"):
+            raise ConfigError(f"shard_format must be arrow or parquet, not {self.shard_format!r}")
+        for name in ("max_length", "batch_size", "max_batch_tokens", "topk"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.max_batch_tokens < self.max_length:
+            raise ConfigError("max_batch_tokens must be >= max_length (one full-length example per batch)")
+
+    def wants(self, feature: str) -> bool:
+        return feature in self.features
+
+    def layers(self, feature: str, num_layers: int) -> list[int]:
+        """The resolved layer list of a per-layer feature, validated against the teacher's depth."""
+        chosen = getattr(self, f"{feature}_layers")
+        lowest = 0 if feature in ("cls", "hidden") else 1
+        layers = list(range(1, num_layers + 1)) if chosen is None else sorted(set(int(x) for x in chosen))
+        bad = [x for x in layers if not lowest <= x <= num_layers]
+        if bad:
+            raise ConfigError(f"{feature}_layers {bad} out of range {lowest}..{num_layers} for this teacher")
+        return layers
+
+    def resolved(self) -> dict[str, Any]:
+        """The options that change cached values (scheduling and paths excluded)."""
+        data = dataclasses.asdict(self)
+        # Batch sizes only move float rounding (padding is masked); the teacher enters by fingerprint.
+        for key in ("teacher", "tokenizer", "workers", "cpus_per_actor", "gpus_per_actor", "check_vocab",
+                    "trust_remote_code", "batch_size", "max_batch_tokens"):
+            data.pop(key)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LabelConfig":
+        return build_config(cls, data)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "LabelConfig":
+        return load_config(cls, path, overrides)

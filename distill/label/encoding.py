@@ -1,0 +1,87 @@
+"""Tensors ↔ Arrow columns for the teacher cache.
+
+Layouts (any Arrow reader sees plain nested lists):
+- fixed per example (logits, per-layer [CLS]): nested `fixed_size_list`, e.g. [layers][hidden];
+- per token (hidden states, embedding output): `list<fixed_size_list<hidden>>`, one entry per
+  real token, so padding costs no disk;
+- attention scores: `list<value>` holding heads × len × len row-major, unpadded.
+bfloat16 has no Arrow type: its bit pattern is stored as uint16 (the manifest says so).
+int8 storage keeps one float32 scale per vector (symmetric, absmax / 127) in `<column>_scale`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+ARROW_TYPES = {"float16": pa.float16(), "float32": pa.float32(), "bfloat16": pa.uint16(), "int8": pa.int8()}
+TORCH_TYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def to_numpy(tensor: torch.Tensor, dtype: str) -> np.ndarray:
+    """Cast to the storage dtype on the device (less to copy), then move to host memory."""
+    if dtype == "int8":
+        return tensor.to(torch.int8).cpu().numpy()
+    cast = tensor.to(TORCH_TYPES[dtype])
+    if dtype == "bfloat16":
+        cast = cast.view(torch.int16)
+        return cast.cpu().numpy().view(np.uint16)
+    return cast.cpu().numpy()
+
+
+def from_numpy(values: np.ndarray, dtype: str) -> torch.Tensor:
+    """A tensor over `values` (no copy). Arrow buffers are read-only: callers copy before writing."""
+    values = np.ascontiguousarray(values)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        if dtype == "bfloat16":
+            return torch.from_numpy(np.asarray(values, dtype=np.uint16).view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(values)
+
+
+def quantize_int8(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-vector symmetric int8 over the last axis; returns (int8 values, float32 scales)."""
+    scale = tensor.float().abs().amax(dim=-1, keepdim=True) / 127.0
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    values = torch.round(tensor.float() / scale).clamp_(-127, 127).to(torch.int8)
+    return values, scale.squeeze(-1)
+
+
+def dequantize_int8(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return values.float() * scale.unsqueeze(-1)
+
+
+def fixed_type(value_type: pa.DataType, shape: tuple[int, ...]) -> pa.DataType:
+    for size in reversed(shape):
+        value_type = pa.list_(value_type, size)
+    return value_type
+
+
+def fixed_array(values: np.ndarray, value_type: pa.DataType) -> pa.Array:
+    """[rows, *shape] → nested fixed_size_list column (zero-copy over the flat buffer)."""
+    array = pa.array(values.reshape(-1), type=value_type)
+    for size in reversed(values.shape[1:]):
+        array = pa.FixedSizeListArray.from_arrays(array, size)
+    return array
+
+
+def ragged_array(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.Array:
+    """Concatenated per-example values [sum(lengths), *shape] → list<...> column."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), fixed_array(values, value_type))
+
+
+def flat_values(array: pa.Array) -> np.ndarray:
+    """The innermost values of a (nested) list column as one numpy array (zero-copy where Arrow allows)."""
+    while pa.types.is_list(array.type) or pa.types.is_fixed_size_list(array.type) or pa.types.is_large_list(array.type):
+        array = array.flatten()
+    return array.to_numpy(zero_copy_only=False)
+
+
+def list_lengths(array: pa.Array) -> np.ndarray:
+    return pc.list_value_length(array).to_numpy(zero_copy_only=False)

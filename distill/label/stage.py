@@ -1,0 +1,188 @@
+"""The labeling stage: augmented shards → `<out>/teacher/<fingerprint>/part-*.arrow` + `_manifest.json`.
+
+The cache directory is named by a fingerprint of (teacher files, tokenizer files, cached
+feature set and dtypes, max length, input manifest): the same teacher on the same data is
+reused without a forward pass, a changed teacher or feature set gets a new directory. Cache
+shard i labels augmented shard i; like the augmentation stage, a rerun after a kill redoes
+only the shards without a valid commit record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from distill.label.config import LabelConfig
+from distill.label.features import FeatureSet
+from distill.label.teacher import check_vocabulary, load_tokenizer, resolve_teacher, teacher_dims, teacher_identity
+from distill.label.worker import TeacherLabeler
+from distill.storage.fingerprint import fingerprint_json
+from distill.storage.lock import OutputLock
+from distill.storage.ray_runtime import ray_session
+from distill.storage.shards import ShardRecord, read_shard
+from distill.storage.stage_dir import MANIFEST_NAME, StageDir
+from distill.storage.text_inputs import InputError
+from distill.storage.versions import library_versions
+
+STAGE = "label"
+STAGE_VERSION = 1  # bump when the cached values for the same teacher/input/config change
+CACHE_SUBDIR = "teacher"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelResult:
+    cache_dir: Path
+    manifest: dict[str, Any]
+    skipped: bool
+    shards_written: int
+    seconds: float
+
+    def summary(self) -> str:
+        totals = self.manifest["totals"]
+        state = "cache reused, no forward pass" if self.skipped else f"labelled {self.shards_written} shard(s)"
+        return (
+            f"label: {totals['rows']} rows -> {self.cache_dir} ({totals['bytes_per_example']:.0f} bytes/example, "
+            f"{totals['rows_per_second']:.0f} rows/s while labelling) [{state}, {self.seconds:.1f}s]"
+        )
+
+
+def read_input_manifest(augmented_dir: Path) -> dict[str, Any]:
+    path = augmented_dir / MANIFEST_NAME
+    if not path.exists():
+        raise InputError(f"{augmented_dir}: no {MANIFEST_NAME}; run (or finish) the augment stage first")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if not manifest.get("complete"):
+        raise InputError(f"{path}: the augment stage did not finish; rerun it to resume")
+    return manifest
+
+
+def _cache_fingerprint(identity: dict, config: LabelConfig, input_manifest: dict) -> tuple[str, str]:
+    teacher_fp = fingerprint_json({"teacher": {k: v for k, v in identity.items() if k not in ("model", "tokenizer")},
+                                   "config": config.resolved(), "stage_version": STAGE_VERSION})
+    return teacher_fp, fingerprint_json({"teacher": teacher_fp, "input": input_manifest["fingerprint"]})
+
+
+def _actor_resources(config: LabelConfig, pending: int) -> tuple[int, float, float]:
+    """(actors, cpus, gpus) per actor: one teacher per GPU when the cluster has GPUs, else per CPU slot."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = config.gpus_per_actor if config.gpus_per_actor is not None else (1.0 if resources.get("GPU", 0) else 0.0)
+    if config.workers:
+        actors = config.workers
+    elif gpus:
+        actors = int(resources.get("GPU", 0) // gpus)
+    else:
+        actors = int(resources.get("CPU", 1) // config.cpus_per_actor)
+    return max(1, min(actors, pending)), config.cpus_per_actor, gpus
+
+
+def _label(pending: list[str], config: LabelConfig, constructor: dict) -> None:
+    import ray
+
+    actors, cpus, gpus = _actor_resources(config, len(pending))
+    log.info("labelling %d shard(s) with %d teacher actor(s) (%g CPU, %g GPU each)", len(pending), actors, cpus, gpus)
+    ray.data.from_items([{"file": name} for name in pending]).map_batches(
+        TeacherLabeler,
+        fn_constructor_kwargs={**constructor, "cpu_threads": max(1, int(cpus))},
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cpus,
+        num_gpus=gpus,
+    ).take_all()
+
+
+def _totals(cache_dir: Path, records: list[ShardRecord], columns: list[str]) -> dict[str, Any]:
+    rows = sum(r.rows for r in records)
+    column_bytes = dict.fromkeys(columns, 0)
+    for record in records:
+        table = read_shard(cache_dir / record.file)  # memory-mapped for Arrow shards
+        for name in columns:
+            column_bytes[name] += table.column(name).nbytes
+    seconds = sum(r.extra.get("seconds", 0.0) for r in records)
+    return {
+        "rows": rows,
+        "bytes": sum(r.bytes for r in records),
+        "bytes_per_example": sum(r.bytes for r in records) / max(rows, 1),
+        "column_bytes_per_example": {k: round(v / max(rows, 1), 1) for k, v in column_bytes.items()},
+        "real_tokens": sum(r.extra["real_tokens"] for r in records),
+        "padded_tokens": sum(r.extra["padded_tokens"] for r in records),
+        "forward_batches": sum(r.extra["forward_batches"] for r in records),
+        "labelling_seconds": round(seconds, 2),
+        "rows_per_second": rows / seconds if seconds else 0.0,
+    }
+
+
+def run(
+    augmented_dir: str | Path,
+    output_root: str | Path,
+    config: LabelConfig,
+    address: str | None = None,
+) -> LabelResult:
+    """Label `augmented_dir` with `config.teacher` into `<output_root>/teacher/<fingerprint>/`."""
+    started = time.perf_counter()
+    augmented_dir, output_root = Path(augmented_dir), Path(output_root)
+    input_manifest = read_input_manifest(augmented_dir)
+    model_dir, tokenizer_dir = resolve_teacher(config.teacher, config.tokenizer)
+    dims = teacher_dims(model_dir, config.trust_remote_code)
+    tokenizer = load_tokenizer(tokenizer_dir, config.trust_remote_code)
+    check_vocabulary(tokenizer, dims, tokenizer_dir, model_dir, strict=config.check_vocab)
+    features = FeatureSet.from_config(config, dims)
+    identity = teacher_identity(model_dir, tokenizer_dir, dims)
+    teacher_fp, fingerprint = _cache_fingerprint(identity, config, input_manifest)
+    cache_dir = output_root / CACHE_SUBDIR / fingerprint[:16]
+    with OutputLock(cache_dir):
+        stage = StageDir(cache_dir, STAGE, fingerprint)
+        if stage.is_complete():
+            result = LabelResult(cache_dir, stage.manifest(), True, 0, time.perf_counter() - started)
+            log.info(result.summary())
+            return result
+        stage.begin()
+        inputs = {shard["file"]: shard for shard in input_manifest["shards"]}
+        names = {name: Path(name).stem + "." + config.shard_format for name in inputs}
+        verified = {out: stage.valid_record(out) for out in names.values()}
+        pending = [name for name, out in names.items() if verified[out] is None]
+        log.info("%d cache shard(s) planned, %d to label, at %s", len(names), len(pending), cache_dir)
+        if pending:
+            constructor = dict(
+                config=config, model_dir=str(model_dir), tokenizer_dir=str(tokenizer_dir), features=features,
+                input_dir=str(augmented_dir), input_shards=inputs, stage_dir=stage,
+                is_pair=bool(input_manifest.get("is_pair")),
+            )
+            with ray_session(address):
+                _label(pending, config, constructor)
+        records = [verified[out] or stage.valid_record(out) for out in names.values()]
+        missing = [out for out, record in zip(names.values(), records) if record is None]
+        if missing:
+            raise RuntimeError(f"{cache_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
+        body = {
+            "stage_version": STAGE_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "input": {"path": str(augmented_dir), "fingerprint": input_manifest["fingerprint"],
+                      "rows": input_manifest["totals"]["rows"], "is_pair": bool(input_manifest.get("is_pair")),
+                      "label_type": input_manifest.get("label_type")},
+            "teacher": identity,
+            "teacher_fingerprint": teacher_fp,
+            "config": config.resolved(),
+            "features": features.describe(),
+            "precision": sorted({r.extra["precision"] for r in records}),
+            "tokenizer": _tokenizer_facts(tokenizer, config),
+            "versions": library_versions(),
+            "totals": _totals(cache_dir, records, features.column_names()),
+        }
+        manifest = stage.finalize(records, body)
+        result = LabelResult(cache_dir, manifest, False, len(pending), time.perf_counter() - started)
+        log.info(result.summary())
+        return result
+
+
+def _tokenizer_facts(tokenizer, config: LabelConfig) -> dict[str, Any]:
+    """Special ids readers need: padding, and [SEP] to rebuild segment ids of pairs."""
+    return {"pad_token_id": tokenizer.pad_token_id or 0, "sep_token_id": tokenizer.sep_token_id,
+            "cls_token_id": tokenizer.cls_token_id, "max_length": config.max_length}

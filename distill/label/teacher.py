@@ -1,0 +1,98 @@
+"""Loading a teacher and its tokenizer, checking they belong together, and naming them.
+
+The teacher's identity is a hash of the files that define it (config, weights, tokenizer
+and vocabulary): a changed fine-tune gets a new cache, the same one reuses the old.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.storage.fingerprint import model_fingerprint
+from distill.storage.models import resolve_model_dir
+
+log = logging.getLogger(__name__)
+
+
+class TeacherMismatchError(ValueError):
+    """The tokenizer cannot be the one the teacher was trained with."""
+
+
+@dataclass(frozen=True)
+class TeacherDims:
+    """What the cache schema needs to know about a teacher, read from its config alone."""
+
+    num_labels: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    vocab_size: int
+
+
+def teacher_dims(model_dir: Path, trust_remote_code: bool = False) -> TeacherDims:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    return TeacherDims(
+        num_labels=config.num_labels,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_hidden_layers,
+        num_heads=config.num_attention_heads,
+        vocab_size=config.vocab_size,
+    )
+
+
+def load_tokenizer(tokenizer_dir: Path, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=trust_remote_code)
+
+
+def check_vocabulary(tokenizer, dims: TeacherDims, tokenizer_dir: Path, model_dir: Path, strict: bool = True) -> None:
+    """Refuse a tokenizer whose ids do not index the teacher's embedding matrix one-to-one.
+
+    Ids past the matrix would crash or, worse, silently read other rows; a vocabulary of a
+    different size means a different tokenizer. Teachers with a deliberately padded matrix
+    pass `check_vocab: false` (ids must still fit).
+    """
+    vocab = tokenizer.get_vocab()
+    largest = max(vocab.values())
+    if largest >= dims.vocab_size:
+        raise TeacherMismatchError(
+            f"tokenizer {tokenizer_dir} produces ids up to {largest} but teacher {model_dir} embeds only "
+            f"{dims.vocab_size} tokens: this is not the teacher's tokenizer"
+        )
+    if strict and len(vocab) != dims.vocab_size:
+        raise TeacherMismatchError(
+            f"tokenizer {tokenizer_dir} has {len(vocab)} tokens but teacher {model_dir} embeds {dims.vocab_size}: "
+            "pass the teacher's own tokenizer (or label.check_vocab=false for a padded embedding matrix)"
+        )
+
+
+def resolve_teacher(teacher: str | None, tokenizer: str | None) -> tuple[Path, Path]:
+    if not teacher:
+        raise FileNotFoundError("no teacher given: pass a fine-tuned model directory or hub name (--teacher)")
+    model_dir = resolve_model_dir(teacher)
+    return model_dir, resolve_model_dir(tokenizer) if tokenizer else model_dir
+
+
+def teacher_identity(model_dir: Path, tokenizer_dir: Path, dims: TeacherDims) -> dict[str, Any]:
+    """Hashes of the model's and tokenizer's files plus the dimensions: what the cache depends on."""
+    identity = {"model": str(model_dir), "model_files": model_fingerprint(model_dir), **dims.__dict__}
+    if tokenizer_dir != model_dir:
+        identity["tokenizer"] = str(tokenizer_dir)
+        identity["tokenizer_files"] = model_fingerprint(tokenizer_dir)
+    return identity
+
+
+def load_model(model_dir: Path, device: str, attn_implementation: str, trust_remote_code: bool = False):
+    """The teacher in eval mode on `device`; safetensors (or weights_only torch files) only."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation
+    )
+    return model.to(device).eval()

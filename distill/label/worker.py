@@ -1,0 +1,168 @@
+"""The teacher actor: one teacher per actor, loaded once; each call labels whole shards.
+
+Used with Ray Data `map_batches` over the list of input shards (load in `__init__`, work in
+`__call__`). Each shard is tokenized, bucketed by length, run through the teacher under
+`torch.inference_mode` (autocast on GPU), and streamed batch by batch into one atomically
+committed cache shard, so memory stays bounded even for per-token features.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from distill.label import attention
+from distill.label.batching import length_buckets, padded_tokens
+from distill.label.config import LabelConfig
+from distill.label.features import FeatureSet
+from distill.label.teacher import load_model, load_tokenizer
+from distill.storage.fingerprint import hash_file
+from distill.storage.shards import read_shard
+from distill.storage.stage_dir import StageDir
+
+log = logging.getLogger(__name__)
+KEPT_COLUMNS = ("uid", "source_id", "aug_index", "label")  # copied from the augmented rows
+
+
+def pick_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def autocast_for(precision: str, device: str):
+    """Resolved compute precision: `auto` = bf16 autocast on GPUs that have it (else fp16), fp32 on CPU."""
+    if precision == "auto":
+        if device != "cuda":
+            return "float32", nullcontext
+        precision = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if precision == "float32":
+        return "float32", nullcontext
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float16
+    return precision, lambda: torch.autocast(device_type=device, dtype=dtype)
+
+
+class TeacherLabeler:
+    def __init__(
+        self,
+        config: LabelConfig,
+        model_dir: str,
+        tokenizer_dir: str,
+        features: FeatureSet,
+        input_dir: str,
+        input_shards: dict[str, dict],
+        stage_dir: StageDir,
+        is_pair: bool,
+        cpu_threads: int | None = None,
+    ) -> None:
+        self.device = pick_device()
+        if self.device == "cpu" and cpu_threads:
+            torch.set_num_threads(cpu_threads)
+        self.config = config
+        self.features = features
+        self.input_dir = Path(input_dir)
+        self.input_shards = input_shards
+        self.stage_dir = stage_dir
+        self.is_pair = is_pair
+        self.tokenizer = load_tokenizer(Path(tokenizer_dir), config.trust_remote_code)
+        implementation = attention.register() if features.attention_layers else "sdpa"
+        self.model = load_model(Path(model_dir), self.device, implementation, config.trust_remote_code)
+        self.precision, self.autocast = autocast_for(config.precision, self.device)
+        self.forward_batches = 0
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        done = {"file": [], "rows": []}
+        for name in batch["file"].tolist():
+            record = self.label_shard(name)
+            done["file"].append(record.file)
+            done["rows"].append(record.rows)
+        return {key: np.array(values) for key, values in done.items()}
+
+    def _read_input(self, name: str) -> pa.Table:
+        path = self.input_dir / name
+        expected = self.input_shards[name]["sha256"]
+        if hash_file(path) != expected:
+            raise RuntimeError(f"{path}: sha256 does not match the augmented manifest; rerun the augment stage")
+        return read_shard(path)
+
+    def tokenize(self, table: pa.Table) -> list[list[int]]:
+        texts_a = table.column("text_a").to_pylist()
+        texts_b = table.column("text_b").to_pylist() if self.is_pair else None
+        encoded = self.tokenizer(
+            texts_a, texts_b, truncation=True, max_length=self.config.max_length, padding=False,
+            return_attention_mask=False, return_token_type_ids=False,
+        )
+        return encoded["input_ids"]
+
+    def label_shard(self, name: str):
+        started = time.perf_counter()
+        table = self._read_input(name)
+        ids = self.tokenize(table)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        buckets = length_buckets(lengths, self.config.batch_size, self.config.max_batch_tokens)
+        kept = table.select([c for c in KEPT_COLUMNS if c in table.column_names])
+        schema = pa.schema(list(kept.schema) + self.features.fields())
+        out_name = Path(name).stem + "." + self.config.shard_format
+        calls_before = self.forward_batches
+        extra = {
+            "input_shard": name,
+            "real_tokens": int(lengths.sum()),
+            "padded_tokens": padded_tokens(lengths, buckets),
+            "forward_batches": len(buckets),
+            "precision": self.precision,
+            "device": self.device,
+        }
+        batches = self._batches(kept, ids, lengths, buckets, schema, extra, started)
+        record = self.stage_dir.commit_shard_batches(batches, schema, out_name, extra)
+        seconds = record.extra["seconds"]
+        log.info("%s: %d rows, %d forward passes, %.1f rows/s", out_name, record.rows,
+                 self.forward_batches - calls_before, record.rows / max(seconds, 1e-9))
+        return record
+
+    def _batches(self, kept, ids, lengths, buckets, schema, extra: dict, started: float) -> Iterator[pa.RecordBatch]:
+        """Forward each bucket and yield its rows; records the shard's labeling time in `extra` at the end."""
+        pad = self.tokenizer.pad_token_id or 0
+        for rows in buckets:
+            width = int(lengths[rows].max())
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, row in enumerate(rows.tolist()):
+                input_ids[i, : lengths[row]] = torch.tensor(ids[row])
+                mask[i, : lengths[row]] = 1
+            token_types = segment_ids(input_ids, self.tokenizer.sep_token_id) if self.is_pair else None
+            columns = self.forward(input_ids, mask, token_types)
+            picked = kept.take(pa.array(rows))
+            arrays = [picked.column(f.name).combine_chunks() if f.name in picked.column_names else columns[f.name]
+                      for f in schema]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        extra["seconds"] = round(time.perf_counter() - started, 3)
+
+    @torch.inference_mode()
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None) -> dict[str, pa.Array]:
+        layers = self.features.attention_layers
+        recorder = attention.ScoreRecorder(layers) if layers else nullcontext()
+        with recorder, self.autocast():
+            outputs = self.model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                token_type_ids=None if token_types is None else token_types.to(self.device),
+                output_hidden_states=self.features.needs_hidden_states,
+            )
+        if layers:
+            recorder.check(self.features.dims.num_layers)
+        self.forward_batches += 1
+        return self.features.extract(input_ids, mask, outputs, recorder.scores if layers else {})
+
+
+def segment_ids(input_ids: torch.Tensor, sep_token_id: int) -> torch.Tensor:
+    """BERT segment ids of `[CLS] a [SEP] b [SEP]`: 0 up to and including the first [SEP], then 1.
+
+    The cache does not store them: readers rebuild them the same way from `input_ids`.
+    """
+    is_sep = (input_ids == sep_token_id).long()
+    return ((is_sep.cumsum(dim=1) - is_sep) > 0).long()

@@ -1,0 +1,206 @@
+"""The labeling stage end to end: real local Ray (num_cpus=2), tiny random teachers, real MiniLM."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+import augment
+from distill.cache import load
+from distill.label import LabelConfig, TeacherMismatchError, run
+from distill.label.encoding import flat_values
+from distill.storage.shards import read_shards
+from tests.conftest import SAMPLES, build_tiny_teacher
+
+pytestmark = pytest.mark.slow
+ALL_FEATURES = ["topk", "cls", "hidden", "attention", "embedding"]
+
+
+def _augment(out, source, overrides):
+    config = augment.AugmentConfig.load(None, ["rules=[mask, ngram]", "tang.n_iter=3", "rows_per_shard=40", *overrides])
+    augment.run(source, out, config)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sentences(ray_local, tmp_path_factory):
+    """Augmented single sentences: 300 sources in 8 shards, about 1 000 rows."""
+    return _augment(tmp_path_factory.mktemp("aug-single"), SAMPLES / "sentiment.csv", ["columns.text_a=sentence"])
+
+
+@pytest.fixture(scope="module")
+def pairs(ray_local, tmp_path_factory):
+    return _augment(tmp_path_factory.mktemp("aug-pairs"), SAMPLES / "paraphrase.jsonl",
+                    ["columns.text_a=sentence1", "columns.text_b=sentence2"])
+
+
+@pytest.fixture(scope="module")
+def full_cache(sentences, tiny_teacher_dir, tmp_path_factory):
+    """Every feature, small length buckets (many batches of different widths)."""
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=ALL_FEATURES, batch_size=16, max_batch_tokens=256,
+                         topk=2)
+    return run(sentences, tmp_path_factory.mktemp("label"), config)
+
+
+def _direct(model_dir, texts_a, texts_b=None):
+    """Reference: the teacher run one example at a time (no padding at all), eager outputs."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+    results = []
+    with torch.inference_mode():
+        for i, text in enumerate(texts_a):
+            encoded = tokenizer(text, texts_b[i] if texts_b else None, truncation=True, max_length=128, return_tensors="pt")
+            outputs = model(**encoded, output_hidden_states=True, output_attentions=True)
+            results.append((encoded["input_ids"][0], outputs))
+    return results
+
+
+def _rows_by_uid(augmented_dir, uids):
+    table = read_shards(augmented_dir)
+    index = {u: i for i, u in enumerate(table.column("uid").to_pylist())}
+    rows = [index[u] for u in uids]
+    texts_b = table.column("text_b").to_pylist()
+    return [table.column("text_a")[i].as_py() for i in rows], [texts_b[i] for i in rows]
+
+
+def test_cached_features_equal_a_direct_forward(full_cache, sentences, tiny_teacher_dir):
+    cache = load(full_cache.cache_dir)
+    manifest = cache.manifest
+    assert manifest["totals"]["rows"] == json.loads((sentences / "_manifest.json").read_text())["totals"]["rows"]
+    assert manifest["totals"]["forward_batches"] > 10  # bucketed into many batches of different widths
+    assert manifest["totals"]["padded_tokens"] < 1.1 * manifest["totals"]["real_tokens"]
+    picks = np.linspace(0, len(cache) - 1, 24).astype(int)
+    batch = cache.batch(picks)  # rows of very different lengths padded together again
+    uids = cache.table.column("uid").take(pa.array(picks)).to_pylist()
+    texts_a, _ = _rows_by_uid(sentences, uids)
+    for row, (ids, out) in enumerate(_direct(tiny_teacher_dir, texts_a)):
+        n = len(ids)
+        assert batch["input_ids"][row, :n].tolist() == ids.tolist()
+        assert batch["attention_mask"][row].sum() == n
+        tol = dict(rtol=2e-3, atol=2e-3)  # float16 storage
+        torch.testing.assert_close(batch["logits"][row], out.logits[0], **tol)
+        torch.testing.assert_close(batch["embedding"][row, :n], out.hidden_states[0][0], **tol)
+        for layer in (1, 2):
+            torch.testing.assert_close(batch[f"hidden_{layer}"][row, :n], out.hidden_states[layer][0], **tol)
+            torch.testing.assert_close(batch["cls"][row, layer - 1], out.hidden_states[layer][0, 0], **tol)
+            # pre-softmax scores: softmax over them gives transformers' attention probabilities
+            scores = batch[f"attention_{layer}"][row, :, :n, :n]
+            torch.testing.assert_close(scores.softmax(-1), out.attentions[layer - 1][0], rtol=5e-3, atol=5e-3)
+            assert batch[f"attention_{layer}"][row, :, n:, :].abs().sum() == 0  # padding is zero
+        top = out.logits[0].topk(2)
+        assert batch["topk_indices"][row].tolist() == top.indices.tolist()
+    assert batch["hidden_1"].shape == (24, batch["input_ids"].shape[1], 32)
+    assert batch["attention_1"].shape == (24, 4, batch["input_ids"].shape[1], batch["input_ids"].shape[1])
+    assert batch["cls"].shape == (24, 2, 32)
+
+
+def test_storage_is_unpadded_and_readable_without_this_project(full_cache):
+    cache_dir = full_cache.cache_dir
+    manifest = json.loads((cache_dir / "_manifest.json").read_text())
+    table = read_shards(cache_dir)
+    real_tokens = manifest["totals"]["real_tokens"]
+    assert len(flat_values(table.column("input_ids").combine_chunks())) == real_tokens
+    assert len(flat_values(table.column("hidden_2").combine_chunks())) == real_tokens * 32
+    lengths = np.array([len(x) for x in table.column("input_ids").to_pylist()])
+    assert len(flat_values(table.column("attention_1").combine_chunks())) == 4 * (lengths ** 2).sum()
+    assert table.schema.field("logits").type == pa.list_(pa.float16(), 2)
+    per_example = manifest["totals"]["column_bytes_per_example"]
+    assert per_example["logits"] == 4.0 and per_example["hidden_2"] == pytest.approx(lengths.mean() * 64, rel=0.01)
+    # datasets (memory-mapped) and its collate give the same batch as the pyarrow hot path
+    cache = load(cache_dir)
+    rows = [cache.dataset[i] for i in (0, 3, 17)]
+    via_datasets, via_arrow = cache.collate(rows), cache.batch([0, 3, 17])
+    assert via_datasets.keys() == via_arrow.keys()
+    for key in via_arrow:
+        torch.testing.assert_close(via_datasets[key], via_arrow[key], rtol=0, atol=0)
+    import ray
+
+    assert ray.data.read_datasource  # noqa: B018 - API present
+    import pyarrow.ipc
+
+    with pa.memory_map(str(cache_dir / "part-00000.arrow")) as source:
+        assert pyarrow.ipc.open_stream(source).read_all().num_rows == manifest["shards"][0]["rows"]
+
+
+def test_rerun_reuses_the_cache_and_a_changed_teacher_gets_a_new_one(full_cache, sentences, tiny_teacher_dir, tmp_path):
+    cache_dir = full_cache.cache_dir
+    before = {p.name: p.stat().st_mtime_ns for p in cache_dir.glob("part-*")}
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=ALL_FEATURES, batch_size=16, max_batch_tokens=256,
+                         topk=2, workers=1)  # scheduling options do not change the fingerprint
+    again = run(sentences, cache_dir.parent.parent, config)
+    assert again.skipped and again.shards_written == 0 and again.cache_dir == cache_dir
+    assert {p.name: p.stat().st_mtime_ns for p in cache_dir.glob("part-*")} == before
+    # retrain = other weights, same architecture and tokenizer: a new fingerprint directory
+    changed = build_tiny_teacher(tmp_path / "teacher-v2", tiny_teacher_dir, seed=1)
+    other = run(sentences, cache_dir.parent.parent, LabelConfig(teacher=str(changed), features=["cls"]))
+    assert other.cache_dir != cache_dir and other.cache_dir.parent == cache_dir.parent
+    assert other.manifest["teacher_fingerprint"] != full_cache.manifest["teacher_fingerprint"]
+    assert "hidden_1" not in other.manifest["features"]["columns"]
+
+
+def test_mismatched_tokenizer_is_refused_before_anything_is_written(sentences, minilm_dir, tmp_path):
+    small = build_tiny_teacher(tmp_path / "small-vocab", minilm_dir, vocab_size=1000)
+    with pytest.raises(TeacherMismatchError, match="not the teacher's tokenizer"):
+        run(sentences, tmp_path / "out", LabelConfig(teacher=str(small)))
+    assert not (tmp_path / "out").exists()
+
+
+def test_pairs_are_labelled_as_pairs(pairs, tiny_teacher_dir, tmp_path):
+    result = run(pairs, tmp_path, LabelConfig(teacher=str(tiny_teacher_dir), batch_size=8))
+    cache = load(result.cache_dir)
+    assert cache.is_pair
+    picks = list(range(0, len(cache), max(1, len(cache) // 12)))
+    batch = cache.batch(picks)
+    texts_a, texts_b = _rows_by_uid(pairs, cache.table.column("uid").take(pa.array(picks)).to_pylist())
+    assert all(b is not None for b in texts_b)
+    for row, (ids, out) in enumerate(_direct(tiny_teacher_dir, texts_a, texts_b)):
+        n = len(ids)
+        assert batch["input_ids"][row, :n].tolist() == ids.tolist()
+        assert (batch["input_ids"][row] == 102).sum() == 2  # [CLS] a [SEP] b [SEP]
+        assert batch["token_type_ids"][row, :n].sum() > 0
+        torch.testing.assert_close(batch["logits"][row], out.logits[0], rtol=2e-3, atol=2e-3)
+
+
+def test_int8_and_bfloat16_storage_against_float32(sentences, tiny_teacher_dir, tmp_path):
+    base = dict(teacher=str(tiny_teacher_dir), features=["cls", "hidden"], hidden_layers=[2])
+    exact = load(run(sentences, tmp_path, LabelConfig(**base, dtype="float32")).cache_dir)
+    int8 = load(run(sentences, tmp_path, LabelConfig(**base, quantize_hidden=True)).cache_dir)
+    bf16 = load(run(sentences, tmp_path, LabelConfig(**base, dtype="bfloat16")).cache_dir)
+    assert len({exact.path, int8.path, bf16.path}) == 3
+    rows = np.arange(0, len(exact), 7)
+    want = exact.batch(rows)
+    for cache, limit in ((int8, 0.02), (bf16, 0.01)):
+        got = cache.batch(rows)
+        for key in ("hidden_2", "cls"):
+            error = (got[key] - want[key]).norm(dim=-1) / want[key].norm(dim=-1).clamp_min(1e-6)
+            assert error[want[key].norm(dim=-1) > 0].max() < limit, (cache.features["hidden_dtype"], key)
+    sizes = {c.features["hidden_dtype"]: c.manifest["totals"]["column_bytes_per_example"]["hidden_2"]
+             for c in (exact, int8, bf16)}
+    assert sizes["int8"] < 0.35 * sizes["float32"] and sizes["bfloat16"] == pytest.approx(sizes["float32"] / 2, rel=0.01)  # + list offsets
+
+
+def test_minilm_teacher_logits_match_a_direct_forward(sentences, minilm_dir, tmp_path):
+    """The real 6-layer MiniLM encoder with a (random) classification head, as in the demo."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    teacher = tmp_path / "minilm-cls"
+    AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).save_pretrained(teacher)
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(teacher)
+    result = run(sentences, tmp_path, LabelConfig(teacher=str(teacher), features=["cls"]))
+    cache = load(result.cache_dir)
+    assert cache.features["cls_layers"] == [1, 2, 3, 4, 5, 6] and cache.features["hidden_size"] == 384
+    picks = list(range(0, len(cache), 97))
+    batch = cache.batch(picks)
+    texts_a, _ = _rows_by_uid(sentences, cache.table.column("uid").take(pa.array(picks)).to_pylist())
+    for row, (_, out) in enumerate(_direct(teacher, texts_a)):
+        torch.testing.assert_close(batch["logits"][row], out.logits[0], rtol=5e-3, atol=5e-3)
+        torch.testing.assert_close(batch["cls"][row, 5], out.hidden_states[6][0, 0], rtol=1e-2, atol=1e-2)
+    assert os.path.basename(result.cache_dir) == result.manifest["fingerprint"][:16]
