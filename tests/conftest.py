@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,24 @@ def tiny_mlm_dir(tmp_path_factory, minilm_dir) -> Path:
     BertForMaskedLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def settled_commit_count(out, quiet_seconds: float = 3.0, limit: float = 60.0) -> int:
+    """Commit records once nothing has been added for `quiet_seconds`.
+
+    A Ray actor of the killed driver can finish the shard it is writing before Ray notices
+    the driver is gone; its write is atomic and byte-identical to what a rerun would write.
+    """
+    deadline = time.time() + limit
+    count, since = -1, time.time()
+    while time.time() < deadline:
+        now = len(list((out / "_commits").glob("*.json")))
+        if now != count:
+            count, since = now, time.time()
+        elif time.time() - since >= quiet_seconds:
+            return count
+        time.sleep(0.2)
+    pytest.fail(f"commit records still changing {limit}s after the kill")
 
 
 def build_tiny_teacher(path: Path, tokenizer_dir: Path, num_labels: int = 2, seed: int = 0, vocab_size: int | None = None) -> Path:

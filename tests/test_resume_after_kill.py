@@ -13,7 +13,7 @@ import pytest
 
 from augment import AugmentConfig, run
 from distill.storage.shards import read_shards
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import REPO, SAMPLES, settled_commit_count
 
 pytestmark = pytest.mark.slow
 SHARDS = 40
@@ -22,24 +22,6 @@ SHARDS = 40
 def _rows(directory):
     table = read_shards(directory)
     return sorted(zip(*(table.column(c).to_pylist() for c in ("uid", "text_a", "rule"))))
-
-
-def _settled_commit_count(out, quiet_seconds: float = 3.0, limit: float = 60.0) -> int:
-    """Commit records once nothing has been added for `quiet_seconds`.
-
-    A Ray actor of the killed driver can finish the shard it is writing before Ray notices
-    the driver is gone; its write is atomic and byte-identical to what a rerun would write.
-    """
-    deadline = time.time() + limit
-    count, since = -1, time.time()
-    while time.time() < deadline:
-        now = len(list((out / "_commits").glob("*.json")))
-        if now != count:
-            count, since = now, time.time()
-        elif time.time() - since >= quiet_seconds:
-            return count
-        time.sleep(0.2)
-    pytest.fail(f"commit records still changing {limit}s after the kill")
 
 
 def test_kill_then_resume_matches_an_uninterrupted_run(ray_local, tmp_path):
@@ -59,7 +41,7 @@ def test_kill_then_resume_matches_an_uninterrupted_run(ray_local, tmp_path):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    committed = _settled_commit_count(out)
+    committed = settled_commit_count(out)
     assert 3 <= committed < SHARDS, committed
     assert not (out / "_manifest.json").exists()
 

@@ -42,13 +42,19 @@ class LabelResult:
     skipped: bool
     shards_written: int
     seconds: float
+    rows_labelled: int = 0  # by this run (0 when the cache was reused)
+    labelling_seconds: float = 0.0  # wall time of this run's actor pool, start-up included
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_labelled / self.labelling_seconds if self.labelling_seconds else 0.0
 
     def summary(self) -> str:
         totals = self.manifest["totals"]
         state = "cache reused, no forward pass" if self.skipped else f"labelled {self.shards_written} shard(s)"
         return (
-            f"label: {totals['rows']} rows -> {self.cache_dir} ({totals['bytes_per_example']:.0f} bytes/example, "
-            f"{totals['rows_per_second']:.0f} rows/s while labelling) [{state}, {self.seconds:.1f}s]"
+            f"label: {totals['rows']} rows -> {self.cache_dir} ({totals['bytes_per_example']:.0f} bytes/example) "
+            f"[{state}, {self.seconds:.1f}s]"
         )
 
 
@@ -105,7 +111,7 @@ def _totals(cache_dir: Path, records: list[ShardRecord], columns: list[str]) -> 
         table = read_shard(cache_dir / record.file)  # memory-mapped for Arrow shards
         for name in columns:
             column_bytes[name] += table.column(name).nbytes
-    seconds = sum(r.extra.get("seconds", 0.0) for r in records)
+    actor_seconds = sum(r.extra.get("seconds", 0.0) for r in records)
     return {
         "rows": rows,
         "bytes": sum(r.bytes for r in records),
@@ -114,8 +120,9 @@ def _totals(cache_dir: Path, records: list[ShardRecord], columns: list[str]) -> 
         "real_tokens": sum(r.extra["real_tokens"] for r in records),
         "padded_tokens": sum(r.extra["padded_tokens"] for r in records),
         "forward_batches": sum(r.extra["forward_batches"] for r in records),
-        "labelling_seconds": round(seconds, 2),
-        "rows_per_second": rows / seconds if seconds else 0.0,
+        # summed over shards: one actor's speed, without start-up (wall-clock speed is in the run's log)
+        "actor_seconds": round(actor_seconds, 2),
+        "rows_per_actor_second": rows / actor_seconds if actor_seconds else 0.0,
     }
 
 
@@ -149,6 +156,7 @@ def run(
         verified = {out: stage.valid_record(out) for out in names.values()}
         pending = [name for name, out in names.items() if verified[out] is None]
         log.info("%d cache shard(s) planned, %d to label, at %s", len(names), len(pending), cache_dir)
+        labelling_started = time.perf_counter()
         if pending:
             constructor = dict(
                 config=config, model_dir=str(model_dir), tokenizer_dir=str(tokenizer_dir), features=features,
@@ -157,6 +165,7 @@ def run(
             )
             with ray_session(address):
                 _label(pending, config, constructor)
+        labelling_seconds = time.perf_counter() - labelling_started
         records = [verified[out] or stage.valid_record(out) for out in names.values()]
         missing = [out for out, record in zip(names.values(), records) if record is None]
         if missing:
@@ -177,7 +186,9 @@ def run(
             "totals": _totals(cache_dir, records, features.column_names()),
         }
         manifest = stage.finalize(records, body)
-        result = LabelResult(cache_dir, manifest, False, len(pending), time.perf_counter() - started)
+        rows_labelled = sum(inputs[name]["rows"] for name in pending)
+        result = LabelResult(cache_dir, manifest, False, len(pending), time.perf_counter() - started,
+                             rows_labelled, labelling_seconds)
         log.info(result.summary())
         return result
 

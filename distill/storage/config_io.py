@@ -6,10 +6,13 @@ YAML is read with `yaml.safe_load` only: a config never executes code.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 class ConfigError(ValueError):
@@ -44,7 +47,15 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
             raise ConfigError(f"override {item!r}: {part} is not a section")
-    target[parts[-1]] = yaml.safe_load(raw)
+    target[parts[-1]] = _parse_value(raw)
+
+
+def _parse_value(raw: str) -> Any:
+    """YAML scalar, except that `1e-4` is a float (YAML 1.1 reads it as a string)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 def build_config(cls, data: dict[str, Any], prefix: str = ""):

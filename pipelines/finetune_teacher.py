@@ -1,0 +1,46 @@
+"""Fine-tune a teacher classifier on gold labels (the demo's and the experiments' teacher).
+
+    python pipelines/finetune_teacher.py TRAIN OUTPUT_DIR --base-model DIR_OR_HUB_NAME --text-a sentence [--text-b ...]
+
+Real users with a fine-tuned teacher skip this and pass its path to augment_and_label.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from distill.finetune import FinetuneConfig, finetune
+from distill.storage.config_io import ConfigError, apply_override
+from distill.storage.text_inputs import InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("train", help="csv, tsv, jsonl, parquet or datasets directory with gold labels")
+    parser.add_argument("output", help="directory for the fine-tuned model (save_pretrained)")
+    parser.add_argument("--base-model", required=True, help="pretrained encoder: hub name or directory")
+    parser.add_argument("--text-a", default="text_a")
+    parser.add_argument("--text-b")
+    parser.add_argument("--label", default="label")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any FinetuneConfig key, e.g. --set epochs=2 --set dev_rows=2000")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    data = {"base_model": args.base_model,
+            "columns": {"text_a": args.text_a, "text_b": args.text_b, "label": args.label}}
+    try:
+        for item in args.overrides:
+            apply_override(data, item)
+        record = finetune(args.train, args.output, FinetuneConfig.from_dict(data))
+    except (ConfigError, InputError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: record[k] for k in ("train_rows", "dev_rows", "dev_accuracy", "train_accuracy", "seconds")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

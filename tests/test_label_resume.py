@@ -1,0 +1,62 @@
+"""Kill a real augment → label run with SIGKILL while the teacher labels; the rerun resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from distill.label import LabelConfig, run
+from tests.conftest import REPO, SAMPLES, settled_commit_count
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def minilm_teacher(tmp_path_factory, minilm_dir):
+    """MiniLM-L6 with a random 2-way head: slow enough on CPU to be killed mid-stage."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("minilm-teacher")
+    AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).save_pretrained(path)
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(path)
+    return path
+
+
+def test_kill_while_labelling_then_resume(ray_local, minilm_teacher, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "pipelines/augment_and_label.py", "--input", str(SAMPLES / "sentiment.csv"),
+            "--output", str(out), "--text-a", "sentence", "--teacher", str(minilm_teacher), "--features", "cls",
+            "--teacher-actors", "1", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4",
+            "--set", "augment.rows_per_shard=12"]
+    env = {**os.environ, "RAY_ADDRESS": ""}  # its own embedded Ray, not the test's
+    proc = subprocess.Popen(args, cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    commits = lambda: list(out.glob("teacher/*/_commits/*.json"))  # noqa: E731
+    deadline = time.time() + 300
+    while time.time() < deadline and len(commits()) < 2:
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cache_dir = commits()[0].parent.parent
+    committed = settled_commit_count(cache_dir)
+    total = len(json.loads((out / "augmented" / "_manifest.json").read_text())["shards"])
+    assert 2 <= committed < total, (committed, total)
+    assert not (cache_dir / "_manifest.json").exists()
+
+    config = LabelConfig(teacher=str(minilm_teacher), features=["cls"], workers=2)
+    resumed = run(out / "augmented", out, config)
+    assert resumed.cache_dir == cache_dir and resumed.shards_written == total - committed
+    assert not list(cache_dir.glob("*.tmp-*")), "temporary files of the killed run were swept"
+    reference = run(out / "augmented", tmp_path / "reference", config)
+    assert [s["sha256"] for s in resumed.manifest["shards"]] == [s["sha256"] for s in reference.manifest["shards"]]
+    assert resumed.manifest["totals"]["rows"] == json.loads((out / "augmented" / "_manifest.json").read_text())["totals"]["rows"]
