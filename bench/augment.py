@@ -30,14 +30,7 @@ from augment import AugmentConfig, run  # noqa: E402
 from augment.rules import build_rule  # noqa: E402
 from augment.tinybert import replaceable  # noqa: E402
 from augment.words import load_spacy, split_texts  # noqa: E402
-
-
-def scaled_input(directory: Path, sentences: int) -> Path:
-    lines = (REPO / "pipelines" / "samples" / "sentiment.csv").read_text(encoding="utf-8").splitlines()
-    body = lines[1:]
-    path = directory / f"sentiment-{sentences}.csv"
-    path.write_text("\n".join([lines[0]] + [body[i % len(body)] for i in range(sentences)]) + "\n", encoding="utf-8")
-    return path
+from bench.common import scaled_input  # noqa: E402
 
 
 def bert_base_mlm(directory: Path) -> Path:

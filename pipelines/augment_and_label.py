@@ -109,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args)
         output = Path(config.output)
+        teacher = label.prepare_teacher(config.label)  # a wrong teacher fails now, not after augmenting
         with ray_session(config.address):  # one Ray for both stages
             augmented = augment.run(config.input, output / "augmented", config.augment, overwrite=args.overwrite)
-            labelled = label.run(output / "augmented", output, config.label)
+            labelled = label.run(output / "augmented", output, config.label, teacher=teacher)
     except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

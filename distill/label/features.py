@@ -34,6 +34,8 @@ class FeatureSet:
     @classmethod
     def from_config(cls, config: LabelConfig, dims: TeacherDims) -> "FeatureSet":
         topk = min(config.topk, dims.num_labels) if config.wants("topk") else None
+        for name in ("cls", "hidden", "attention"):
+            config.layers(name, dims.num_layers)  # a bad layer list is an error even if the feature is off
         return cls(
             dims=dims,
             dtype=config.dtype,

@@ -126,22 +126,41 @@ def _totals(cache_dir: Path, records: list[ShardRecord], columns: list[str]) -> 
     }
 
 
-def run(
-    augmented_dir: str | Path,
-    output_root: str | Path,
-    config: LabelConfig,
-    address: str | None = None,
-) -> LabelResult:
-    """Label `augmented_dir` with `config.teacher` into `<output_root>/teacher/<fingerprint>/`."""
-    started = time.perf_counter()
-    augmented_dir, output_root = Path(augmented_dir), Path(output_root)
-    input_manifest = read_input_manifest(augmented_dir)
+@dataclass
+class PreparedTeacher:
+    """A teacher checked against its tokenizer and the config, before any data is touched."""
+
+    model_dir: Path
+    tokenizer_dir: Path
+    tokenizer: Any
+    features: FeatureSet
+    identity: dict[str, Any]
+
+
+def prepare_teacher(config: LabelConfig) -> PreparedTeacher:
+    """Resolve the teacher and tokenizer, refuse mismatches and bad layer lists. Cheap (no weights
+    loaded), so a pipeline calls it before augmenting rather than failing after."""
     model_dir, tokenizer_dir = resolve_teacher(config.teacher, config.tokenizer)
     dims = teacher_dims(model_dir, config.trust_remote_code)
     tokenizer = load_tokenizer(tokenizer_dir, config.trust_remote_code)
     check_vocabulary(tokenizer, dims, tokenizer_dir, model_dir, strict=config.check_vocab)
     features = FeatureSet.from_config(config, dims)
-    identity = teacher_identity(model_dir, tokenizer_dir, dims)
+    return PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, teacher_identity(model_dir, tokenizer_dir, dims))
+
+
+def run(
+    augmented_dir: str | Path,
+    output_root: str | Path,
+    config: LabelConfig,
+    address: str | None = None,
+    teacher: PreparedTeacher | None = None,
+) -> LabelResult:
+    """Label `augmented_dir` with `config.teacher` into `<output_root>/teacher/<fingerprint>/`."""
+    started = time.perf_counter()
+    augmented_dir, output_root = Path(augmented_dir), Path(output_root)
+    input_manifest = read_input_manifest(augmented_dir)
+    teacher = teacher or prepare_teacher(config)
+    model_dir, tokenizer_dir, features, identity = teacher.model_dir, teacher.tokenizer_dir, teacher.features, teacher.identity
     teacher_fp, fingerprint = _cache_fingerprint(identity, config, input_manifest)
     cache_dir = output_root / CACHE_SUBDIR / fingerprint[:16]
     with OutputLock(cache_dir):
@@ -181,7 +200,7 @@ def run(
             "config": config.resolved(),
             "features": features.describe(),
             "precision": sorted({r.extra["precision"] for r in records}),
-            "tokenizer": _tokenizer_facts(tokenizer, config),
+            "tokenizer": _tokenizer_facts(teacher.tokenizer, config),
             "versions": library_versions(),
             "totals": _totals(cache_dir, records, features.column_names()),
         }
