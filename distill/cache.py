@@ -113,7 +113,7 @@ class TeacherCache:
         input_ids = torch.full(mask.shape, tokenizer["pad_token_id"], dtype=torch.long)
         input_ids[mask] = flat_ids
         out = {"input_ids": input_ids, "attention_mask": mask.long()}
-        if self.is_pair:
+        if self.is_pair and tokenizer.get("segment_ids", True):
             is_sep = (input_ids == tokenizer["sep_token_id"]).long()
             out["token_type_ids"] = (((is_sep.cumsum(dim=1) - is_sep) > 0) & mask).long()
         return out

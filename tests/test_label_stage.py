@@ -58,7 +58,7 @@ def _direct(model_dir, texts_a, texts_b=None):
         for i, text in enumerate(texts_a):
             encoded = tokenizer(text, texts_b[i] if texts_b else None, truncation=True, max_length=128, return_tensors="pt")
             outputs = model(**encoded, output_hidden_states=True, output_attentions=True)
-            results.append((encoded["input_ids"][0], outputs))
+            results.append((encoded, outputs))
     return results
 
 
@@ -80,7 +80,8 @@ def test_cached_features_equal_a_direct_forward(full_cache, sentences, tiny_teac
     batch = cache.batch(picks)  # rows of very different lengths padded together again
     uids = cache.table.column("uid").take(pa.array(picks)).to_pylist()
     texts_a, _ = _rows_by_uid(sentences, uids)
-    for row, (ids, out) in enumerate(_direct(tiny_teacher_dir, texts_a)):
+    for row, (encoded, out) in enumerate(_direct(tiny_teacher_dir, texts_a)):
+        ids = encoded["input_ids"][0]
         n = len(ids)
         assert batch["input_ids"][row, :n].tolist() == ids.tolist()
         assert batch["attention_mask"][row].sum() == n
@@ -160,10 +161,13 @@ def test_pairs_are_labelled_as_pairs(pairs, tiny_teacher_dir, tmp_path):
     batch = cache.batch(picks)
     texts_a, texts_b = _rows_by_uid(pairs, cache.table.column("uid").take(pa.array(picks)).to_pylist())
     assert all(b is not None for b in texts_b)
-    for row, (ids, out) in enumerate(_direct(tiny_teacher_dir, texts_a, texts_b)):
+    for row, (encoded, out) in enumerate(_direct(tiny_teacher_dir, texts_a, texts_b)):
+        ids = encoded["input_ids"][0]
         n = len(ids)
         assert batch["input_ids"][row, :n].tolist() == ids.tolist()
         assert (batch["input_ids"][row] == 102).sum() == 2  # [CLS] a [SEP] b [SEP]
+        # segment ids rebuilt by the reader equal the tokenizer's (the teacher saw the latter)
+        assert batch["token_type_ids"][row, :n].tolist() == encoded["token_type_ids"][0].tolist()
         assert batch["token_type_ids"][row, :n].sum() > 0
         torch.testing.assert_close(batch["logits"][row], out.logits[0], rtol=2e-3, atol=2e-3)
 

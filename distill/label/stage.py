@@ -213,6 +213,8 @@ def run(
 
 
 def _tokenizer_facts(tokenizer, config: LabelConfig) -> dict[str, Any]:
-    """Special ids readers need: padding, and [SEP] to rebuild segment ids of pairs."""
+    """Special ids readers need: padding, and [SEP] to rebuild segment ids of pairs (not stored:
+    for BERT tokenizers they are 0 up to and including the first [SEP], then 1)."""
     return {"pad_token_id": tokenizer.pad_token_id or 0, "sep_token_id": tokenizer.sep_token_id,
-            "cls_token_id": tokenizer.cls_token_id, "max_length": config.max_length}
+            "cls_token_id": tokenizer.cls_token_id, "max_length": config.max_length,
+            "segment_ids": "token_type_ids" in tokenizer.model_input_names}

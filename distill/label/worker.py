@@ -90,19 +90,21 @@ class TeacherLabeler:
             raise RuntimeError(f"{path}: sha256 does not match the augmented manifest; rerun the augment stage")
         return read_shard(path)
 
-    def tokenize(self, table: pa.Table) -> list[list[int]]:
+    def tokenize(self, table: pa.Table) -> tuple[list[list[int]], list[list[int]] | None]:
+        """Input ids, and segment ids for pairs when the tokenizer's models use them (BERT, not RoBERTa)."""
         texts_a = table.column("text_a").to_pylist()
         texts_b = table.column("text_b").to_pylist() if self.is_pair else None
+        segments = self.is_pair and "token_type_ids" in self.tokenizer.model_input_names
         encoded = self.tokenizer(
             texts_a, texts_b, truncation=True, max_length=self.config.max_length, padding=False,
-            return_attention_mask=False, return_token_type_ids=False,
+            return_attention_mask=False, return_token_type_ids=segments,
         )
-        return encoded["input_ids"]
+        return encoded["input_ids"], encoded["token_type_ids"] if segments else None
 
     def label_shard(self, name: str):
         started = time.perf_counter()
         table = self._read_input(name)
-        ids = self.tokenize(table)
+        ids, segments = self.tokenize(table)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         buckets = length_buckets(lengths, self.config.batch_size, self.config.max_batch_tokens)
         kept = table.select([c for c in KEPT_COLUMNS if c in table.column_names])
@@ -117,24 +119,26 @@ class TeacherLabeler:
             "precision": self.precision,
             "device": self.device,
         }
-        batches = self._batches(kept, ids, lengths, buckets, schema, extra, started)
+        batches = self._batches(kept, ids, segments, lengths, buckets, schema, extra, started)
         record = self.stage_dir.commit_shard_batches(batches, schema, out_name, extra)
         seconds = record.extra["seconds"]
         log.info("%s: %d rows, %d forward passes, %.1f rows/s", out_name, record.rows,
                  self.forward_batches - calls_before, record.rows / max(seconds, 1e-9))
         return record
 
-    def _batches(self, kept, ids, lengths, buckets, schema, extra: dict, started: float) -> Iterator[pa.RecordBatch]:
+    def _batches(self, kept, ids, segments, lengths, buckets, schema, extra: dict, started: float) -> Iterator[pa.RecordBatch]:
         """Forward each bucket and yield its rows; records the shard's labeling time in `extra` at the end."""
         pad = self.tokenizer.pad_token_id or 0
         for rows in buckets:
             width = int(lengths[rows].max())
             input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
+            token_types = torch.zeros((len(rows), width), dtype=torch.long) if segments is not None else None
             for i, row in enumerate(rows.tolist()):
                 input_ids[i, : lengths[row]] = torch.tensor(ids[row])
                 mask[i, : lengths[row]] = 1
-            token_types = segment_ids(input_ids, self.tokenizer.sep_token_id) if self.is_pair else None
+                if segments is not None:
+                    token_types[i, : lengths[row]] = torch.tensor(segments[row])
             columns = self.forward(input_ids, mask, token_types)
             picked = kept.take(pa.array(rows))
             arrays = [picked.column(f.name).combine_chunks() if f.name in picked.column_names else columns[f.name]
@@ -157,12 +161,3 @@ class TeacherLabeler:
             recorder.check(self.features.dims.num_layers)
         self.forward_batches += 1
         return self.features.extract(input_ids, mask, outputs, recorder.scores if layers else {})
-
-
-def segment_ids(input_ids: torch.Tensor, sep_token_id: int) -> torch.Tensor:
-    """BERT segment ids of `[CLS] a [SEP] b [SEP]`: 0 up to and including the first [SEP], then 1.
-
-    The cache does not store them: readers rebuild them the same way from `input_ids`.
-    """
-    is_sep = (input_ids == sep_token_id).long()
-    return ((is_sep.cumsum(dim=1) - is_sep) > 0).long()
