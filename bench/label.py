@@ -99,11 +99,38 @@ def int8_error(reference_dir: Path, int8_dir: Path, rows: int = 2000) -> str:
     return "int8 relative error per vector vs float16: " + "; ".join(lines)
 
 
+def read_speed(cache_dir: Path, batches: int = 200, batch_size: int = 32) -> str:
+    """Rows/s of reading padded batches back: pyarrow `cache.batch` vs `datasets` rows + collate."""
+    from distill.cache import load
+
+    cache = load(cache_dir)
+    rng = np.random.default_rng(0)
+    picks = [rng.choice(len(cache), batch_size, replace=False).tolist() for _ in range(batches)]
+    arrow = timed(lambda: [cache.batch(p) for p in picks])
+    dataset = cache.dataset
+    hf = timed(lambda: [cache.collate([dataset[i] for i in p]) for p in picks])
+    hf_batched = timed(lambda: [cache.collate(_rows(dataset[p])) for p in picks])
+    rows = batches * batch_size
+    return (f"reading {cache_dir.name} back, batches of {batch_size}: pyarrow batch() {rows / arrow:.0f} rows/s, "
+            f"datasets row by row + collate {rows / hf:.0f} rows/s, datasets batched indexing + collate "
+            f"{rows / hf_batched:.0f} rows/s")
+
+
+def _rows(columns: dict) -> list[dict]:
+    """`dataset[list]` returns columns; the collate takes rows."""
+    keys = list(columns)
+    return [dict(zip(keys, values)) for values in zip(*(columns[k] for k in keys))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sources", type=int, help="source sentences before augmentation")
+    parser.add_argument("--read-cache", type=Path, help="only time reading this teacher cache back")
     args = parser.parse_args()
+    if args.read_cache:
+        print(read_speed(args.read_cache))
+        return
     logging.basicConfig(level=logging.WARNING)
     sources = args.sources or (300 if args.quick else 1200)
     cpus = os.cpu_count() or 2
@@ -187,6 +214,7 @@ def main() -> None:
         stage_padding = json_totals(caches["c"])
         print(f"\npadded / real tokens: stage {stage_padding:.2f}, fixed batches of 64 in input order {naive_padding:.2f}")
         print(int8_error(caches["e"], caches["e int8"]))
+        print(read_speed(caches["e"]))
         best_naive = max(rate["b"], rate["b'"])
         print(f"\nc/a  = {rate['c'] / rate['a']:.2f}  (target >= 0.9; without start-up {rate['c steady'] / rate['a']:.2f})")
         print(f"c/b  = {rate['c'] / best_naive:.2f}  (target >= 1.5; against the faster naive loop)")
