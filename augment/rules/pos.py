@@ -27,13 +27,15 @@ def sum_pos_counts(batches: Iterable[pa.Table]) -> pa.Table:
     Partial counts per block, then one sum: a Ray groupby shuffle would cost ~10 s of fixed
     overhead on 2 CPUs for a table of a few thousand rows.
     """
+    # use_threads=False: small tables, and Acero's threaded group_by can fail with "thread index
+    # N is out of range" once other libraries in the process have resized Arrow's thread pool.
     partial = []
     for batch in batches:
         for side in ("a", "b"):
             tokens, tags = batch.column(f"tokens_{side}"), batch.column(f"tags_{side}")
             pairs = pa.table({"tag": pc.list_flatten(tags), "word": pc.list_flatten(tokens)})
-            partial.append(pairs.group_by(["tag", "word"]).aggregate([([], "count_all")]))
-    counts = pa.concat_tables(partial).group_by(["tag", "word"]).aggregate([("count_all", "sum")])
+            partial.append(pairs.group_by(["tag", "word"], use_threads=False).aggregate([([], "count_all")]))
+    counts = pa.concat_tables(partial).group_by(["tag", "word"], use_threads=False).aggregate([("count_all", "sum")])
     counts = counts.rename_columns(["tag", "word", "count"]).cast(
         pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())])
     )
