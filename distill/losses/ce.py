@@ -1,0 +1,43 @@
+"""Cross-entropy on gold labels. Augmented rows carry the source's gold label, which the
+augmentation may have changed, so by default they take the teacher's argmax instead (Tang et
+al. 2019 §3: "t is provided by the true label or the teacher's prediction"); `skip` ignores
+them, `gold` trusts the inherited label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from distill.losses.registry import Loss, register_loss
+
+
+@register_loss("ce")
+@dataclass
+class CrossEntropy(Loss):
+    weight: float = 1.0
+    augmented: str = "teacher"  # teacher | skip | gold
+
+    def __post_init__(self) -> None:
+        if self.augmented not in ("teacher", "skip", "gold"):
+            raise ValueError(f"ce.augmented must be teacher, skip or gold, not {self.augmented!r}")
+
+    def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
+        return {"logits": []} if self.augmented == "teacher" else {}
+
+    def targets(self, teacher) -> torch.Tensor:
+        labels = teacher.tensors["labels"].clone()
+        augmented = teacher.tensors["aug_index"] > 0
+        if self.augmented == "teacher":
+            replace = augmented | (labels < 0)  # also unlabelled originals
+            labels[replace] = teacher.logits.argmax(dim=-1)[replace]
+        elif self.augmented == "skip":
+            labels[augmented] = -100
+        return labels
+
+    def __call__(self, student, teacher) -> torch.Tensor:
+        targets = self.targets(teacher)
+        if (targets >= 0).sum() == 0:
+            return student.logits.sum() * 0.0
+        return F.cross_entropy(student.logits.float(), targets, ignore_index=-100)

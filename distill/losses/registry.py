@@ -1,0 +1,66 @@
+"""The loss registry and the small interface every loss implements."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import torch
+
+LOSSES: dict[str, type] = {}
+
+
+def register_loss(name: str) -> Callable[[type], type]:
+    def add(cls: type) -> type:
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} registered twice")
+        cls.name = name
+        LOSSES[name] = cls
+        return cls
+
+    return add
+
+
+class Loss:
+    """Base of the loss dataclasses: `weight` scales the term in the recipe's weighted sum."""
+
+    name = "loss"
+
+    def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
+        """Teacher features read from the batch: {"logits": []} or {"cls": [2, 4]}."""
+        return {"logits": []}
+
+    def __call__(self, student, teacher) -> torch.Tensor:  # pragma: no cover
+        """`student`: a `StudentOutput`; `teacher`: a `distill.teacher_batch.TeacherBatch`."""
+        raise NotImplementedError
+
+
+def build_loss(name: str, options: dict[str, Any] | None = None) -> Loss:
+    if name not in LOSSES:
+        raise KeyError(f"unknown loss {name!r}; choose from {', '.join(sorted(LOSSES))}")
+    cls = LOSSES[name]
+    options = dict(options or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(options) - known
+    if unknown:
+        raise KeyError(f"loss {name!r} has no option(s) {', '.join(sorted(unknown))} (options: {', '.join(sorted(known))})")
+    return cls(**options)
+
+
+def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the positions where `mask` is true (mask broadcasts over the trailing dims)."""
+    while mask.dim() < student.dim():
+        mask = mask.unsqueeze(-1)
+    mask = mask.expand_as(student)
+    diff = (student - teacher)[mask]
+    return (diff * diff).mean() if diff.numel() else student.sum() * 0.0
+
+
+def map_layers(student_layers: int, teacher_layers: int, teacher_map: list[int] | None) -> list[tuple[int, int]]:
+    """(student layer, teacher layer) pairs, 1-based. Default: TinyBERT's uniform map i <- i * L / k."""
+    if teacher_map is None:
+        step = teacher_layers // student_layers
+        return [(i, i * step) for i in range(1, student_layers + 1)]
+    if len(teacher_map) > student_layers:
+        raise ValueError(f"layer map {teacher_map} is longer than the student's {student_layers} layers")
+    return [(i + 1, t) for i, t in enumerate(teacher_map)]

@@ -1,0 +1,22 @@
+"""TinyBERT prediction-layer loss: soft cross-entropy −Σ softmax(z_t/T) · log softmax(z_s/T), T = 1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from distill.losses.registry import Loss, register_loss
+
+
+@register_loss("soft_ce")
+@dataclass
+class SoftCrossEntropy(Loss):
+    weight: float = 1.0
+    temperature: float = 1.0
+
+    def __call__(self, student, teacher) -> torch.Tensor:
+        t = self.temperature
+        teacher = F.softmax(teacher.logits.float() / t, dim=-1)
+        return -(teacher * F.log_softmax(student.logits.float() / t, dim=-1)).sum(dim=-1).mean()

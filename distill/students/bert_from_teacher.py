@@ -1,0 +1,61 @@
+"""Small BERT from teacher layers (DistilBERT, BERT-PKD): the teacher's width, k of its layers.
+
+Embeddings, pooler and classifier are copied from the teacher, and student layer i from teacher
+layer `layers[i]` (0-based). `layers: spread` picks round(linspace(0, L−1, k)), which for
+12 → 6 is DistilBERT's reference choice [0, 2, 4, 7, 9, 11]; `first` takes the first k
+(BERT-PKD initialises from the bottom layers); a list gives them explicitly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distill.students.bert_student import BertStudent
+from distill.students.registry import register_student
+
+
+def init_layers(spec, num_layers: int, teacher_layers: int) -> list[int]:
+    if spec == "spread":
+        return [int(x) for x in np.round(np.linspace(0, teacher_layers - 1, num_layers))]
+    if spec == "first":
+        return list(range(num_layers))
+    layers = [int(x) for x in spec]
+    if len(layers) != num_layers or not all(0 <= x < teacher_layers for x in layers):
+        raise ValueError(f"layers {layers} must name {num_layers} teacher layers in 0..{teacher_layers - 1}")
+    return layers
+
+
+@register_student("bert_from_teacher")
+class BertFromTeacher(BertStudent):
+    kind = "bert_from_teacher"
+
+    @classmethod
+    def build(cls, options: dict, facts: dict) -> "BertFromTeacher":
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        options = dict(options)
+        num_layers = int(options.pop("num_layers", 6))
+        spec = options.pop("layers", "spread")
+        if options:
+            raise ValueError(f"bert_from_teacher has no option(s) {', '.join(sorted(options))}")
+        teacher_dir = facts["teacher_dir"]
+        config = AutoConfig.from_pretrained(teacher_dir)
+        chosen = init_layers(spec, num_layers, config.num_hidden_layers)
+        teacher_state = AutoModelForSequenceClassification.from_pretrained(teacher_dir).state_dict()
+        config.num_hidden_layers = num_layers
+        model = AutoModelForSequenceClassification.from_config(config)
+        state = {}
+        for name, value in teacher_state.items():
+            if ".encoder.layer." not in name:
+                state[name] = value
+                continue
+            prefix, rest = name.split(".encoder.layer.", 1)
+            index, tail = rest.split(".", 1)
+            if int(index) in chosen:
+                state[f"{prefix}.encoder.layer.{chosen.index(int(index))}.{tail}"] = value
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise RuntimeError(f"copying teacher layers {chosen}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        student = cls(model)
+        student.copied_layers = chosen
+        return student

@@ -1,0 +1,82 @@
+"""The wrapper both BERT students share: a Hugging Face sequence classifier plus, for narrow
+students, the projections W_e / W_h to the teacher's width (TinyBERT). Saved with
+`save_pretrained` (safetensors), so `AutoModelForSequenceClassification.from_pretrained(dir)`
+loads the student; the projections, needed only for training, go to `projections.safetensors`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from distill.label import attention
+from distill.students.output import StudentOutput
+
+PROJECTIONS_NAME = "projections.safetensors"
+KIND_NAME = "student_config.json"
+
+
+class BertStudent(nn.Module):
+    kind = "bert"
+
+    def __init__(self, model, teacher_hidden: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        width = model.config.hidden_size
+        if teacher_hidden and teacher_hidden != width:
+            self.project_embedding = nn.Linear(width, teacher_hidden)  # W_e
+            self.project_layer = nn.Linear(width, teacher_hidden)  # W_h
+        else:
+            self.project_embedding = self.project_layer = None
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
+    def forward(self, tensors: dict[str, torch.Tensor], needs_hidden: bool = False, attention_layers=()) -> StudentOutput:
+        recorder = attention.ScoreRecorder(list(attention_layers)) if attention_layers else None
+        inputs = {k: tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in tensors}
+        if recorder is not None:
+            with recorder:
+                outputs = self.model(**inputs, output_hidden_states=needs_hidden)
+            recorder.check(self.num_layers)
+        else:
+            outputs = self.model(**inputs, output_hidden_states=needs_hidden)
+        return StudentOutput(
+            logits=outputs.logits,
+            num_layers=self.num_layers,
+            hidden_states=outputs.hidden_states if needs_hidden else None,
+            scores=recorder.scores if recorder is not None else {},
+            project_embedding=self.project_embedding,
+            project_layer=self.project_layer,
+        )
+
+    def capture_attention(self) -> None:
+        """Route attention through the score-recording function (pre-softmax scores for TinyBERT)."""
+        self.model.set_attn_implementation(attention.register())
+
+    def save(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        if self.project_layer is not None:
+            tensors = {f"project_embedding.{k}": v for k, v in self.project_embedding.state_dict().items()}
+            tensors.update({f"project_layer.{k}": v for k, v in self.project_layer.state_dict().items()})
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(directory / PROJECTIONS_NAME))
+        teacher_hidden = self.project_layer.out_features if self.project_layer is not None else None
+        (directory / KIND_NAME).write_text(json.dumps({"student": self.kind, "teacher_hidden": teacher_hidden}))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "BertStudent":
+        from safetensors.torch import load_file
+        from transformers import AutoModelForSequenceClassification
+
+        directory = Path(directory)
+        meta = json.loads((directory / KIND_NAME).read_text())
+        student = cls(AutoModelForSequenceClassification.from_pretrained(directory), meta.get("teacher_hidden"))
+        if (directory / PROJECTIONS_NAME).exists():
+            student.load_state_dict(load_file(str(directory / PROJECTIONS_NAME)), strict=False)
+        return student

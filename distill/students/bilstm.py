@@ -1,0 +1,121 @@
+"""Tang et al. (2019) BiLSTM student: word embeddings → one bidirectional LSTM → the two final
+states concatenated → ReLU MLP → logits. Sentence pairs use a siamese encoder (shared weights)
+and the feature [h1, h2, h1 ⊙ h2, |h1 − h2|].
+
+It reads the teacher's wordpiece ids from the cache, so nothing is re-tokenised; embeddings are
+random or copied from the teacher's input embeddings (`init_embeddings: teacher`, which also
+sets `embedding_dim` to the teacher's width). Sizes default to the paper's SST-2 setting as we
+read it (300-d embeddings, 150 hidden units per direction, a 200-unit ReLU layer).
+Saved as `model.safetensors` + `student_config.json`; `BiLSTMStudent.load(dir)` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from distill.students.output import StudentOutput
+from distill.students.registry import register_student
+from distill.students.teacher_weights import teacher_tensor
+
+CONFIG_NAME = "student_config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class BiLSTMConfig:
+    vocab_size: int
+    num_labels: int
+    pad_token_id: int = 0
+    pair: bool = False
+    embedding_dim: int = 300
+    hidden_size: int = 150
+    mlp_size: int = 200
+    dropout: float = 0.1
+    init_embeddings: str = "random"  # random | teacher
+    freeze_embeddings: bool = False
+
+
+@register_student("bilstm")
+class BiLSTMStudent(nn.Module):
+    def __init__(self, config: BiLSTMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, batch_first=True, bidirectional=True)
+        features = 2 * config.hidden_size * (4 if config.pair else 1)
+        self.classifier = nn.Sequential(
+            nn.Linear(features, config.mlp_size), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.mlp_size, config.num_labels)
+        )
+        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
+
+    @property
+    def num_layers(self) -> int:
+        return 1
+
+    @classmethod
+    def build(cls, options: dict, facts: dict) -> "BiLSTMStudent":
+        """`facts`: what the cache says (vocab_size, num_labels, pad_token_id, pair, teacher_dir)."""
+        options = dict(options)
+        init = options.get("init_embeddings", "random")
+        embeddings = None
+        if init == "teacher":
+            embeddings = teacher_tensor(facts["teacher_dir"], "word_embeddings.weight")
+            options["embedding_dim"] = embeddings.shape[1]
+        config = BiLSTMConfig(vocab_size=facts["vocab_size"], num_labels=facts["num_labels"],
+                              pad_token_id=facts["pad_token_id"], pair=facts["pair"], **options)
+        student = cls(config)
+        if embeddings is not None:
+            with torch.no_grad():
+                student.embedding.weight.copy_(embeddings)
+        return student
+
+    def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        lengths = mask.sum(dim=1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
+        _, (final, _) = self.lstm(packed)
+        return torch.cat([final[0], final[1]], dim=-1)  # forward and backward final states
+
+    @staticmethod
+    def _segment(tensors: dict[str, torch.Tensor], segment: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-aligned ids and mask of one side of `[CLS] a [SEP] b [SEP]`."""
+        keep = tensors["attention_mask"].bool() & (tensors["token_type_ids"] == segment)
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept positions first
+        ids = torch.gather(tensors["input_ids"], 1, order)
+        mask = torch.gather(keep, 1, order)
+        width = max(int(mask.sum(dim=1).max()), 1)
+        return ids[:, :width], mask[:, :width].long()
+
+    def forward(self, tensors: dict[str, torch.Tensor], needs_hidden: bool = False, attention_layers=()) -> StudentOutput:
+        if self.config.pair:
+            h1 = self.encode(*self._segment(tensors, 0))
+            h2 = self.encode(*self._segment(tensors, 1))
+            features = torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], dim=-1)
+        else:
+            features = self.encode(tensors["input_ids"], tensors["attention_mask"])
+        return StudentOutput(logits=self.classifier(features), num_layers=1)
+
+    def save(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / WEIGHTS_NAME))
+        (directory / CONFIG_NAME).write_text(json.dumps({"student": "bilstm", **dataclasses.asdict(self.config)}, indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "BiLSTMStudent":
+        """Rebuild a saved BiLSTM student (safetensors only: no pickle)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        data = json.loads((directory / CONFIG_NAME).read_text())
+        data.pop("student")
+        student = cls(BiLSTMConfig(**data))
+        student.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
+        return student

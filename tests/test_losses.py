@@ -1,0 +1,122 @@
+"""Each loss against a hand computation on small tensors (golden values worked out here)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from distill.losses import build_loss
+from distill.losses.registry import map_layers
+from distill.students.output import StudentOutput
+from distill.teacher_batch import TeacherBatch
+
+
+def _teacher(**tensors) -> TeacherBatch:
+    base = {"attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]), "labels": torch.tensor([1, 0]),
+            "aug_index": torch.tensor([0, 3]), "logits": torch.tensor([[1.0, 3.0], [2.0, 0.0]])}
+    base.update(tensors)
+    return TeacherBatch(base, num_layers=4, cls_layers=[1, 2, 3, 4])
+
+
+STUDENT_LOGITS = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+
+
+def test_kd_is_kl_of_softened_distributions_times_t_squared():
+    t = 2.0
+    loss = build_loss("kd", {"temperature": t})(StudentOutput(STUDENT_LOGITS, 1), _teacher())
+    expected = 0.0
+    for s_row, t_row in zip(STUDENT_LOGITS.tolist(), [[1.0, 3.0], [2.0, 0.0]]):
+        ps = [math.exp(x / t) / sum(math.exp(y / t) for y in s_row) for x in s_row]
+        pt = [math.exp(x / t) / sum(math.exp(y / t) for y in t_row) for x in t_row]
+        expected += sum(p * math.log(p / q) for p, q in zip(pt, ps))
+    assert loss.item() == pytest.approx(expected / 2 * t * t, rel=1e-5)
+
+
+def test_logit_mse_and_soft_ce():
+    student, teacher = StudentOutput(STUDENT_LOGITS, 1), _teacher()
+    assert build_loss("logit_mse")(student, teacher).item() == pytest.approx((1 + 4 + 1 + 1) / 4)
+    soft = build_loss("soft_ce")(student, teacher).item()
+    expected = 0.0
+    for s_row, t_row in zip(STUDENT_LOGITS.tolist(), [[1.0, 3.0], [2.0, 0.0]]):
+        pt = [math.exp(x) / sum(math.exp(y) for y in t_row) for x in t_row]
+        log_ps = [x - math.log(sum(math.exp(y) for y in s_row)) for x in s_row]
+        expected -= sum(p * q for p, q in zip(pt, log_ps))
+    assert soft == pytest.approx(expected / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("mode, targets", [("teacher", [1, 0]), ("gold", [1, 0]), ("skip", [1, -100])])
+def test_ce_targets_for_augmented_rows(mode, targets):
+    teacher = _teacher(labels=torch.tensor([1, 1]))  # row 1 is augmented; its inherited gold label is 1
+    ce = build_loss("ce", {"augmented": mode})
+    expected_targets = {"teacher": [1, 0], "gold": [1, 1], "skip": [1, -100]}[mode]
+    assert ce.targets(teacher).tolist() == expected_targets
+    loss = ce(StudentOutput(STUDENT_LOGITS, 1), teacher).item()
+    nll = [-math.log(math.exp(r[c]) / sum(math.exp(x) for x in r)) for r, c in zip(STUDENT_LOGITS.tolist(), expected_targets) if c >= 0]
+    assert loss == pytest.approx(sum(nll) / len(nll), rel=1e-5)
+
+
+def test_pkd_compares_normalised_cls_over_the_skip_map():
+    torch.manual_seed(0)
+    hidden = tuple(torch.randn(2, 3, 4) for _ in range(3))  # student: embeddings + 2 layers
+    teacher_cls = torch.randn(2, 4, 4)  # 4 teacher layers, [CLS] of each
+    loss = build_loss("pkd")(StudentOutput(STUDENT_LOGITS, 2, hidden), _teacher(cls=teacher_cls)).item()
+    # PKD-Skip for k = 2 of L = 4: student layer 1 <- teacher layer 2 (the last layer is left to KD)
+    s = hidden[1][:, 0] / hidden[1][:, 0].norm(dim=-1, keepdim=True)
+    t = teacher_cls[:, 1] / teacher_cls[:, 1].norm(dim=-1, keepdim=True)
+    assert loss == pytest.approx(((s - t) ** 2).mean().item(), rel=1e-5)
+
+
+def test_tinybert_hidden_embedding_and_attention_are_masked_to_real_tokens():
+    torch.manual_seed(0)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    student_hidden = tuple(torch.randn(2, 3, 2) for _ in range(3))
+    w = torch.nn.Linear(2, 4)
+    teacher_hidden = {f"hidden_{i}": torch.randn(2, 3, 4) for i in (2, 4)}
+    teacher_hidden["embedding"] = torch.randn(2, 3, 4)
+    student = StudentOutput(STUDENT_LOGITS, 2, student_hidden, project_embedding=w, project_layer=w)
+    teacher = _teacher(attention_mask=mask, **teacher_hidden)
+    real = mask.bool()
+    with torch.no_grad():
+        hidden = build_loss("tinybert_hidden")(student, teacher).item()
+        expected = sum(((w(student_hidden[s])[real] - teacher_hidden[f"hidden_{t}"][real]) ** 2).mean().item()
+                       for s, t in ((1, 2), (2, 4)))  # uniform map i <- 2i
+        assert hidden == pytest.approx(expected, rel=1e-5)
+        embedding = build_loss("tinybert_embedding")(student, teacher).item()
+        assert embedding == pytest.approx(((w(student_hidden[0])[real] - teacher_hidden["embedding"][real]) ** 2).mean().item(), rel=1e-5)
+    scores = {1: torch.randn(2, 2, 3, 3), 2: torch.randn(2, 2, 3, 3)}
+    teacher_scores = {f"attention_{t}": torch.randn(2, 2, 3, 3) for t in (2, 4)}
+    teacher_scores["attention_2"][1, :, 2, :] = 1e4  # padding rows/columns must not count
+    teacher_scores["attention_4"][1, :, :, 2] = -1e4
+    loss = build_loss("tinybert_attention")(StudentOutput(STUDENT_LOGITS, 2, scores=scores), _teacher(attention_mask=mask, **teacher_scores)).item()
+    expected = 0.0
+    for s, t in ((1, 2), (2, 4)):
+        diffs = []
+        for b, n in ((0, 3), (1, 2)):
+            diffs.append(((scores[s][b, :, :n, :n] - teacher_scores[f"attention_{t}"][b, :, :n, :n]) ** 2).reshape(-1))
+        expected += torch.cat(diffs).mean().item()
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_cosine_loss_on_last_layer_real_tokens():
+    torch.manual_seed(0)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    student_hidden = (torch.randn(2, 3, 4), torch.randn(2, 3, 4))
+    teacher = _teacher(attention_mask=mask, hidden_4=torch.randn(2, 3, 4))
+    loss = build_loss("cosine")(StudentOutput(STUDENT_LOGITS, 1, student_hidden), teacher).item()
+    real = mask.bool()
+    cos = torch.nn.functional.cosine_similarity(student_hidden[1][real], teacher.tensors["hidden_4"][real], dim=-1)
+    assert loss == pytest.approx((1 - cos).mean().item(), rel=1e-5)
+    student_hidden[1][1, 2] = 1e6  # a padded position changes nothing
+    assert build_loss("cosine")(StudentOutput(STUDENT_LOGITS, 1, student_hidden), teacher).item() == pytest.approx(loss, rel=1e-6)
+
+
+def test_layer_maps():
+    assert map_layers(4, 12, None) == [(1, 3), (2, 6), (3, 9), (4, 12)]  # TinyBERT g(i) = 3i
+    assert map_layers(3, 12, [4, 8, 12]) == [(1, 4), (2, 8), (3, 12)]
+    pkd = build_loss("pkd")
+    assert [t for _, t in pkd.pairs(6, 12)] == [2, 4, 6, 8, 10]  # PKD-Skip
+    assert [t for _, t in build_loss("pkd", {"teacher_layers": [7, 8, 9, 10, 11]}).pairs(6, 12)] == [7, 8, 9, 10, 11]
+    with pytest.raises(KeyError, match="no option"):
+        build_loss("kd", {"temprature": 2})
