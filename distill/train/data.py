@@ -1,0 +1,87 @@
+"""Feeding the trainer: shuffled batches from the memory-mapped cache, and the dev set.
+
+Batches come from `TeacherCache.batch` (pyarrow, zero-copy reads) through a DataLoader whose
+sampler yields whole index lists, so worker processes build padded batches in parallel and
+the main process only moves them to the device. The order of epoch e is a permutation seeded
+by (seed, e), so a resumed run skips exactly the batches it already trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from distill.cache import TeacherCache, load
+from distill.storage.text_inputs import Columns, read_text_table
+
+
+class CacheBatches(torch.utils.data.Dataset):
+    """`dataset[list_of_indices]` → one padded batch. Opens the cache lazily in each worker."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._cache: TeacherCache | None = None
+        self.length = len(load(self.path))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        if self._cache is None:
+            self._cache = load(self.path)
+        return self._cache.batch(indices)
+
+    def __getstate__(self) -> dict[str, Any]:  # workers reopen the memory map instead of copying it
+        return {"path": self.path, "_cache": None, "length": self.length}
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Index lists of one epoch: a permutation seeded by (seed, epoch), cut into batches, from `start`."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
+        self.size, self.batch_size, self.seed, self.epoch, self.start = size, batch_size, seed, epoch, start
+
+    def batches(self) -> list[list[int]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return [order[i : i + self.batch_size].tolist() for i in range(0, self.size, self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches()[self.start :])
+
+    def __len__(self) -> int:
+        return max(0, -(-self.size // self.batch_size) - self.start)
+
+
+def epoch_loader(dataset: CacheBatches, batch_size: int, seed: int, epoch: int, start: int, num_workers: int,
+                 pin_memory: bool) -> torch.utils.data.DataLoader:
+    # Its own generator: creating a DataLoader iterator draws a seed, and from the global RNG that
+    # draw would shift dropout masks between a resumed run and an uninterrupted one.
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=EpochBatches(len(dataset), batch_size, seed, epoch, start),
+        num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
+    )
+
+
+def dev_batches(path: str | Path, columns: Columns, tokenizer, label2id: dict[str, int] | None, max_length: int,
+                batch_size: int = 128) -> list[dict[str, torch.Tensor]]:
+    """The dev set tokenized with the teacher's tokenizer, as padded batches with gold `labels`."""
+    text = read_text_table(path, columns)
+    labels = text.table.column("label").to_pylist()
+    if label2id and any(isinstance(x, str) for x in labels):
+        labels = [label2id[str(x)] for x in labels]
+    texts_b = text.table.column("text_b").to_pylist() if columns.text_b else None
+    encoded = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True, max_length=max_length,
+                        padding=False)
+    batches = []
+    order = np.argsort([len(x) for x in encoded["input_ids"]], kind="stable")  # length buckets: fast eval
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size].tolist()
+        features = [{k: encoded[k][r] for k in encoded.keys()} for r in rows]
+        batch = dict(tokenizer.pad(features, return_tensors="pt"))
+        batch["labels"] = torch.tensor([int(labels[r]) for r in rows])
+        batches.append(batch)
+    return batches

@@ -1,0 +1,200 @@
+"""The training loop: students learn from cached teacher outputs (or, with `online`, from the
+teacher run every step). Plain PyTorch: AdamW, linear warm-up/decay, gradient clipping, bf16
+autocast on GPU; metrics to `metrics.jsonl`, a checkpoint every `checkpoint_every` steps and at
+each stage end, resume from the last checkpoint after a kill, and a final report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.cache import load
+from distill.storage.atomic import write_json_atomic
+from distill.storage.text_inputs import Columns
+from distill.students import get_student
+from distill.teacher_batch import TeacherBatch
+from distill.train.checkpoint import load_checkpoint, read_state, save_checkpoint
+from distill.train.config import TrainConfig
+from distill.train.data import CacheBatches, dev_batches, epoch_loader
+from distill.train.evaluate import evaluate
+from distill.train.requirements import check_features
+
+log = logging.getLogger(__name__)
+STUDENT_DIR = "student"
+METRICS_NAME = "metrics.jsonl"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    student_dir: Path
+    steps: int
+    seconds: float
+    data_seconds: float
+    dev: dict[str, float] | None
+    report: dict[str, Any] | None = None
+
+
+def cache_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    teacher = manifest["teacher"]
+    return {
+        "teacher_dir": teacher["model"],
+        "vocab_size": teacher["vocab_size"],
+        "num_labels": teacher["num_labels"],
+        "num_layers": teacher["num_layers"],
+        "pad_token_id": manifest["tokenizer"]["pad_token_id"],
+        "pair": bool(manifest["input"]["is_pair"]),
+    }
+
+
+def _needs(losses, student_layers: int, teacher_layers: int) -> tuple[bool, list[int]]:
+    needs_hidden, attention = False, set()
+    for loss in losses.values():
+        wanted = loss.needs(student_layers, teacher_layers)
+        needs_hidden |= any(k in wanted for k in ("cls", "hidden", "embedding"))
+        attention |= set(wanted.get("attention", []))
+    return needs_hidden, sorted(attention)
+
+
+def _device(config: TrainConfig) -> str:
+    if config.device != "auto":
+        return config.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def train(
+    config: TrainConfig,
+    cache_dir: str | Path,
+    run_dir: str | Path,
+    dev_file: str | Path | None = None,
+    dev_columns: Columns | None = None,
+    online: bool = False,
+    teacher_report: bool = True,
+) -> TrainResult:
+    """Train the recipe's student on `cache_dir`; resumes from `run_dir/checkpoint-last` if present."""
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    cache_dir, run_dir = Path(cache_dir), Path(run_dir)
+    cache = load(cache_dir)
+    facts = cache_facts(cache.manifest)
+    stages = config.stage_configs()
+    device = _device(config)
+    torch.manual_seed(config.seed)
+    state = read_state(run_dir)
+    if state is not None:
+        student, extra = load_checkpoint(run_dir)
+        log.info("resuming from %s at stage %d, step %d", run_dir, state["stage"], state["global_step"])
+    else:
+        student, extra = get_student(config.student["name"]).build(config.student_options(), facts), None
+        state = {"stage": 0, "stage_step": 0, "global_step": 0}
+    check_features(stages, cache.features, student.num_layers, facts["num_layers"], str(cache_dir))
+    if any(_needs(s.build_losses(), student.num_layers, facts["num_layers"])[1] for s in stages):
+        student.capture_attention()
+    student.to(device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "recipe.json", {"recipe": config.resolved(), "cache": str(cache_dir), "online": online})
+    tokenizer = AutoTokenizer.from_pretrained(facts["teacher_dir"])
+    teacher_config = json.loads((Path(facts["teacher_dir"]) / "config.json").read_text())
+    dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, teacher_config.get("label2id"),
+                      cache.manifest["tokenizer"]["max_length"]) if dev_file else None
+    dataset = CacheBatches(cache_dir)
+    steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    metrics = open(run_dir / METRICS_NAME, "a", encoding="utf-8")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" and config.amp == "auto" else nullcontext()
+    teacher_online = None
+    started, data_seconds, dev_metrics = time.perf_counter(), 0.0, None
+    for stage_index in range(state["stage"], len(stages)):
+        stage = stages[stage_index]
+        losses = stage.build_losses()
+        needs_hidden, attention_layers = _needs(losses, student.num_layers, facts["num_layers"])
+        if online:
+            from distill.train.online import OnlineTeacher
+
+            wanted = {}
+            for loss in losses.values():
+                for feature, layers in loss.needs(student.num_layers, facts["num_layers"]).items():
+                    wanted.setdefault(feature, set()).update(layers)
+            hidden = sorted(wanted.get("hidden", set()) | ({0} if "embedding" in wanted else set()))
+            teacher_online = OnlineTeacher(facts["teacher_dir"], sorted(wanted.get("cls", [])), hidden,
+                                           sorted(wanted.get("attention", [])), device)
+        total = stage.max_steps or max(1, int(stage.epochs * steps_per_epoch))
+        optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=stage.learning_rate,
+                                      weight_decay=stage.weight_decay)
+        schedule = get_linear_schedule_with_warmup(optimizer, int(stage.warmup_ratio * total), total)
+        if extra is not None and stage_index == state["stage"]:
+            optimizer.load_state_dict(extra["optimizer"])
+            schedule.load_state_dict(extra["schedule"])
+            torch.set_rng_state(extra["rng"])
+        step = state["stage_step"] if stage_index == state["stage"] else 0
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=total, initial=step, desc=f"{stage.name}", unit="step")
+        while step < total:
+            epoch, start = divmod(step, steps_per_epoch)
+            loader = epoch_loader(dataset, config.batch_size, config.seed + stage_index, epoch, start,
+                                  config.num_workers, pin_memory=device == "cuda")
+            fetched = time.perf_counter()
+            for tensors in loader:
+                data_seconds += time.perf_counter() - fetched
+                student.train()
+                teacher = TeacherBatch(tensors, facts["num_layers"], cache.features.get("cls_layers") or []).to(device)
+                if teacher_online is not None:
+                    teacher = teacher_online(teacher.tensors)
+                with autocast:
+                    output = student(teacher.tensors, needs_hidden=needs_hidden, attention_layers=attention_layers)
+                    values = {name: loss(output, teacher) for name, loss in losses.items()}
+                    total_loss = sum(losses[n].weight * v for n, v in values.items())
+                total_loss.backward()
+                torch.nn.utils.clip_grad_norm_(student.parameters(), config.max_grad_norm)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                state["global_step"] += 1
+                progress.update(1)
+                if step % config.log_every == 0 or step == total:
+                    row = {"step": state["global_step"], "stage": stage.name, "epoch": epoch, "loss": total_loss.item(),
+                           "lr": schedule.get_last_lr()[0], **{f"loss_{n}": v.item() for n, v in values.items()}}
+                    metrics.write(json.dumps(row) + "\n")
+                    metrics.flush()
+                    progress.set_postfix(loss=f"{row['loss']:.4f}")
+                end_of_epoch = step % steps_per_epoch == 0
+                if dev is not None and ((config.eval_every and step % config.eval_every == 0) or
+                                        (not config.eval_every and end_of_epoch) or step == total):
+                    student.eval()
+                    dev_metrics = evaluate(lambda t: student(t).logits, dev, device)
+                    metrics.write(json.dumps({"step": state["global_step"], "stage": stage.name,
+                                              **{f"dev_{k}": v for k, v in dev_metrics.items()}}) + "\n")
+                    metrics.flush()
+                if step % config.checkpoint_every == 0 or step == total:
+                    done = step == total
+                    state.update(stage=stage_index + 1 if done else stage_index, stage_step=0 if done else step)
+                    save_checkpoint(run_dir, student, optimizer, schedule, state)
+                if step >= total or end_of_epoch:
+                    break
+                fetched = time.perf_counter()
+        progress.close()
+        extra = None
+    metrics.close()
+    seconds = time.perf_counter() - started
+    student_dir = run_dir / STUDENT_DIR
+    student.save(student_dir)
+    tokenizer.save_pretrained(student_dir)
+    log.info("trained %s for %d steps in %.1fs (%.0f%% waiting for data) -> %s", config.student["name"],
+             state["global_step"], seconds, 100 * data_seconds / max(seconds, 1e-9), student_dir)
+    report = None
+    if dev is not None:
+        from distill.train.plot import plot_metrics
+        from distill.train.report import write_report
+
+        report = write_report(run_dir, student, student_dir, facts["teacher_dir"], dev, device, teacher_report)
+        plot_metrics(run_dir / METRICS_NAME, run_dir / "curves.png")
+    return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, dev_metrics, report)

@@ -1,0 +1,43 @@
+"""Online KD: the teacher runs on each student batch and yields the same `TeacherBatch` the cache
+would. Used to prove cache-fed training equivalent and to measure what the cache saves."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from distill.label import attention
+from distill.teacher_batch import TeacherBatch
+
+
+class OnlineTeacher:
+    def __init__(self, teacher_dir: str, cls_layers: list[int], hidden_layers: list[int], attention_layers: list[int],
+                 device: str) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        implementation = attention.register() if attention_layers else "sdpa"
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            teacher_dir, attn_implementation=implementation).to(device).eval()
+        self.num_layers = self.model.config.num_hidden_layers
+        self.cls_layers, self.hidden_layers, self.attention_layers = cls_layers, hidden_layers, attention_layers
+
+    @torch.inference_mode()
+    def __call__(self, tensors: dict[str, torch.Tensor]) -> TeacherBatch:
+        inputs = {k: tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in tensors}
+        needs_states = bool(self.cls_layers or self.hidden_layers)
+        recorder = attention.ScoreRecorder(self.attention_layers) if self.attention_layers else nullcontext()
+        with recorder:
+            outputs = self.model(**inputs, output_hidden_states=needs_states)
+        out = dict(tensors)
+        out["logits"] = outputs.logits.float()
+        mask = tensors["attention_mask"].bool()
+        if self.cls_layers:
+            out["cls"] = torch.stack([outputs.hidden_states[l][:, 0] for l in self.cls_layers], dim=1).float()
+        for layer in self.hidden_layers:
+            key = "embedding" if layer == 0 else f"hidden_{layer}"
+            out[key] = (outputs.hidden_states[layer] * mask[..., None]).float()  # zero at padding, as the cache
+        for layer in self.attention_layers:
+            pair = (mask[:, :, None] & mask[:, None, :])[:, None]
+            out[f"attention_{layer}"] = (recorder.scores[layer] * pair).float()
+        return TeacherBatch(out, self.num_layers, self.cls_layers)

@@ -1,0 +1,54 @@
+"""Train a student from a teacher cache (stage 3): no teacher runs unless --online.
+
+    python pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml \\
+        --cache out/run/teacher/<fingerprint> --eval dev.tsv --text-a sentence --out out/run/students/bilstm
+
+Writes `<out>/student/` (BERT students: save_pretrained; BiLSTM: safetensors + JSON),
+`metrics.jsonl`, `curves.png`, `report.md`/`report.json`, and `checkpoint-last/`, from which a
+killed run resumes. The logic lives in `distill/train/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from distill.cache import CacheError
+from distill.storage.config_io import ConfigError
+from distill.storage.text_inputs import Columns, InputError
+from distill.train.config import TrainConfig
+from distill.train.loop import train
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", required=True, help="student recipe YAML (pipelines/recipes/students/)")
+    parser.add_argument("--cache", required=True, help="teacher cache directory: <out>/teacher/<fingerprint>")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--eval", dest="dev", help="labelled dev file (csv, tsv, jsonl, parquet)")
+    parser.add_argument("--text-a", default="sentence")
+    parser.add_argument("--text-b")
+    parser.add_argument("--label", default="label")
+    parser.add_argument("--online", action="store_true", help="run the teacher every step instead of reading the cache")
+    parser.add_argument("--no-teacher-report", action="store_true", help="skip the teacher's dev metrics in the report")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe key, e.g. --set batch_size=64 --set max_steps=100")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = TrainConfig.load(args.recipe, args.overrides)
+        result = train(config, args.cache, args.out, args.dev, Columns(text_a=args.text_a, text_b=args.text_b, label=args.label),
+                       online=args.online, teacher_report=not args.no_teacher_report)
+    except (ConfigError, InputError, CacheError, FileNotFoundError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "
+          f"{100 * result.data_seconds / max(result.seconds, 1e-9):.0f}% waiting for data)")
+    if result.report:
+        print((result.run_dir / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

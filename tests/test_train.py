@@ -1,0 +1,170 @@
+"""Student training from a teacher cache: equivalence with online KD, checkpoints, refusal, learning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import augment
+from distill.cache import load
+from distill.label import LabelConfig, run
+from distill.storage.config_io import ConfigError
+from distill.storage.text_inputs import Columns
+from distill.students import load_student
+from distill.teacher_batch import TeacherBatch
+from distill.train.config import TrainConfig
+from distill.train.loop import cache_facts, train
+from distill.train.online import OnlineTeacher
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.slow
+DEV = SAMPLES / "sentiment_dev.csv"
+REPO_RECIPES = SAMPLES.parent / "recipes" / "students"
+SENTENCE = Columns(text_a="sentence")
+
+
+@pytest.fixture(scope="module")
+def augmented(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("aug")
+    config = augment.AugmentConfig.load(None, ["columns.text_a=sentence", "rules=[mask, ngram]", "tang.n_iter=4",
+                                                "rows_per_shard=150"])
+    augment.run(SAMPLES / "sentiment.csv", out, config)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(augmented, tiny_teacher_dir, tmp_path_factory):
+    """Every feature of a tiny 2-layer teacher, stored as float32 so online and cached values agree closely."""
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=["cls", "hidden", "attention", "embedding"],
+                         cls_layers=[0, 1, 2], hidden_layers=[1, 2], dtype="float32")
+    return run(augmented, tmp_path_factory.mktemp("label"), config).cache_dir
+
+
+def _recipe(**kwargs) -> TrainConfig:
+    return TrainConfig.from_dict(kwargs)
+
+
+@pytest.mark.parametrize("student, losses", [
+    ({"name": "bert_from_teacher", "num_layers": 1, "layers": [1]}, {"ce": {}, "kd": {"temperature": 3}, "pkd": {"teacher_layers": [2]}, "cosine": {}}),
+    ({"name": "narrow_bert", "num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 4, "intermediate_size": 32},
+     {"tinybert_embedding": {}, "tinybert_hidden": {}, "tinybert_attention": {}, "soft_ce": {}}),
+    ({"name": "bilstm", "embedding_dim": 16, "hidden_size": 8, "mlp_size": 8}, {"ce": {}, "logit_mse": {}}),
+])
+def test_cache_fed_and_online_losses_agree_on_the_same_batch(tiny_cache, student, losses):
+    from distill.students import get_student
+
+    cache = load(tiny_cache)
+    facts = cache_facts(cache.manifest)
+    torch.manual_seed(0)
+    model = get_student(student["name"]).build({k: v for k, v in student.items() if k != "name"}, facts).eval()
+    if hasattr(model, "capture_attention"):
+        model.capture_attention()
+    tensors = cache.batch(list(range(0, 64, 3)))
+    cached = TeacherBatch(tensors, facts["num_layers"], cache.features["cls_layers"])
+    online = OnlineTeacher(facts["teacher_dir"], [0, 1, 2], [0, 1, 2], [1, 2], "cpu")(tensors)
+    recipe = _recipe(student=student, losses=losses)
+    built = recipe.stage_configs()[0].build_losses()
+    attention_layers = [1, 2] if "tinybert_attention" in losses else []
+    with torch.no_grad():
+        out = model(tensors, needs_hidden=student["name"] != "bilstm", attention_layers=attention_layers)
+        for name, loss in built.items():
+            a, b = loss(out, cached).item(), loss(out, online).item()
+            assert a == pytest.approx(b, rel=1e-4, abs=1e-5), name
+    if student["name"] == "narrow_bert":  # W_e, W_h map the narrow width to the teacher's
+        assert model.project_layer.weight.shape == (32, 16) and model.project_embedding.weight.shape == (32, 16)
+
+
+def test_missing_feature_is_refused_before_training(augmented, tiny_teacher_dir, tmp_path):
+    logits_only = run(augmented, tmp_path, LabelConfig(teacher=str(tiny_teacher_dir))).cache_dir
+    recipe = _recipe(student={"name": "bert_from_teacher", "num_layers": 1}, losses={"pkd": {}})
+    with pytest.raises(ConfigError, match=r"loss 'pkd' needs teacher cls .* relabel with --features cls"):
+        train(recipe, logits_only, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint-last").exists()
+
+
+def test_bert_student_checkpoint_loads_with_from_pretrained_and_resumes(tiny_cache, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    recipe = _recipe(student={"name": "bert_from_teacher", "num_layers": 1, "layers": "first"},
+                     losses={"ce": {"weight": 0.3}, "kd": {"weight": 0.7}}, max_steps=12, checkpoint_every=5,
+                     learning_rate=1e-3)
+    first = train(recipe, tiny_cache, tmp_path / "run", DEV, SENTENCE, teacher_report=False)
+    assert first.steps == 12
+    model = AutoModelForSequenceClassification.from_pretrained(first.student_dir)
+    assert model.config.num_hidden_layers == 1
+    reloaded = load_student(first.student_dir)
+    batch = load(tiny_cache).batch([0, 1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.eval()(batch).logits, model.eval()(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("dev_accuracy" in r for r in rows) and (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    state = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())
+    assert state["global_step"] == 12 and state["stage"] == 1  # finished: a rerun trains nothing more
+
+
+def _weights(directory):
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model.safetensors"))
+
+
+def test_kill_during_training_then_resume_matches_an_uninterrupted_run(tiny_cache, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    recipe = {"student": {"name": "bilstm", "embedding_dim": 64, "hidden_size": 64, "mlp_size": 32},
+              "losses": {"ce": {"weight": 0.5}, "logit_mse": {"weight": 0.5}}, "max_steps": 300,
+              "checkpoint_every": 20, "learning_rate": 0.001, "batch_size": 16}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "pipelines/train_student.py", "--recipe", str(tmp_path / "recipe.yaml"),
+                             "--cache", str(tiny_cache), "--out", str(run_dir)], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state_file = run_dir / "checkpoint-last" / "trainer_state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not state_file.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state_file.read_text())["global_step"]
+    assert 20 <= killed_at < 300
+    resumed = train(_recipe(**recipe), tiny_cache, run_dir)
+    assert resumed.steps == 300
+    steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 300
+    reference = train(_recipe(**recipe), tiny_cache, tmp_path / "reference")
+    for name, value in _weights(reference.student_dir).items():
+        torch.testing.assert_close(_weights(resumed.student_dir)[name], value, rtol=0, atol=0)
+
+
+@pytest.fixture(scope="module")
+def minilm_cache(augmented, minilm_dir, tmp_path_factory):
+    """A real teacher: MiniLM-L6 fine-tuned on the sample, labelling the augmented sample."""
+    from distill.finetune import FinetuneConfig, finetune
+
+    teacher = tmp_path_factory.mktemp("teacher")
+    finetune(SAMPLES / "sentiment.csv", teacher, FinetuneConfig.from_dict(
+        {"base_model": str(minilm_dir), "columns": {"text_a": "sentence"}, "epochs": 4, "learning_rate": 1e-4}))
+    return run(augmented, tmp_path_factory.mktemp("label-minilm"), LabelConfig(teacher=str(teacher))).cache_dir
+
+
+def test_bilstm_student_learns_from_the_cache_and_tracks_the_teacher(minilm_cache, tmp_path):
+    recipe = TrainConfig.load(REPO_RECIPES / "tang_bilstm.yaml", ["max_steps=300"])
+    result = train(recipe, minilm_cache, tmp_path / "run", DEV, SENTENCE)
+    student, teacher = result.report["student"], result.report["teacher"]
+    assert teacher["accuracy"] > 0.8  # the fine-tuned teacher is good on unseen dev sentences
+    assert student["accuracy"] > 0.7  # chance is 0.5 (40/40 dev sentences)
+    assert student["accuracy"] > teacher["accuracy"] - 0.2
+    assert student["parameters"] < teacher["parameters"]
+    assert (result.run_dir / "report.md").read_text().startswith("| model |")
