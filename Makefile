@@ -30,6 +30,9 @@ demo: $(VENV)/.installed
 	$(PY) pipelines/augment_and_label.py --config pipelines/configs/demo_paraphrase.yaml --output $(DEMO_OUT)/paraphrase \
 		--teacher $(DEMO_OUT)/teachers/paraphrase
 	$(PY) -m augment.show $(DEMO_OUT)/sentiment/augmented $(DEMO_OUT)/paraphrase/augmented
+	$(PY) pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml \
+		--cache $(DEMO_OUT)/sentiment --eval pipelines/samples/sentiment_dev.csv \
+		--text-a sentence --out $(DEMO_OUT)/students/sentiment-bilstm
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q --durations=10
@@ -37,6 +40,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/augment.py
 	$(PY) bench/label.py
+	$(PY) bench/train.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -168,9 +168,19 @@ class TeacherCache:
         return (features["topk"],)
 
 
-def load(path: str | Path, dtype: torch.dtype = torch.float32) -> TeacherCache:
-    """Open a finished teacher cache directory (`<out>/teacher/<fingerprint>`)."""
+def resolve_cache_dir(path: str | Path) -> Path:
+    """A cache directory as given, or the last finished one below a pipeline output
+    (`<out>` or `<out>/teacher`, through the `LATEST` pointer the labelling stage writes)."""
     path = Path(path)
+    for pointer in (path / "teacher" / "LATEST", path / "LATEST"):
+        if not (path / MANIFEST_NAME).exists() and pointer.exists():
+            return pointer.parent / pointer.read_text().strip()
+    return path
+
+
+def load(path: str | Path, dtype: torch.dtype = torch.float32) -> TeacherCache:
+    """Open a finished teacher cache: `<out>/teacher/<fingerprint>`, or `<out>` for its latest."""
+    path = resolve_cache_dir(path)
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.exists():
         found = sorted(p.parent for p in path.glob(f"*/*/{MANIFEST_NAME}")) + sorted(p.parent for p in path.glob(f"*/{MANIFEST_NAME}"))

@@ -1,7 +1,7 @@
 """Train a student from a teacher cache (stage 3): no teacher runs unless --online.
 
     python pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml \\
-        --cache out/run/teacher/<fingerprint> --eval dev.tsv --text-a sentence --out out/run/students/bilstm
+        --cache out/run --eval dev.tsv --text-a sentence --out out/run/students/bilstm
 
 Writes `<out>/student/` (BERT students: save_pretrained; BiLSTM: safetensors + JSON),
 `metrics.jsonl`, `curves.png`, `report.md`/`report.json`, and `checkpoint-last/`, from which a
@@ -24,7 +24,8 @@ from distill.train.loop import train
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", required=True, help="student recipe YAML (pipelines/recipes/students/)")
-    parser.add_argument("--cache", required=True, help="teacher cache directory: <out>/teacher/<fingerprint>")
+    parser.add_argument("--cache", required=True,
+                        help="teacher cache: <out>/teacher/<fingerprint>, or <out> for its latest finished cache")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--eval", dest="dev", help="labelled dev file (csv, tsv, jsonl, parquet)")
     parser.add_argument("--text-a", default="sentence")

@@ -47,3 +47,7 @@ def test_full_run_prints_a_summary_and_a_rerun_reuses_everything(ray_local, tmp_
     assert main(_args(out, tiny_teacher_dir, "--features", "cls")) == 0
     second = capsys.readouterr().out
     assert "(up to date)" in second and "no forward pass (cache reused)" in second
+    from distill.cache import load
+
+    cache = load(out)  # the pipeline output resolves to its latest cache through teacher/LATEST
+    assert cache.path.parent == out / "teacher" and str(cache.path) in first

@@ -56,7 +56,7 @@ def test_cache_fed_and_online_losses_agree_on_the_same_batch(tiny_cache, student
     from distill.students import get_student
 
     cache = load(tiny_cache)
-    facts = cache_facts(cache.manifest)
+    facts = cache_facts(cache.manifest, cache)
     torch.manual_seed(0)
     model = get_student(student["name"]).build({k: v for k, v in student.items() if k != "name"}, facts).eval()
     if hasattr(model, "capture_attention"):
@@ -74,6 +74,19 @@ def test_cache_fed_and_online_losses_agree_on_the_same_batch(tiny_cache, student
             assert a == pytest.approx(b, rel=1e-4, abs=1e-5), name
     if student["name"] == "narrow_bert":  # W_e, W_h map the narrow width to the teacher's
         assert model.project_layer.weight.shape == (32, 16) and model.project_embedding.weight.shape == (32, 16)
+
+
+def test_online_training_runs_the_teacher_each_step(tiny_cache, tmp_path):
+    recipe = _recipe(student={"name": "bert_from_teacher", "num_layers": 1},
+                     losses={"kd": {}, "pkd": {"teacher_layers": [1]}}, max_steps=3)
+    result = train(recipe, tiny_cache, tmp_path / "run", online=True)
+    assert result.steps == 3 and json.loads((tmp_path / "run" / "recipe.json").read_text())["online"] is True
+
+
+def test_dataloader_workers_reopen_the_memory_mapped_cache(tiny_cache, tmp_path):
+    recipe = _recipe(student={"name": "bilstm", "embedding_dim": 16, "hidden_size": 8, "mlp_size": 8},
+                     losses={"logit_mse": {}}, max_steps=6, batch_size=8, num_workers=2)
+    assert train(recipe, tiny_cache, tmp_path / "run").steps == 6
 
 
 def test_missing_feature_is_refused_before_training(augmented, tiny_teacher_dir, tmp_path):

@@ -21,6 +21,7 @@ from distill.label.config import LabelConfig
 from distill.label.features import FeatureSet
 from distill.label.teacher import check_vocabulary, load_tokenizer, resolve_teacher, teacher_dims, teacher_identity
 from distill.label.worker import TeacherLabeler
+from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json
 from distill.storage.lock import OutputLock
 from distill.storage.ray_runtime import ray_session
@@ -32,6 +33,7 @@ from distill.storage.versions import library_versions
 STAGE = "label"
 STAGE_VERSION = 1  # bump when the cached values for the same teacher/input/config change
 CACHE_SUBDIR = "teacher"
+LATEST_NAME = "LATEST"  # <out>/teacher/LATEST names the cache of the last finished run
 log = logging.getLogger(__name__)
 
 
@@ -167,6 +169,7 @@ def run(
         stage = StageDir(cache_dir, STAGE, fingerprint)
         if stage.is_complete():
             result = LabelResult(cache_dir, stage.manifest(), True, 0, time.perf_counter() - started)
+            _point_latest(cache_dir)
             log.info(result.summary())
             return result
         stage.begin()
@@ -205,11 +208,16 @@ def run(
             "totals": _totals(cache_dir, records, features.column_names()),
         }
         manifest = stage.finalize(records, body)
+        _point_latest(cache_dir)
         rows_labelled = sum(inputs[name]["rows"] for name in pending)
         result = LabelResult(cache_dir, manifest, False, len(pending), time.perf_counter() - started,
                              rows_labelled, labelling_seconds)
         log.info(result.summary())
         return result
+
+
+def _point_latest(cache_dir: Path) -> None:
+    write_bytes_atomic(cache_dir.parent / LATEST_NAME, (cache_dir.name + "\n").encode())
 
 
 def _tokenizer_facts(tokenizer, config: LabelConfig) -> dict[str, Any]:

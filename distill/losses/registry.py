@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-LOSSES: dict[str, type] = {}
+from distill.storage.registry import Registry
 
-
-def register_loss(name: str) -> Callable[[type], type]:
-    def add(cls: type) -> type:
-        if name in LOSSES:
-            raise ValueError(f"loss {name!r} registered twice")
-        cls.name = name
-        LOSSES[name] = cls
-        return cls
-
-    return add
+LOSSES = Registry("loss")
+register_loss = LOSSES.register
 
 
 class Loss:
@@ -36,15 +27,7 @@ class Loss:
 
 
 def build_loss(name: str, options: dict[str, Any] | None = None) -> Loss:
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; choose from {', '.join(sorted(LOSSES))}")
-    cls = LOSSES[name]
-    options = dict(options or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(options) - known
-    if unknown:
-        raise KeyError(f"loss {name!r} has no option(s) {', '.join(sorted(unknown))} (options: {', '.join(sorted(known))})")
-    return cls(**options)
+    return LOSSES.build(name, options)
 
 
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

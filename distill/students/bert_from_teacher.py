@@ -27,8 +27,6 @@ def init_layers(spec, num_layers: int, teacher_layers: int) -> list[int]:
 
 @register_student("bert_from_teacher")
 class BertFromTeacher(BertStudent):
-    kind = "bert_from_teacher"
-
     @classmethod
     def build(cls, options: dict, facts: dict) -> "BertFromTeacher":
         from transformers import AutoConfig, AutoModelForSequenceClassification

@@ -19,7 +19,7 @@ KIND_NAME = "student_config.json"
 
 
 class BertStudent(nn.Module):
-    kind = "bert"
+    name = "bert"
 
     def __init__(self, model, teacher_hidden: int | None = None) -> None:
         super().__init__()
@@ -67,7 +67,7 @@ class BertStudent(nn.Module):
             tensors.update({f"project_layer.{k}": v for k, v in self.project_layer.state_dict().items()})
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(directory / PROJECTIONS_NAME))
         teacher_hidden = self.project_layer.out_features if self.project_layer is not None else None
-        (directory / KIND_NAME).write_text(json.dumps({"student": self.kind, "teacher_hidden": teacher_hidden}))
+        (directory / KIND_NAME).write_text(json.dumps({"student": self.name, "teacher_hidden": teacher_hidden}))
 
     @classmethod
     def load(cls, directory: str | Path) -> "BertStudent":

@@ -2,9 +2,12 @@
 states concatenated → ReLU MLP → logits. Sentence pairs use a siamese encoder (shared weights)
 and the feature [h1, h2, h1 ⊙ h2, |h1 − h2|].
 
-It reads the teacher's wordpiece ids from the cache, so nothing is re-tokenised; embeddings are
-random or copied from the teacher's input embeddings (`init_embeddings: teacher`, which also
-sets `embedding_dim` to the teacher's width). Sizes default to the paper's SST-2 setting as we
+It reads the teacher's wordpiece ids from the cache, so nothing is re-tokenised. With
+`vocabulary: cache` (default) its embedding table holds only the wordpieces that occur in the
+cache (a buffer maps teacher ids to rows; others share an unknown row), so a 30 522-token
+vocabulary of which a task uses a few thousand does not cost 30 522 rows of parameters and
+optimiser updates every step. Embeddings are random or copied from the teacher's input
+embeddings (`init_embeddings: teacher`, which also sets `embedding_dim` to the teacher's width). Sizes default to the paper's SST-2 setting as we
 read it (300-d embeddings, 150 hidden units per direction, a 200-unit ReLU layer).
 Saved as `model.safetensors` + `student_config.json`; `BiLSTMStudent.load(dir)` reads it back.
 """
@@ -24,6 +27,7 @@ from distill.students.registry import register_student
 from distill.students.teacher_weights import teacher_tensor
 
 CONFIG_NAME = "student_config.json"
+PAD_ROW, UNKNOWN_ROW = 0, 1  # with vocabulary: cache, rows 2.. are the cache's wordpieces
 WEIGHTS_NAME = "model.safetensors"
 
 
@@ -39,6 +43,8 @@ class BiLSTMConfig:
     dropout: float = 0.1
     init_embeddings: str = "random"  # random | teacher
     freeze_embeddings: bool = False
+    vocabulary: str = "cache"  # cache: rows only for wordpieces seen in the cache | full
+    table_size: int | None = None  # rows of the embedding table (set when built)
 
 
 @register_student("bilstm")
@@ -46,7 +52,10 @@ class BiLSTMStudent(nn.Module):
     def __init__(self, config: BiLSTMConfig) -> None:
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        rows = config.table_size or config.vocab_size
+        # teacher id -> embedding row; identity for the full vocabulary
+        self.register_buffer("id_map", torch.arange(config.vocab_size), persistent=True)
+        self.embedding = nn.Embedding(rows, config.embedding_dim, padding_idx=PAD_ROW if config.table_size else config.pad_token_id)
         self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, batch_first=True, bidirectional=True)
         features = 2 * config.hidden_size * (4 if config.pair else 1)
         self.classifier = nn.Sequential(
@@ -62,22 +71,35 @@ class BiLSTMStudent(nn.Module):
     def build(cls, options: dict, facts: dict) -> "BiLSTMStudent":
         """`facts`: what the cache says (vocab_size, num_labels, pad_token_id, pair, teacher_dir)."""
         options = dict(options)
-        init = options.get("init_embeddings", "random")
         embeddings = None
-        if init == "teacher":
+        if options.get("init_embeddings", "random") == "teacher":
             embeddings = teacher_tensor(facts["teacher_dir"], "word_embeddings.weight")
             options["embedding_dim"] = embeddings.shape[1]
+        kept = None
+        if options.get("vocabulary", "cache") == "cache":
+            kept = torch.from_numpy(facts["token_ids"]()).long()
+            kept = kept[kept != facts["pad_token_id"]]
+            options["table_size"] = len(kept) + 2
         config = BiLSTMConfig(vocab_size=facts["vocab_size"], num_labels=facts["num_labels"],
                               pad_token_id=facts["pad_token_id"], pair=facts["pair"], **options)
         student = cls(config)
-        if embeddings is not None:
-            with torch.no_grad():
-                student.embedding.weight.copy_(embeddings)
+        with torch.no_grad():
+            if kept is not None:
+                student.id_map.fill_(UNKNOWN_ROW)
+                student.id_map[facts["pad_token_id"]] = PAD_ROW
+                student.id_map[kept] = torch.arange(2, len(kept) + 2)
+            if embeddings is not None:
+                source = embeddings if kept is None else embeddings[torch.cat([torch.tensor([facts["pad_token_id"]] * 2), kept])]
+                student.embedding.weight.copy_(source)
+                if kept is not None:
+                    student.embedding.weight[PAD_ROW].zero_()
+                    student.embedding.weight[UNKNOWN_ROW] = embeddings.mean(dim=0)
         return student
 
     def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(dim=1).clamp_min(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
+        vectors = self.embedding(self.id_map[ids])
+        packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths, batch_first=True, enforce_sorted=False)
         _, (final, _) = self.lstm(packed)
         return torch.cat([final[0], final[1]], dim=-1)  # forward and backward final states
 

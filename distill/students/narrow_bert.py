@@ -11,8 +11,6 @@ from distill.students.registry import register_student
 
 @register_student("narrow_bert")
 class NarrowBert(BertStudent):
-    kind = "narrow_bert"
-
     @classmethod
     def build(cls, options: dict, facts: dict) -> "NarrowBert":
         from transformers import AutoConfig, AutoModelForSequenceClassification

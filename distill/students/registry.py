@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from distill.storage.registry import Registry
 
-STUDENTS: dict[str, type] = {}
-
-
-def register_student(name: str) -> Callable[[type], type]:
-    def add(cls: type) -> type:
-        if name in STUDENTS:
-            raise ValueError(f"student {name!r} registered twice")
-        cls.kind = name
-        STUDENTS[name] = cls
-        return cls
-
-    return add
-
-
-def get_student(name: str) -> type:
-    if name not in STUDENTS:
-        raise KeyError(f"unknown student {name!r}; choose from {', '.join(sorted(STUDENTS))}")
-    return STUDENTS[name]
+STUDENTS = Registry("student")
+register_student = STUDENTS.register
+get_student = STUDENTS.get_class

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from distill.cache import load
+from distill.cache import load, resolve_cache_dir
 from distill.storage.atomic import write_json_atomic
 from distill.storage.text_inputs import Columns
 from distill.students import get_student
@@ -43,9 +44,17 @@ class TrainResult:
     report: dict[str, Any] | None = None
 
 
-def cache_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+def cache_facts(manifest: dict[str, Any], cache=None) -> dict[str, Any]:
+    """What students are built from: the teacher's dimensions and, lazily, the wordpieces in the cache."""
     teacher = manifest["teacher"]
+
+    def token_ids():
+        from distill.label.encoding import flat_values
+
+        return np.unique(flat_values(cache.table.column("input_ids").combine_chunks()))
+
     return {
+        "token_ids": token_ids,
         "teacher_dir": teacher["model"],
         "vocab_size": teacher["vocab_size"],
         "num_labels": teacher["num_labels"],
@@ -82,9 +91,9 @@ def train(
     """Train the recipe's student on `cache_dir`; resumes from `run_dir/checkpoint-last` if present."""
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    cache_dir, run_dir = Path(cache_dir), Path(run_dir)
+    cache_dir, run_dir = resolve_cache_dir(cache_dir), Path(run_dir)
     cache = load(cache_dir)
-    facts = cache_facts(cache.manifest)
+    facts = cache_facts(cache.manifest, cache)
     stages = config.stage_configs()
     device = _device(config)
     torch.manual_seed(config.seed)

@@ -22,7 +22,7 @@ class OnlineTeacher:
         self.num_layers = self.model.config.num_hidden_layers
         self.cls_layers, self.hidden_layers, self.attention_layers = cls_layers, hidden_layers, attention_layers
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: its tensors could not enter the student's autograd graph
     def __call__(self, tensors: dict[str, torch.Tensor]) -> TeacherBatch:
         inputs = {k: tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in tensors}
         needs_states = bool(self.cls_layers or self.hidden_layers)
