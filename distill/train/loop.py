@@ -64,13 +64,13 @@ def cache_facts(manifest: dict[str, Any], cache=None) -> dict[str, Any]:
     }
 
 
-def _needs(losses, student_layers: int, teacher_layers: int) -> tuple[bool, list[int]]:
-    needs_hidden, attention = False, set()
+def _wanted(losses, student_layers: int, teacher_layers: int) -> dict[str, set[int]]:
+    """Teacher features (and their layers) a stage's losses read."""
+    wanted: dict[str, set[int]] = {}
     for loss in losses.values():
-        wanted = loss.needs(student_layers, teacher_layers)
-        needs_hidden |= any(k in wanted for k in ("cls", "hidden", "embedding"))
-        attention |= set(wanted.get("attention", []))
-    return needs_hidden, sorted(attention)
+        for feature, layers in loss.needs(student_layers, teacher_layers).items():
+            wanted.setdefault(feature, set()).update(layers)
+    return wanted
 
 
 def _device(config: TrainConfig) -> str:
@@ -105,7 +105,7 @@ def train(
         student, extra = get_student(config.student["name"]).build(config.student_options(), facts), None
         state = {"stage": 0, "stage_step": 0, "global_step": 0}
     check_features(stages, cache.features, student.num_layers, facts["num_layers"], str(cache_dir))
-    if any(_needs(s.build_losses(), student.num_layers, facts["num_layers"])[1] for s in stages):
+    if any("attention" in _wanted(s.build_losses(), student.num_layers, facts["num_layers"]) for s in stages):
         student.capture_attention()
     student.to(device)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -123,14 +123,12 @@ def train(
     for stage_index in range(state["stage"], len(stages)):
         stage = stages[stage_index]
         losses = stage.build_losses()
-        needs_hidden, attention_layers = _needs(losses, student.num_layers, facts["num_layers"])
+        wanted = _wanted(losses, student.num_layers, facts["num_layers"])
+        needs_hidden = bool(wanted.keys() & {"cls", "hidden", "embedding"})
+        attention_layers = sorted(wanted.get("attention", ()))
         if online:
             from distill.train.online import OnlineTeacher
 
-            wanted = {}
-            for loss in losses.values():
-                for feature, layers in loss.needs(student.num_layers, facts["num_layers"]).items():
-                    wanted.setdefault(feature, set()).update(layers)
             hidden = sorted(wanted.get("hidden", set()) | ({0} if "embedding" in wanted else set()))
             teacher_online = OnlineTeacher(facts["teacher_dir"], sorted(wanted.get("cls", [])), hidden,
                                            sorted(wanted.get("attention", [])), device)

@@ -25,7 +25,8 @@ def check_features(stages, features: dict[str, Any], student_layers: int, teache
                 wanted = set(layers) or {0}
                 missing = sorted(wanted - available[feature])
                 if missing:
-                    layer_flag = f" --set label.{feature}_layers={sorted(wanted)}" if feature != "embedding" else ""
+                    layers_arg = ",".join(str(x) for x in sorted(wanted))  # no spaces: one shell word
+                    layer_flag = f" --set label.{feature}_layers=[{layers_arg}]" if feature != "embedding" else ""
                     raise ConfigError(
                         f"stage {stage.name!r}, loss {name!r} needs teacher {feature} "
                         f"{'of layer(s) ' + str(missing) + ' ' if feature != 'embedding' else ''}"
