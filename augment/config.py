@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from augment.rules import build_rule, get_rule
 from augment.tang import TangConfig
 from augment.tinybert import TinyBertConfig
-from distill.storage.config_io import ConfigError, build_config, load_config
+from distill.storage.config_io import ConfigError, YamlConfig
 from distill.storage.text_inputs import Columns
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(YamlConfig):
     columns: Columns = field(default_factory=Columns)
     # Rule name -> options (see each rule's dataclass); a list of names takes the defaults.
     rules: dict[str, dict[str, Any]] = field(default_factory=lambda: {name: {} for name in DEFAULT_RULES})
@@ -64,11 +63,3 @@ class AugmentConfig:
             }
         data.pop("workers")  # scheduling never changes the output
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AugmentConfig":
-        return build_config(cls, data)
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "AugmentConfig":
-        return load_config(cls, path, overrides)

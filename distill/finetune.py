@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from distill.storage.atomic import write_json_atomic
-from distill.storage.config_io import ConfigError, build_config
+from distill.storage.config_io import ConfigError, YamlConfig
 from distill.storage.fingerprint import fingerprint_json, hash_path, model_fingerprint
 from distill.storage.models import resolve_model_dir
 from distill.storage.text_inputs import Columns, read_text_table
@@ -33,7 +33,7 @@ RECORD_NAME = "finetune.json"
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(YamlConfig):
     base_model: str = "bert-base-uncased"  # any encoder; a classification head is added
     columns: Columns = field(default_factory=Columns)
     epochs: float = 3.0  # BERT paper: 2-4 epochs for GLUE
@@ -49,9 +49,6 @@ class FinetuneConfig:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ConfigError("epochs, batch_size and learning_rate must be positive")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FinetuneConfig":
-        return build_config(cls, data)
 
 
 def _label_map(labels: list) -> dict[Any, int]:

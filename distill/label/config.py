@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from distill.storage.config_io import ConfigError, build_config, load_config
+from distill.storage.config_io import ConfigError, YamlConfig
 
 FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding")
 STORAGE_DTYPES = ("float16", "bfloat16", "float32")
@@ -15,7 +14,7 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
-class LabelConfig:
+class LabelConfig(YamlConfig):
     teacher: str | None = None  # fine-tuned AutoModelForSequenceClassification: hub name or directory
     tokenizer: str | None = None  # default: the teacher's own; checked against the teacher's vocabulary
     check_vocab: bool = True  # refuse a tokenizer whose vocabulary size differs from the teacher's embeddings
@@ -77,11 +76,3 @@ class LabelConfig:
                     "trust_remote_code", "batch_size", "max_batch_tokens"):
             data.pop(key)
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LabelConfig":
-        return build_config(cls, data)
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "LabelConfig":
-        return load_config(cls, path, overrides)

@@ -76,3 +76,15 @@ def build_config(cls, data: dict[str, Any], prefix: str = ""):
         return cls(**kwargs)
     except TypeError as err:
         raise ConfigError(str(err)) from None
+
+
+class YamlConfig:
+    """Mixin for a stage's config dataclass: `from_dict(data)` and `load(yaml_path, overrides)`."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return build_config(cls, data)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None):
+        return load_config(cls, path, overrides)

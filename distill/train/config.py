@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from distill.losses import build_loss
-from distill.storage.config_io import ConfigError, build_config, load_config
+from distill.storage.config_io import ConfigError, YamlConfig, build_config
 from distill.students import get_student
 
 
@@ -41,7 +40,7 @@ class StageConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(YamlConfig):
     student: dict[str, Any] = field(default_factory=lambda: {"name": "bilstm"})  # name + the student's options
     losses: dict[str, dict[str, Any]] | None = None  # shorthand for one stage
     stages: list[dict[str, Any]] | None = None
@@ -84,11 +83,3 @@ class TrainConfig:
         data["stages"] = [dataclasses.asdict(s) for s in self.stage_configs()]
         data.pop("losses")
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        return build_config(cls, data)
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "TrainConfig":
-        return load_config(cls, path, overrides)
