@@ -131,7 +131,7 @@ def main() -> None:
     os.environ["DISTILL_DATA_CACHE"] = str(scratch / "cache")  # before ray.init: workers inherit it
     model_dir = bert_base_mlm(scratch)
     glove = synthetic_glove(scratch)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     tang_input = scaled_input(scratch, args.sentences)
     small_input = scaled_input(scratch, args.small)

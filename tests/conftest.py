@@ -38,7 +38,7 @@ def ray_local(tmp_path_factory):
 
     if not ray.is_initialized():
         env = _isolated_env(tmp_path_factory.getbasetemp())
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()

@@ -66,6 +66,9 @@ def two_node_cluster(tmp_path):
                 node.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
+        record = Path("/tmp/ray/ray_current_cluster")  # `ray start` leaves this; a later plain ray.init() would chase it
+        if record.exists() and record.read_text().strip().endswith(f":{port}"):
+            record.unlink()
 
 
 def test_cluster_run_equals_the_embedded_run(ray_local, two_node_cluster, tiny_teacher_dir, tmp_path):

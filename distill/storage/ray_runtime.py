@@ -21,7 +21,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield
         return
     ray.init(
-        address=address,
+        # "local" starts our own instance even where `ray start` left a cluster record behind
+        # (ray.init() alone would try to join that cluster, dead or alive).
+        address=address or "local",
         num_cpus=None if address else num_cpus,
         include_dashboard=False,
         logging_level=logging.WARNING,
