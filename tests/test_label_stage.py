@@ -211,3 +211,16 @@ def test_minilm_teacher_logits_match_a_direct_forward(sentences, minilm_dir, tmp
         torch.testing.assert_close(batch["logits"][row], out.logits[0], rtol=5e-3, atol=5e-3)
         torch.testing.assert_close(batch["cls"][row, 5], out.hidden_states[6][0, 0], rtol=1e-2, atol=1e-2)
     assert os.path.basename(result.cache_dir) == result.manifest["fingerprint"][:16]
+
+
+def test_a_corrupt_cache_shard_is_detected_and_only_it_is_relabelled(sentences, tiny_teacher_dir, tmp_path):
+    config = LabelConfig(teacher=str(tiny_teacher_dir))
+    first = run(sentences, tmp_path, config)
+    shards = {s["file"]: s["sha256"] for s in first.manifest["shards"]}
+    victim = first.cache_dir / "part-00001.arrow"
+    victim.write_bytes(victim.read_bytes()[:-100])  # truncated
+    untouched = {p.name: p.stat().st_mtime_ns for p in first.cache_dir.glob("part-*") if p != victim}
+    again = run(sentences, tmp_path, config)
+    assert not again.skipped and again.shards_written == 1
+    assert {s["file"]: s["sha256"] for s in again.manifest["shards"]} == shards  # rewritten byte-identical
+    assert {p.name: p.stat().st_mtime_ns for p in again.cache_dir.glob("part-*") if p != victim} == untouched
