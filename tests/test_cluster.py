@@ -63,7 +63,7 @@ def two_node_cluster(tmp_path):
                 pass
         for node in nodes:
             try:
-                node.wait(timeout=30)
+                node.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
         record = Path("/tmp/ray/ray_current_cluster")  # `ray start` leaves this; a later plain ray.init() would chase it
