@@ -144,6 +144,8 @@ class StageDir:
             "complete": True,
         }
         names = {record.file for record in records}
+        for temp in sweep_temp_files(self.directory):  # left by a worker killed mid-write (Ray retried it)
+            log.info("removed temporary file %s of an interrupted write", temp)
         for stray in self.directory.glob(f"{SHARD_PREFIX}*"):
             if stray.name not in names:
                 log.warning("removing stray shard %s not in this run's plan", stray)
