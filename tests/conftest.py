@@ -117,6 +117,19 @@ def build_tiny_teacher(path: Path, tokenizer_dir: Path, num_labels: int = 2, see
 
 
 @pytest.fixture(scope="session")
+def minilm_teacher_dir(tmp_path_factory, minilm_dir) -> Path:
+    """The real MiniLM-L6 encoder with a random 2-way head: a realistic (and slow enough) teacher."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("minilm-teacher")
+    AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).save_pretrained(path)
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_teacher_dir(tmp_path_factory, minilm_dir) -> Path:
     return build_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"), minilm_dir)
 

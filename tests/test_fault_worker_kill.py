@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from distill.label import LabelConfig, run
 from tests.conftest import REPO, SAMPLES
@@ -24,21 +23,10 @@ def _actor_pids(name: str) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines() if name in line and "ps -eo" not in line]
 
 
-@pytest.fixture(scope="module")
-def minilm_teacher(tmp_path_factory, minilm_dir):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("minilm-teacher")
-    AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).save_pretrained(path)
-    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(path)
-    return path
-
-
-def test_killed_teacher_actor_is_restarted_and_the_output_is_unchanged(ray_local, minilm_teacher, tmp_path):
+def test_killed_teacher_actor_is_restarted_and_the_output_is_unchanged(ray_local, minilm_teacher_dir, tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "pipelines/augment_and_label.py", "--input", str(SAMPLES / "sentiment.csv"),
-            "--output", str(out), "--text-a", "sentence", "--teacher", str(minilm_teacher), "--features", "cls",
+            "--output", str(out), "--text-a", "sentence", "--teacher", str(minilm_teacher_dir), "--features", "cls",
             "--teacher-actors", "2", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4",
             "--set", "augment.rows_per_shard=20"]
     proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "RAY_ADDRESS": ""}, start_new_session=True,
@@ -60,7 +48,7 @@ def test_killed_teacher_actor_is_restarted_and_the_output_is_unchanged(ray_local
     assert proc.returncode == 0, stderr[-3000:]
     cache_dir = next(out.glob("teacher/*/_manifest.json")).parent
     assert not list(cache_dir.glob("*.tmp-*"))
-    reference = run(out / "augmented", tmp_path / "reference", LabelConfig(teacher=str(minilm_teacher), features=["cls"]))
+    reference = run(out / "augmented", tmp_path / "reference", LabelConfig(teacher=str(minilm_teacher_dir), features=["cls"]))
     ours = json.loads((cache_dir / "_manifest.json").read_text())
     assert [(s["file"], s["sha256"]) for s in ours["shards"]] == [(s["file"], s["sha256"]) for s in reference.manifest["shards"]]
     assert ours["totals"]["rows"] == json.loads((out / "augmented" / "_manifest.json").read_text())["totals"]["rows"]

@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from distill.label import LabelConfig, run
 from tests.conftest import REPO, SAMPLES, settled_commit_count
@@ -18,22 +17,10 @@ from tests.conftest import REPO, SAMPLES, settled_commit_count
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def minilm_teacher(tmp_path_factory, minilm_dir):
-    """MiniLM-L6 with a random 2-way head: slow enough on CPU to be killed mid-stage."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("minilm-teacher")
-    AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).save_pretrained(path)
-    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(path)
-    return path
-
-
-def test_kill_while_labelling_then_resume(ray_local, minilm_teacher, tmp_path):
+def test_kill_while_labelling_then_resume(ray_local, minilm_teacher_dir, tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "pipelines/augment_and_label.py", "--input", str(SAMPLES / "sentiment.csv"),
-            "--output", str(out), "--text-a", "sentence", "--teacher", str(minilm_teacher), "--features", "cls",
+            "--output", str(out), "--text-a", "sentence", "--teacher", str(minilm_teacher_dir), "--features", "cls",
             "--teacher-actors", "1", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4",
             "--set", "augment.rows_per_shard=12"]
     env = {**os.environ, "RAY_ADDRESS": ""}  # its own embedded Ray, not the test's
@@ -53,7 +40,7 @@ def test_kill_while_labelling_then_resume(ray_local, minilm_teacher, tmp_path):
     assert 2 <= committed < total, (committed, total)
     assert not (cache_dir / "_manifest.json").exists()
 
-    config = LabelConfig(teacher=str(minilm_teacher), features=["cls"], workers=2)
+    config = LabelConfig(teacher=str(minilm_teacher_dir), features=["cls"], workers=2)
     resumed = run(out / "augmented", out, config)
     assert resumed.cache_dir == cache_dir and resumed.shards_written == total - committed
     assert not list(cache_dir.glob("*.tmp-*")), "temporary files of the killed run were swept"

@@ -193,14 +193,9 @@ def test_int8_and_bfloat16_storage_against_float32(sentences, tiny_teacher_dir, 
     assert sizes["int8"] < 0.35 * sizes["float32"] and sizes["bfloat16"] == pytest.approx(sizes["float32"] / 2, rel=0.01)  # + list offsets
 
 
-def test_minilm_teacher_logits_match_a_direct_forward(sentences, minilm_dir, tmp_path):
+def test_minilm_teacher_logits_match_a_direct_forward(sentences, minilm_teacher_dir, tmp_path):
     """The real 6-layer MiniLM encoder with a (random) classification head, as in the demo."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(0)
-    teacher = tmp_path / "minilm-cls"
-    AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).save_pretrained(teacher)
-    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(teacher)
+    teacher = minilm_teacher_dir
     result = run(sentences, tmp_path, LabelConfig(teacher=str(teacher), features=["cls"]))
     cache = load(result.cache_dir)
     assert cache.features["cls_layers"] == [1, 2, 3, 4, 5, 6] and cache.features["hidden_size"] == 384
