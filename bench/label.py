@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 import augment  # noqa: E402
 from distill.label import LabelConfig, run  # noqa: E402
-from distill.label.batching import length_buckets  # noqa: E402
+from distill.batching import length_buckets  # noqa: E402
 from distill.storage.shards import read_shards  # noqa: E402
 from bench.common import scaled_input  # noqa: E402
 

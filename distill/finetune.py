@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill.batching import length_grouped_batches
 from distill.storage.atomic import write_json_atomic
 from distill.storage.config_io import ConfigError, YamlConfig
 from distill.storage.fingerprint import fingerprint_json, hash_path, model_fingerprint
@@ -39,6 +40,7 @@ class FinetuneConfig(YamlConfig):
     epochs: float = 3.0  # BERT paper: 2-4 epochs for GLUE
     learning_rate: float = 5e-5  # BERT paper grid {2e-5, 3e-5, 5e-5}
     batch_size: int = 32
+    group_by_length: bool = True  # batches of similar-length rows: about 2x faster on SST-2-like data
     max_length: int = 128
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -59,12 +61,16 @@ def _label_map(labels: list) -> dict[Any, int]:
     return {x: i for i, x in enumerate(distinct)}
 
 
-def _batches(encoded: list[list[int]], labels: list[int], batch_size: int, rng: random.Random | None):
-    order = list(range(len(encoded)))
-    if rng is not None:
-        rng.shuffle(order)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+def _epoch_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[np.ndarray]:
+    rng = np.random.default_rng([seed, epoch])
+    if group_by_length:
+        return length_grouped_batches(np.array([len(e["input_ids"]) for e in encoded]), batch_size, rng)
+    order = rng.permutation(len(encoded))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _tensors(encoded: list[dict], labels: list[int], batches: list[np.ndarray]):
+    for rows in batches:
         width = max(len(encoded[r]["input_ids"]) for r in rows)
         batch = {key: torch.zeros(len(rows), width, dtype=torch.long) for key in ("input_ids", "attention_mask", "token_type_ids")}
         for i, r in enumerate(rows):
@@ -77,8 +83,10 @@ def _batches(encoded: list[list[int]], labels: list[int], batch_size: int, rng: 
 def accuracy(model, encoded, labels, batch_size: int, device: str) -> float:
     model.eval()
     correct = 0
+    order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")  # sorted: little padding
+    batches = [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
     with torch.inference_mode():
-        for batch, gold in _batches(encoded, labels, batch_size * 2, None):
+        for batch, gold in _tensors(encoded, labels, batches):
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
             correct += int((logits.argmax(-1).cpu() == gold).sum())
     return correct / max(len(labels), 1)
@@ -132,11 +140,12 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    rng = random.Random(config.seed)
-    step, progress = 0, tqdm(total=steps, desc="fine-tune teacher", unit="step")
+    step, epoch, progress = 0, 0, tqdm(total=steps, desc="fine-tune teacher", unit="step")
     while step < steps:
         model.train()
-        for batch, gold in _batches(train[0], train[1], config.batch_size, rng):
+        batches = _epoch_batches(train[0], config.batch_size, config.seed, epoch, config.group_by_length)
+        epoch += 1
+        for batch, gold in _tensors(train[0], train[1], batches):
             with autocast:
                 loss = model(**{k: v.to(device) for k, v in batch.items()}, labels=gold.to(device)).loss
             loss.backward()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from distill.label import attention
-from distill.label.batching import length_buckets, padded_tokens
+from distill.batching import length_buckets, padded_tokens
 from distill.label.encoding import (
     ARROW_TYPES,
     dequantize_int8,

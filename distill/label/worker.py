@@ -19,7 +19,7 @@ import pyarrow as pa
 import torch
 
 from distill.label import attention
-from distill.label.batching import length_buckets, padded_tokens
+from distill.batching import length_buckets, padded_tokens
 from distill.label.config import LabelConfig
 from distill.label.features import FeatureSet
 from distill.label.teacher import load_model, load_tokenizer

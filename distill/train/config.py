@@ -50,6 +50,7 @@ class TrainConfig(YamlConfig):
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     batch_size: int = 32
+    group_by_length: bool = True  # batches of similar-length rows (less padding); false: plain random batches
     max_grad_norm: float = 1.0
     seed: int = 0
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch

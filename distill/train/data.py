@@ -14,7 +14,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from distill.batching import length_grouped_batches
 from distill.cache import TeacherCache, load
+from distill.label.encoding import list_lengths
 from distill.storage.text_inputs import Columns, read_text_table
 
 
@@ -24,7 +26,10 @@ class CacheBatches(torch.utils.data.Dataset):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._cache: TeacherCache | None = None
-        self.length = len(load(self.path))
+        cache = load(self.path)
+        self.length = len(cache)
+        self.token_counts = np.concatenate([list_lengths(chunk) for chunk in cache.table.column("input_ids").chunks]) \
+            if self.length else np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return self.length
@@ -35,17 +40,26 @@ class CacheBatches(torch.utils.data.Dataset):
         return self._cache.batch(indices)
 
     def __getstate__(self) -> dict[str, Any]:  # workers reopen the memory map instead of copying it
-        return {"path": self.path, "_cache": None, "length": self.length}
+        return {"path": self.path, "_cache": None, "length": self.length, "token_counts": self.token_counts}
 
 
 class EpochBatches(torch.utils.data.Sampler):
-    """Index lists of one epoch: a permutation seeded by (seed, epoch), cut into batches, from `start`."""
+    """Index lists of one epoch, drawn from an RNG seeded by (seed, epoch), from batch `start` on.
 
-    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0) -> None:
+    With `lengths`, batches group rows of similar length (see `distill.batching`); without,
+    a plain permutation is cut into batches. Either way ceil(size / batch_size) batches.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0,
+                 lengths: np.ndarray | None = None) -> None:
         self.size, self.batch_size, self.seed, self.epoch, self.start = size, batch_size, seed, epoch, start
+        self.lengths = lengths
 
     def batches(self) -> list[list[int]]:
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.lengths is not None:
+            return [b.tolist() for b in length_grouped_batches(self.lengths, self.batch_size, rng)]
+        order = rng.permutation(self.size)
         return [order[i : i + self.batch_size].tolist() for i in range(0, self.size, self.batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -56,11 +70,12 @@ class EpochBatches(torch.utils.data.Sampler):
 
 
 def epoch_loader(dataset: CacheBatches, batch_size: int, seed: int, epoch: int, start: int, num_workers: int,
-                 pin_memory: bool) -> torch.utils.data.DataLoader:
+                 pin_memory: bool, group_by_length: bool = True) -> torch.utils.data.DataLoader:
     # Its own generator: creating a DataLoader iterator draws a seed, and from the global RNG that
     # draw would shift dropout masks between a resumed run and an uninterrupted one.
     return torch.utils.data.DataLoader(
-        dataset, batch_size=None, sampler=EpochBatches(len(dataset), batch_size, seed, epoch, start),
+        dataset, batch_size=None, sampler=EpochBatches(len(dataset), batch_size, seed, epoch, start,
+                                                        dataset.token_counts if group_by_length else None),
         num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
         generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
     )

@@ -147,7 +147,7 @@ def train(
         while step < total:
             epoch, start = divmod(step, steps_per_epoch)
             loader = epoch_loader(dataset, config.batch_size, config.seed + stage_index, epoch, start,
-                                  config.num_workers, pin_memory=device == "cuda")
+                                  config.num_workers, pin_memory=device == "cuda", group_by_length=config.group_by_length)
             fetched = time.perf_counter()
             for tensors in loader:
                 data_seconds += time.perf_counter() - fetched
