@@ -24,6 +24,7 @@ import pyarrow as pa
 import torch
 
 from distill.label.encoding import dequantize_int8, flat_values, from_numpy, list_lengths
+from distill.storage.remote import is_remote, local_copy
 from distill.storage.shards import SHARD_PREFIX, read_shard
 from distill.storage.stage_dir import MANIFEST_NAME
 
@@ -170,8 +171,9 @@ class TeacherCache:
 
 def resolve_cache_dir(path: str | Path) -> Path:
     """A cache directory as given, or the last finished one below a pipeline output
-    (`<out>` or `<out>/teacher`, through the `LATEST` pointer the labelling stage writes)."""
-    path = Path(path)
+    (`<out>` or `<out>/teacher`, through the `LATEST` pointer the labelling stage writes).
+    A remote URI (s3://...) is first pulled into local staging (committed files only)."""
+    path = local_copy(path)
     for pointer in (path / "teacher" / "LATEST", path / "LATEST"):
         if not (path / MANIFEST_NAME).exists() and pointer.exists():
             return pointer.parent / pointer.read_text().strip()
@@ -179,13 +181,15 @@ def resolve_cache_dir(path: str | Path) -> Path:
 
 
 def load(path: str | Path, dtype: torch.dtype = torch.float32) -> TeacherCache:
-    """Open a finished teacher cache: `<out>/teacher/<fingerprint>`, or `<out>` for its latest."""
-    path = resolve_cache_dir(path)
+    """Open a finished teacher cache: `<out>/teacher/<fingerprint>`, or `<out>` for its latest
+    (local, or a remote URI such as s3://bucket/run)."""
+    given, path = path, resolve_cache_dir(path)
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.exists():
         found = sorted(p.parent for p in path.glob(f"*/*/{MANIFEST_NAME}")) + sorted(p.parent for p in path.glob(f"*/{MANIFEST_NAME}"))
         hint = f"; caches below it: {', '.join(map(str, found))}" if found else ""
-        raise CacheError(f"{path}: not a finished teacher cache (no {MANIFEST_NAME}){hint}")
+        where = f"{given} (pulled into {path})" if is_remote(given) else str(path)
+        raise CacheError(f"{where}: not a finished teacher cache (no {MANIFEST_NAME}){hint}")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("stage") != "label" or not manifest.get("complete"):
         raise CacheError(f"{manifest_path}: not a complete teacher cache (stage {manifest.get('stage')!r})")

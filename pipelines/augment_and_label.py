@@ -23,7 +23,9 @@ from pathlib import Path
 import augment
 from augment.rules import UnknownRuleError
 from distill import label
+from distill.storage import remote
 from distill.storage.config_io import ConfigError, apply_override, build_config, read_yaml
+from distill.storage.failures import disk_full_message
 from distill.storage.lock import OutputLockedError
 from distill.storage.ray_runtime import ray_session
 from distill.storage.stage_dir import StageMismatchError
@@ -38,6 +40,8 @@ class PipelineConfig:
     input: str | None = None
     output: str | None = None
     address: str | None = None  # None: embedded local Ray; "auto" or "ray://host:port": a cluster
+    staging: str | None = None  # local mirror of a remote input/output (default ~/.cache/distill/staging)
+    sync_seconds: float = 30.0  # how often finished shards of a remote output are uploaded during a run
     augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
     label: label.LabelConfig = field(default_factory=label.LabelConfig)
 
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher-actors", type=int, help="teacher actors (default: one per GPU, else per CPU slot)")
     parser.add_argument("--cpus-per-actor", type=float, help="CPUs per teacher actor (default 1)")
     parser.add_argument("--gpus-per-actor", type=float, help="GPUs per teacher actor (default 1 if the cluster has GPUs)")
+    parser.add_argument("--staging", help="local directory mirroring remote (s3://, gs://, ...) input/output")
+    parser.add_argument("--sync-seconds", dest="sync_seconds", type=float,
+                        help="upload finished shards of a remote output this often (default 30)")
     parser.add_argument("--overwrite", action="store_true", help="replace augmented output of a different config")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any key, e.g. --set augment.tang.n_iter=5 --set label.max_length=64")
@@ -68,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> list[str]:
     """Flags are shorthands for `--set`; strings are JSON-quoted so YAML keeps them strings."""
     out = []
-    for flag, key in (("input", "input"), ("output", "output"), ("address", "address"),
+    for flag, key in (("input", "input"), ("output", "output"), ("address", "address"), ("staging", "staging"),
                       ("text_a", "augment.columns.text_a"), ("text_b", "augment.columns.text_b"),
                       ("label_column", "augment.columns.label"), ("teacher", "label.teacher"),
                       ("tokenizer", "label.tokenizer")):
@@ -77,7 +84,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
             out.append(f"{key}={json.dumps(value) if value != '' else 'null'}")
     if args.features:
         out.append(f"label.features={json.dumps(args.features.split(','))}")
-    for flag, key in (("workers", "augment.workers"), ("teacher_actors", "label.workers"),
+    for flag, key in (("sync_seconds", "sync_seconds"), ("workers", "augment.workers"), ("teacher_actors", "label.workers"),
                       ("cpus_per_actor", "label.cpus_per_actor"), ("gpus_per_actor", "label.gpus_per_actor")):
         if getattr(args, flag) is not None:
             out.append(f"{key}={getattr(args, flag)}")
@@ -105,22 +112,30 @@ def _speed(result: label.LabelResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    started = time.perf_counter()
+    started, config = time.perf_counter(), None
     try:
         config = load_config(args)
-        output = Path(config.output)
         teacher = label.prepare_teacher(config.label)  # a wrong teacher fails now, not after augmenting
-        with ray_session(config.address):  # one Ray for both stages
-            augmented = augment.run(config.input, output / "augmented", config.augment, overwrite=args.overwrite)
+        source = remote.local_input(config.input, config.staging)
+        with remote.staged_output(config.output, config.staging, config.sync_seconds) as output, \
+                ray_session(config.address):  # one Ray for both stages
+            augmented = augment.run(source, output / "augmented", config.augment, overwrite=args.overwrite)
             labelled = label.run(output / "augmented", output, config.label, teacher=teacher)
     except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        message = disk_full_message(err, config.output if config else args.output)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     totals, cache = augmented.manifest["totals"], labelled.manifest["totals"]
     print(f"""
 summary ({time.perf_counter() - started:.1f}s)
   rows in           {totals['rows_read']} read, {totals['rejected_rows']} rejected (see {output / 'augmented' / '_rejects.jsonl'})
   rows out          {totals['rows']} ({totals['source_rows']} originals + {totals['rows'] - totals['source_rows']} augmented)
+  output            {config.output}{'' if output == Path(config.output) else f' (staged in {output})'}
   augmented data    {augmented.output_dir}{' (up to date)' if augmented.skipped else ''}
   teacher cache     {labelled.cache_dir}{' (reused, no forward pass)' if labelled.skipped else ''}
   bytes/example     {cache['bytes_per_example']:.0f} ({', '.join(f'{k} {v:.0f}' for k, v in cache['column_bytes_per_example'].items())})

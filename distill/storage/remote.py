@@ -1,0 +1,258 @@
+"""Remote inputs and outputs (`s3://`, `gs://`, `hdfs://`, any fsspec URL) through local staging.
+
+Why staging: the stages memory-map shards, rename files atomically and lock their directory,
+and object stores do none of that. So a remote output is produced in a local staging directory
+by the ordinary local protocol (DESIGN.md "Atomic writes") and mirrored to the remote with
+object-store commit semantics, in this order:
+
+1. a shard is uploaded under its final name only once it is complete and committed locally
+   (one upload per object: an upload killed half-way leaves no object, a failed one leaves an
+   object no commit record vouches for);
+2. then its commit record `_commits/<shard>.json` (rows, bytes, sha256);
+3. then, once the stage is finished, `_manifest.json`, the marker readers require; a stage that
+   is re-run has its old remote manifest deleted before any of its shards is replaced;
+4. `teacher/LATEST` last.
+
+Readers (`distill.cache.load`, a resumed run) accept a stage only with its manifest and a shard
+only with a matching record, so a killed run leaves nothing a reader accepts. A run started on
+a fresh machine (a new container) first pulls the remote's committed shards into staging, so
+it resumes instead of starting over. Credentials and endpoints come from the filesystem's own
+environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from distill.storage.atomic import TEMP_MARKER, write_bytes_atomic
+from distill.storage.lock import LOCK_NAME
+from distill.storage.shards import SHARD_PREFIX
+
+log = logging.getLogger(__name__)
+COMMITS_DIR, MANIFEST_NAME, PROGRESS_NAME = "_commits", "_manifest.json", "_progress.json"
+
+
+def is_remote(path: str | os.PathLike | None) -> bool:
+    text = str(path or "")
+    return "://" in text and not text.startswith("file://")
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's own filesystems (S3, GCS, HDFS), else any installed fsspec implementation."""
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except ValueError:  # pyarrow.lib.ArrowInvalid: a scheme pyarrow has no filesystem for
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(uri)
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def staging_dir(uri: str, root: str | os.PathLike | None = None) -> Path:
+    """Local mirror of `uri`: `$DISTILL_STAGING` or `~/.cache/distill/staging`, one folder per URI."""
+    base = Path(root or os.environ.get("DISTILL_STAGING") or Path.home() / ".cache" / "distill" / "staging")
+    return base / hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:16]
+
+
+def _skipped(name: str) -> bool:
+    return TEMP_MARKER in name or name == LOCK_NAME
+
+
+class RemoteMirror:
+    """Keeps a local staging directory and a remote prefix in step (see the module docstring)."""
+
+    def __init__(self, uri: str, local: str | os.PathLike) -> None:
+        self.uri = uri.rstrip("/")
+        self.fs, self.root = filesystem(self.uri)
+        self.root = self.root.rstrip("/")
+        self.local = Path(local)
+        self._lock = threading.Lock()
+
+    # -- remote listing ------------------------------------------------------------------
+    def _remote_files(self) -> dict[str, int]:
+        """Relative path -> size of every remote file under the prefix."""
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        return {info.path[len(self.root) + 1 :]: info.size for info in self.fs.get_file_info(selector)
+                if info.type == pafs.FileType.File}
+
+    def _read(self, relative: str) -> bytes:
+        with self.fs.open_input_stream(f"{self.root}/{relative}") as stream:
+            return stream.read()
+
+    def _upload(self, relative: str) -> None:
+        pafs.copy_files(str(self.local / relative), f"{self.root}/{relative}",
+                        source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+
+    def _delete(self, relative: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(f"{self.root}/{relative}")
+
+    # -- pull ----------------------------------------------------------------------------
+    def pull(self) -> int:
+        """Copy what the remote has committed into staging; returns the number of files fetched.
+
+        Shards come down only with their commit record; stages re-verify sha256s against the
+        records, so a stale or partial object is rewritten, never trusted."""
+        remote = self._remote_files()
+        committed = set()
+        for relative in remote:
+            parent, _, name = relative.rpartition("/")
+            if parent.endswith(COMMITS_DIR) and name.endswith(".json"):
+                stage = parent[: -len(COMMITS_DIR)]
+                committed.add(stage + name[: -len(".json")])
+        fetched = 0
+        for relative, size in sorted(remote.items()):
+            parent, _, name = relative.rpartition("/")
+            is_shard = name.startswith(SHARD_PREFIX) and not parent.endswith(COMMITS_DIR)  # records are part-*.json
+            if _skipped(name) or (is_shard and relative not in committed):
+                continue
+            target = self.local / relative
+            if is_shard and target.exists() and target.stat().st_size == size:
+                continue  # big and checked against its (re-fetched) record by the stage anyway
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(target, self._read(relative))
+            fetched += 1
+        if fetched:
+            log.info("pulled %d committed file(s) from %s into %s", fetched, self.uri, self.local)
+        return fetched
+
+    # -- push ----------------------------------------------------------------------------
+    def push(self) -> int:
+        """Upload committed local work in commit order; returns the number of files uploaded."""
+        with self._lock:
+            return self._push()
+
+    def _push(self) -> int:
+        if not self.local.exists():
+            return 0
+        remote = self._remote_files()
+        uploaded = 0
+        stage_dirs = sorted({p.parent.parent for p in self.local.rglob(f"{COMMITS_DIR}/*.json")}
+                            | {p.parent for p in self.local.rglob(MANIFEST_NAME)}
+                            | {p.parent for p in self.local.rglob(PROGRESS_NAME)})
+        for stage in stage_dirs:
+            rel = stage.relative_to(self.local).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            manifest = (stage / MANIFEST_NAME).read_bytes() if (stage / MANIFEST_NAME).exists() else None  # snapshot first
+            if manifest is None and prefix + MANIFEST_NAME in remote:
+                self._delete(prefix + MANIFEST_NAME)  # the stage is being redone: withdraw the old marker first
+            if (stage / PROGRESS_NAME).exists():
+                self._upload(prefix + PROGRESS_NAME)
+            for record_path in sorted((stage / COMMITS_DIR).glob("*.json")):
+                shard, record_rel = record_path.stem, f"{prefix}{COMMITS_DIR}/{record_path.name}"
+                record = record_path.read_bytes()
+                shard_file = stage / shard
+                if not shard_file.exists() or shard_file.stat().st_size != json.loads(record)["bytes"]:
+                    continue  # being rewritten locally; its new record comes with it
+                if record_rel in remote and self._read(record_rel) == record:
+                    continue
+                self._delete(record_rel)  # a replaced shard must not be vouched for by its old record
+                self._upload(prefix + shard)
+                self._upload(record_rel)
+                uploaded += 2
+            if manifest is not None:
+                listed = {s["file"] for s in json.loads(manifest)["shards"]}
+                for relative in remote:
+                    name = relative[len(prefix):]
+                    if relative.startswith(prefix) and "/" not in name and name.startswith(SHARD_PREFIX) and name not in listed:
+                        self._delete(relative)  # stray shard of an older plan
+                for extra in sorted(stage.iterdir()):
+                    if extra.is_file() and not extra.name.startswith(SHARD_PREFIX) and not _skipped(extra.name) \
+                            and extra.name not in (MANIFEST_NAME, PROGRESS_NAME):
+                        self._upload(prefix + extra.name)  # rejects, model config, ...
+                        uploaded += 1
+                if (prefix + MANIFEST_NAME) not in remote or self._read(prefix + MANIFEST_NAME) != manifest:
+                    with self.fs.open_output_stream(f"{self.root}/{prefix}{MANIFEST_NAME}") as out:
+                        out.write(manifest)
+                    uploaded += 1
+                if not (stage / PROGRESS_NAME).exists():
+                    self._delete(prefix + PROGRESS_NAME)
+        for pointer in sorted(self.local.rglob("LATEST")):  # last: names a finished cache
+            self._upload(pointer.relative_to(self.local).as_posix())
+            uploaded += 1
+        if uploaded:
+            log.info("pushed %d file(s) to %s", uploaded, self.uri)
+        return uploaded
+
+    @contextlib.contextmanager
+    def syncing(self, every_seconds: float = 30.0) -> Iterator["RemoteMirror"]:
+        """Push every `every_seconds` while the body runs (so a killed container loses at most that
+        much), and once more at the end, whether the body succeeded or not."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_seconds):
+                try:
+                    self.push()
+                except Exception as err:  # a transient remote error must not kill the run; the next push retries
+                    log.warning("push to %s failed (%s); retrying later", self.uri, err)
+
+        thread = threading.Thread(target=loop, name="remote-sync", daemon=True)
+        thread.start()
+        try:
+            yield self
+        except BaseException:
+            stop.set()
+            thread.join()
+            try:
+                self.push()  # keep what was finished before the failure
+            except Exception as err:
+                log.warning("could not push finished work to %s (%s)", self.uri, err)
+            raise
+        stop.set()
+        thread.join()
+        self.push()
+
+
+def local_input(uri: str | os.PathLike, staging_root: str | os.PathLike | None = None) -> Path:
+    """A remote input file (or directory) copied once into staging; local paths pass through."""
+    if not is_remote(uri):
+        return Path(uri)
+    uri = str(uri)
+    fs, path = filesystem(uri)
+    target = staging_dir(uri, staging_root) / "input" / Path(path).name
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{uri}: input not found")
+    if info.type == pafs.FileType.File and target.exists() and target.stat().st_size == info.size:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if info.type == pafs.FileType.File:
+        with fs.open_input_stream(path) as stream:
+            write_bytes_atomic(target, stream.read())
+    else:
+        pafs.copy_files(path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    log.info("copied input %s to %s", uri, target)
+    return target
+
+
+@contextlib.contextmanager
+def staged_output(uri: str | os.PathLike, staging_root: str | os.PathLike | None = None,
+                  sync_seconds: float = 30.0) -> Iterator[Path]:
+    """A local directory standing for output `uri` while the body runs; remote URIs are pulled
+    first and pushed during and after (see the module docstring). Local paths pass through."""
+    if not is_remote(uri):
+        yield Path(uri)
+        return
+    mirror = RemoteMirror(str(uri), staging_dir(str(uri), staging_root) / "output")
+    mirror.pull()
+    with mirror.syncing(sync_seconds):
+        yield mirror.local
+
+
+def local_copy(uri: str | os.PathLike, staging_root: str | os.PathLike | None = None) -> Path:
+    """A finished remote output (e.g. a teacher cache) pulled into staging for memory-mapped reads."""
+    if not is_remote(uri):
+        return Path(uri)
+    mirror = RemoteMirror(str(uri), staging_dir(str(uri), staging_root) / "output")
+    mirror.pull()
+    return mirror.local
