@@ -166,3 +166,19 @@ def nlp_tagger():
 
 def pytest_configure(config):
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+SMALL_RUN = ["--text-a", "sentence", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4"]
+
+
+def pipeline_command(output, teacher, *extra: str, source: Path = SAMPLES / "sentiment.csv") -> list[str]:
+    """`augment_and_label.py` on the sentiment sample (Tang mask + n-gram, 4 samples per sentence)."""
+    import sys
+
+    return [sys.executable, "pipelines/augment_and_label.py", "--input", str(source), "--output", str(output),
+            "--teacher", str(teacher), *SMALL_RUN, *extra]
+
+
+def pipeline_env() -> dict[str, str]:
+    """The CLI starts its own embedded Ray, not the test session's."""
+    return {**os.environ, "RAY_ADDRESS": ""}

@@ -17,7 +17,7 @@ import pytest
 import augment
 from distill.label import LabelConfig
 from distill.label import run as label_run
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import REPO, SAMPLES, pipeline_command, pipeline_env
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
@@ -76,10 +76,8 @@ def test_cluster_run_equals_the_embedded_run(ray_local, two_node_cluster, tiny_t
                  "--set", "augment.rows_per_shard=60"]
     out = tmp_path / "cluster"
     result = subprocess.run(
-        [sys.executable, "pipelines/augment_and_label.py", "--input", str(SAMPLES / "sentiment.csv"),
-         "--output", str(out), "--text-a", "sentence", "--teacher", str(tiny_teacher_dir), "--features", "cls",
-         "--address", two_node_cluster, *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""},
+        pipeline_command(out, tiny_teacher_dir, "--features", "cls", "--address", two_node_cluster, *overrides),
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=pipeline_env(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # the same job on the embedded (test-session) Ray

@@ -7,13 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from distill.label import LabelConfig, run
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import REPO, pipeline_command, pipeline_env
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +24,9 @@ def _actor_pids(name: str) -> list[int]:
 
 def test_killed_teacher_actor_is_restarted_and_the_output_is_unchanged(ray_local, minilm_teacher_dir, tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "pipelines/augment_and_label.py", "--input", str(SAMPLES / "sentiment.csv"),
-            "--output", str(out), "--text-a", "sentence", "--teacher", str(minilm_teacher_dir), "--features", "cls",
-            "--teacher-actors", "2", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4",
-            "--set", "augment.rows_per_shard=20"]
-    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "RAY_ADDRESS": ""}, start_new_session=True,
+    args = pipeline_command(out, minilm_teacher_dir, "--features", "cls", "--teacher-actors", "2",
+                            "--set", "augment.rows_per_shard=20")
+    proc = subprocess.Popen(args, cwd=REPO, env=pipeline_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     killed = None
     deadline = time.time() + 300

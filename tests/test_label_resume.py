@@ -6,25 +6,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from distill.label import LabelConfig, run
-from tests.conftest import REPO, SAMPLES, settled_commit_count
+from tests.conftest import REPO, pipeline_command, pipeline_env, settled_commit_count
 
 pytestmark = pytest.mark.slow
 
 
 def test_kill_while_labelling_then_resume(ray_local, minilm_teacher_dir, tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "pipelines/augment_and_label.py", "--input", str(SAMPLES / "sentiment.csv"),
-            "--output", str(out), "--text-a", "sentence", "--teacher", str(minilm_teacher_dir), "--features", "cls",
-            "--teacher-actors", "1", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4",
-            "--set", "augment.rows_per_shard=12"]
-    env = {**os.environ, "RAY_ADDRESS": ""}  # its own embedded Ray, not the test's
-    proc = subprocess.Popen(args, cwd=REPO, env=env, start_new_session=True,
+    args = pipeline_command(out, minilm_teacher_dir, "--features", "cls", "--teacher-actors", "1",
+                            "--set", "augment.rows_per_shard=12")
+    proc = subprocess.Popen(args, cwd=REPO, env=pipeline_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     commits = lambda: list(out.glob("teacher/*/_commits/*.json"))  # noqa: E731
     deadline = time.time() + 300

@@ -56,7 +56,7 @@ def test_mlm_candidates_do_not_depend_on_batch_layout(tiny_mlm_dir, mlm):
 
 
 def test_mlm_query_sees_the_original_sentence_as_segment_b(mlm):
-    words, index = SENTENCES[0], 3
+    words = SENTENCES[0]
     encoded = mlm.tokenizer("The acting was [MASK] , but the plot dragged .", words.text())
     tokens = mlm.tokenizer.convert_ids_to_tokens(encoded["input_ids"])
     assert tokens.count("[SEP]") == 2 and "[MASK]" in tokens and "superb" in tokens
