@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-fast bench install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q --durations=10
+
+test-fast: $(VENV)/.installed  # the development loop: everything but the end-to-end `slow` tests
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(VENV)/.installed
 	$(PY) bench/augment.py
