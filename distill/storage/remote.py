@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from distill.storage.atomic import TEMP_MARKER, write_bytes_atomic
+from distill.storage.atomic import TEMP_MARKER, commit_file
 from distill.storage.lock import LOCK_NAME
 from distill.storage.shards import SHARD_PREFIX
 
@@ -65,6 +65,13 @@ def staging_dir(uri: str, root: str | os.PathLike | None = None) -> Path:
 
 def _skipped(name: str) -> bool:
     return TEMP_MARKER in name or name == LOCK_NAME
+
+
+def _download(fs: pafs.FileSystem, path: str, target: Path) -> None:
+    """Stream one remote file into `target` atomically (no whole-shard copy in memory)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    commit_file(target, lambda tmp: pafs.copy_files(path, str(tmp), source_filesystem=fs,
+                                                     destination_filesystem=pafs.LocalFileSystem()))
 
 
 class RemoteMirror:
@@ -118,8 +125,7 @@ class RemoteMirror:
             target = self.local / relative
             if is_shard and target.exists() and target.stat().st_size == size:
                 continue  # big and checked against its (re-fetched) record by the stage anyway
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(target, self._read(relative))
+            _download(self.fs, f"{self.root}/{relative}", target)
             fetched += 1
         if fetched:
             log.info("pulled %d committed file(s) from %s into %s", fetched, self.uri, self.local)
@@ -225,10 +231,8 @@ def local_input(uri: str | os.PathLike, staging_root: str | os.PathLike | None =
         raise FileNotFoundError(f"{uri}: input not found")
     if info.type == pafs.FileType.File and target.exists() and target.stat().st_size == info.size:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     if info.type == pafs.FileType.File:
-        with fs.open_input_stream(path) as stream:
-            write_bytes_atomic(target, stream.read())
+        _download(fs, path, target)
     else:
         pafs.copy_files(path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
     log.info("copied input %s to %s", uri, target)
@@ -243,16 +247,17 @@ def staged_output(uri: str | os.PathLike, staging_root: str | os.PathLike | None
     if not is_remote(uri):
         yield Path(uri)
         return
-    mirror = RemoteMirror(str(uri), staging_dir(str(uri), staging_root) / "output")
-    mirror.pull()
+    mirror = _pulled_mirror(str(uri), staging_root)
     with mirror.syncing(sync_seconds):
         yield mirror.local
 
 
 def local_copy(uri: str | os.PathLike, staging_root: str | os.PathLike | None = None) -> Path:
     """A finished remote output (e.g. a teacher cache) pulled into staging for memory-mapped reads."""
-    if not is_remote(uri):
-        return Path(uri)
-    mirror = RemoteMirror(str(uri), staging_dir(str(uri), staging_root) / "output")
+    return _pulled_mirror(str(uri), staging_root).local if is_remote(uri) else Path(uri)
+
+
+def _pulled_mirror(uri: str, staging_root: str | os.PathLike | None) -> RemoteMirror:
+    mirror = RemoteMirror(uri, staging_dir(uri, staging_root) / "output")
     mirror.pull()
-    return mirror.local
+    return mirror
