@@ -6,7 +6,7 @@
 - `length_grouped_batches` (training): a random permutation cut into groups of many batches,
   each group sorted by length, then the batches shuffled (the `group_by_length` of
   transformers' Trainer): still random batches, but padding drops from the batch's longest
-  random sentence to its neighbours' length (SST-2: about 2x fewer tokens per step).
+  random sentence to its neighbours' length (SST-2, batches of 32: 2.9x fewer tokens per step).
 """
 
 from __future__ import annotations
