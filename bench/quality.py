@@ -24,6 +24,7 @@ import bisect
 import json
 import logging
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -242,6 +243,8 @@ def main() -> None:
         if stored.get("cache") == str(cache_dir) and spec["name"] not in (args.rerun or []):
             report, seconds = stored["report"], stored["seconds"]  # finished earlier on this very cache
         else:
+            if done.exists():  # finished on another cache, or --rerun: start over (a killed run resumes instead)
+                shutil.rmtree(run_dir)
             log.info("training %s on %s", spec["name"], spec["data"])
             config = TrainConfig.from_dict({"seed": 0, "checkpoint_every": 1000, **spec["recipe"]})
             result = train(config, cache_dir, run_dir, dev_tsv, COLUMNS, teacher_report=not results)
