@@ -182,3 +182,22 @@ def pipeline_command(output, teacher, *extra: str, source: Path = SAMPLES / "sen
 def pipeline_env() -> dict[str, str]:
     """The CLI starts its own embedded Ray, not the test session's."""
     return {**os.environ, "RAY_ADDRESS": ""}
+
+
+def kill_group_when(proc, ready, poll_seconds: float = 0.05, delay: float = 0.0, timeout: float = 300) -> None:
+    """SIGKILL `proc`'s whole process group (driver, Ray, actors) once `ready()` holds, `delay`
+    seconds later; fail the test if the run ends first."""
+    import signal
+
+    import pytest
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready():
+        if proc.poll() is not None:
+            output = (proc.stderr or proc.stdout).read()
+            output = output.decode() if isinstance(output, bytes) else output
+            pytest.fail(f"run ended before it could be killed: {output[-2000:]}")
+        time.sleep(poll_seconds)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

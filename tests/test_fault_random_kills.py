@@ -7,17 +7,14 @@ shard's sha256 equal to its manifest's (and to the uninterrupted run's)."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from distill.storage.fingerprint import hash_file
-from tests.conftest import REPO, pipeline_command, pipeline_env
+from tests.conftest import REPO, kill_group_when, pipeline_command, pipeline_env
 
 pytestmark = pytest.mark.slow
 EXTRA = ["--features", "cls", "--teacher-actors", "1", "--set", "augment.rows_per_shard=6"]
@@ -45,17 +42,12 @@ def _kill_at_random_point(output: Path, teacher: Path, stage_glob: str, rng: ran
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     target = rng.randrange(0, SHARDS - 5)  # a random point of the stage, before its last few shards
     delay = rng.uniform(0.0, 0.1)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before the kill point: {proc.stderr.read().decode()[-2000:]}")
+
+    def reached() -> bool:
         begun = list(output.glob(f"{stage_glob}/_progress.json"))
-        if begun and len(list(begun[0].parent.glob("_commits/*.json"))) >= target:
-            break
-        time.sleep(0.02)
-    time.sleep(delay)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        return bool(begun) and len(list(begun[0].parent.glob("_commits/*.json"))) >= target
+
+    kill_group_when(proc, reached, poll_seconds=0.02, delay=delay)
     return f"{stage_glob}: killed after >= {target} commits + {delay:.2f}s"
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 
 import pytest
 
 from distill.label import LabelConfig, run
-from tests.conftest import REPO, pipeline_command, pipeline_env, settled_commit_count
+from tests.conftest import REPO, kill_group_when, pipeline_command, pipeline_env, settled_commit_count
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +20,7 @@ def test_kill_while_labelling_then_resume(ray_local, minilm_teacher_dir, tmp_pat
     proc = subprocess.Popen(args, cwd=REPO, env=pipeline_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     commits = lambda: list(out.glob("teacher/*/_commits/*.json"))  # noqa: E731
-    deadline = time.time() + 300
-    while time.time() < deadline and len(commits()) < 2:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_group_when(proc, lambda: len(commits()) >= 2)
     cache_dir = commits()[0].parent.parent
     committed = settled_commit_count(cache_dir)
     total = len(json.loads((out / "augmented" / "_manifest.json").read_text())["shards"])

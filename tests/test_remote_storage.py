@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import signal
 import subprocess
-import time
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
 from distill.cache import CacheError, load
-from tests.conftest import REPO, SAMPLES, pipeline_command, pipeline_env
+from tests.conftest import REPO, SAMPLES, kill_group_when, pipeline_command, pipeline_env
 
 pytestmark = pytest.mark.slow
 BUCKET = "distill-test"
@@ -117,13 +114,7 @@ def test_killed_remote_run_leaves_nothing_a_reader_accepts_and_a_fresh_machine_r
     proc = _pipeline(str(SAMPLES / "sentiment.csv"), output, minilm_teacher_dir, tmp_path / "machine-1",
                      "--sync-seconds", "0.3")
     records = lambda: [n for n in _remote_files(s3, prefix) if n.startswith("teacher/") and "/_commits/" in n]  # noqa: E731
-    deadline = time.time() + 300
-    while time.time() < deadline and len(records()) < 2:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be killed: {proc.stdout.read()[-2000:]}")
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_group_when(proc, lambda: len(records()) >= 2, poll_seconds=0.1)
 
     files = _remote_files(s3, prefix)
     cache_dir = records()[0].split("/_commits/")[0]
