@@ -12,7 +12,7 @@ from augment.rules import UnknownRuleError
 from augment.stage import run
 from distill.storage.lock import OutputLockedError
 from distill.storage.stage_dir import StageMismatchError
-from distill.storage.text_inputs import InputError
+from distill.common.text_inputs import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:

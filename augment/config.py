@@ -12,8 +12,8 @@ from typing import Any
 from augment.rules import build_rule, get_rule
 from augment.tang import TangConfig
 from augment.tinybert import TinyBertConfig
-from distill.storage.config_io import ConfigError, YamlConfig
-from distill.storage.text_inputs import Columns
+from distill.common.config_io import ConfigError, YamlConfig
+from distill.common.text_inputs import Columns
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
 

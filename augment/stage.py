@@ -30,10 +30,10 @@ from augment.workers import ShardWriter, WordSplitter
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, hash_path
 from distill.storage.lock import OutputLock
-from distill.storage.ray_runtime import cluster_cpus, ray_session
+from distill.common.ray_runtime import cluster_cpus, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
-from distill.storage.text_inputs import InputError, input_format, read_text_table
+from distill.common.text_inputs import InputError, input_format, read_text_table
 from distill.storage.versions import library_versions, package_version
 
 STAGE = "augment"

@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 import augment  # noqa: E402
 from distill import label  # noqa: E402
 from distill.finetune import FinetuneConfig, finetune  # noqa: E402
-from distill.storage.ray_runtime import ray_session  # noqa: E402
-from distill.storage.text_inputs import Columns  # noqa: E402
+from distill.common.ray_runtime import ray_session  # noqa: E402
+from distill.common.text_inputs import Columns  # noqa: E402
 from distill.train.config import TrainConfig  # noqa: E402
 from distill.train.loop import train  # noqa: E402
 

@@ -24,10 +24,10 @@ import torch
 
 from distill.batching import length_grouped_batches
 from distill.storage.atomic import write_json_atomic
-from distill.storage.config_io import ConfigError, YamlConfig
+from distill.common.config_io import ConfigError, YamlConfig
 from distill.storage.fingerprint import fingerprint_json, hash_path, model_fingerprint
-from distill.storage.models import resolve_model_dir
-from distill.storage.text_inputs import Columns, read_text_table
+from distill.common.models import resolve_model_dir
+from distill.common.text_inputs import Columns, read_text_table
 
 log = logging.getLogger(__name__)
 RECORD_NAME = "finetune.json"

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from distill.cache.features import column_name
+
 
 class MissingFeatureError(KeyError):
     """A loss needs a teacher feature that this cache (or online teacher config) does not provide."""
@@ -16,7 +18,7 @@ class MissingFeatureError(KeyError):
 
 @dataclass
 class TeacherBatch:
-    tensors: dict[str, torch.Tensor]  # padded batch as `distill.cache` builds it
+    tensors: dict[str, torch.Tensor]  # padded batch as `distill.cache` builds it, keyed by `column_name`
     num_layers: int  # teacher encoder layers
     cls_layers: list[int] = field(default_factory=list)  # layer of each `cls` slot
 
@@ -29,16 +31,14 @@ class TeacherBatch:
         return self.tensors["attention_mask"].bool()
 
     def cls(self, layer: int) -> torch.Tensor:
-        return self.tensors["cls"][:, self.cls_layers.index(layer)]
+        return self.tensors[column_name("cls")][:, self.cls_layers.index(layer)]
 
     def hidden(self, layer: int) -> torch.Tensor:
         """Token states of `layer` (0 = embedding output)."""
-        if layer == 0 and "embedding" in self.tensors:
-            return self.tensors["embedding"]
-        return self.tensors[f"hidden_{layer}"]
+        return self.tensors[column_name("hidden", layer)]
 
     def attention(self, layer: int) -> torch.Tensor:
-        return self.tensors[f"attention_{layer}"]
+        return self.tensors[column_name("attention", layer)]
 
     def to(self, device: torch.device | str) -> "TeacherBatch":
         moved = {k: v.to(device, non_blocking=True) for k, v in self.tensors.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,12 +25,12 @@ import augment
 from augment.rules import UnknownRuleError
 from distill import label
 from distill.storage import remote
-from distill.storage.config_io import ConfigError, apply_override, build_config, read_yaml
+from distill.common.config_io import ConfigError, apply_override, build_config, read_yaml
 from distill.storage.failures import disk_full_message
 from distill.storage.lock import OutputLockedError
-from distill.storage.ray_runtime import ray_session
+from distill.common.ray_runtime import ray_session
 from distill.storage.stage_dir import StageMismatchError
-from distill.storage.text_inputs import InputError
+from distill.common.text_inputs import InputError
 
 EXPECTED_ERRORS = (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError,
                    FileNotFoundError, label.TeacherMismatchError)
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         with remote.staged_output(config.output, config.staging, config.sync_seconds) as output, \
                 ray_session(config.address):  # one Ray for both stages
             augmented = augment.run(source, output / "augmented", config.augment, overwrite=args.overwrite)
-            labelled = label.run(output / "augmented", output, config.label, teacher=teacher)
+            command = shlex.join(["python", "pipelines/augment_and_label.py", *(sys.argv[1:] if argv is None else argv)])
+            labelled = label.run(output / "augmented", output, config.label, teacher=teacher, command=command)
     except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

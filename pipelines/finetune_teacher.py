@@ -13,8 +13,8 @@ import logging
 import sys
 
 from distill.finetune import FinetuneConfig, finetune
-from distill.storage.config_io import ConfigError, apply_override
-from distill.storage.text_inputs import InputError
+from distill.common.config_io import ConfigError, apply_override
+from distill.common.text_inputs import InputError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
     python pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml \\
         --cache out/run --eval dev.tsv --text-a sentence --out out/run/students/bilstm
 
-Writes `<out>/student/` (BERT students: save_pretrained; BiLSTM: safetensors + JSON),
+Reads only the cache (`--cache` may be a copy, or s3://... / any fsspec URL, pulled into local
+staging first): its teacher config, tokenizer and labels travel with it. Writes `<out>/student/` (BERT students: save_pretrained; BiLSTM: safetensors + JSON),
 `metrics.jsonl`, `curves.png`, `report.md`/`report.json`, and `checkpoint-last/`, from which a
 killed run resumes. The logic lives in `distill/train/`.
 """
@@ -15,10 +16,12 @@ import logging
 import sys
 
 from distill.cache import CacheError
-from distill.storage.config_io import ConfigError
-from distill.storage.text_inputs import Columns, InputError
+from distill.cache.reader import VERIFY_MODES
+from distill.common.config_io import ConfigError
+from distill.common.text_inputs import Columns, InputError
 from distill.train.config import TrainConfig
 from distill.train.loop import train
+from distill.train.run_dir import RunMismatchError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-b")
     parser.add_argument("--label", default="label")
     parser.add_argument("--online", action="store_true", help="run the teacher every step instead of reading the cache")
+    parser.add_argument("--teacher", metavar="PATH_OR_NAME",
+                        help="a copy of the cache's teacher (checked against its fingerprint): needed only by students "
+                             "that copy teacher weights (bert_from_teacher) and --online; adds the teacher's report row")
     parser.add_argument("--no-teacher-report", action="store_true", help="skip the teacher's dev metrics in the report")
+    parser.add_argument("--overwrite", action="store_true", help="start over when --out holds another recipe's or cache's run")
+    parser.add_argument("--verify-cache", choices=VERIFY_MODES, default="full",
+                        help="check cache files against the manifest before training: full (sha256, default) or size")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe key, e.g. --set batch_size=64 --set max_steps=100")
     args = parser.parse_args(argv)
@@ -40,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig.load(args.recipe, args.overrides)
         result = train(config, args.cache, args.out, args.dev, Columns(text_a=args.text_a, text_b=args.text_b, label=args.label),
-                       online=args.online, teacher_report=not args.no_teacher_report)
-    except (ConfigError, InputError, CacheError, FileNotFoundError, KeyError) as err:
+                       online=args.online, teacher_report=not args.no_teacher_report, teacher=args.teacher,
+                       overwrite=args.overwrite, verify=args.verify_cache)
+    except (ConfigError, InputError, CacheError, RunMismatchError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "

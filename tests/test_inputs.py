@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from distill.storage.text_inputs import Columns, InputError, read_text_table
+from distill.common.text_inputs import Columns, InputError, read_text_table
 
 
 def test_csv_rejects_empty_text_invalid_utf8_and_short_rows(tmp_path):

@@ -13,7 +13,7 @@ import torch
 import augment
 from distill.cache import load
 from distill.label import LabelConfig, TeacherMismatchError, run
-from distill.label.encoding import flat_values
+from distill.cache.encoding import flat_values
 from distill.storage.shards import read_shards
 from tests.conftest import SAMPLES, build_tiny_teacher
 
@@ -187,8 +187,8 @@ def test_int8_and_bfloat16_storage_against_float32(sentences, tiny_teacher_dir, 
         got = cache.batch(rows)
         for key in ("hidden_2", "cls"):
             error = (got[key] - want[key]).norm(dim=-1) / want[key].norm(dim=-1).clamp_min(1e-6)
-            assert error[want[key].norm(dim=-1) > 0].max() < limit, (cache.features["hidden_dtype"], key)
-    sizes = {c.features["hidden_dtype"]: c.manifest["totals"]["column_bytes_per_example"]["hidden_2"]
+            assert error[want[key].norm(dim=-1) > 0].max() < limit, (cache.features.hidden_dtype, key)
+    sizes = {c.features.hidden_dtype: c.manifest["totals"]["column_bytes_per_example"]["hidden_2"]
              for c in (exact, int8, bf16)}
     assert sizes["int8"] < 0.35 * sizes["float32"] and sizes["bfloat16"] == pytest.approx(sizes["float32"] / 2, rel=0.01)  # + list offsets
 
@@ -198,7 +198,7 @@ def test_minilm_teacher_logits_match_a_direct_forward(sentences, minilm_teacher_
     teacher = minilm_teacher_dir
     result = run(sentences, tmp_path, LabelConfig(teacher=str(teacher), features=["cls"]))
     cache = load(result.cache_dir)
-    assert cache.features["cls_layers"] == [1, 2, 3, 4, 5, 6] and cache.features["hidden_size"] == 384
+    assert cache.features.cls_layers == [1, 2, 3, 4, 5, 6] and cache.dims.hidden_size == 384
     picks = list(range(0, len(cache), 97))
     batch = cache.batch(picks)
     texts_a, _ = _rows_by_uid(sentences, cache.table.column("uid").take(pa.array(picks)).to_pylist())

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 import torch
 
-from distill.label import attention
+from distill import attention
 from distill.batching import length_buckets, padded_tokens
-from distill.label.encoding import (
+from distill.cache.encoding import (
     ARROW_TYPES,
     dequantize_int8,
     fixed_array,

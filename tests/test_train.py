@@ -10,12 +10,13 @@ import torch
 import augment
 from distill.cache import load
 from distill.label import LabelConfig, run
-from distill.storage.config_io import ConfigError
-from distill.storage.text_inputs import Columns
+from distill.common.config_io import ConfigError
+from distill.common.text_inputs import Columns
 from distill.students import load_student
 from distill.teacher_batch import TeacherBatch
 from distill.train.config import TrainConfig
-from distill.train.loop import cache_facts, train
+from distill.cache.teacher_ref import find_teacher
+from distill.train.loop import build_context, train
 from distill.train.online import OnlineTeacher
 from tests.conftest import SAMPLES
 
@@ -56,14 +57,15 @@ def test_cache_fed_and_online_losses_agree_on_the_same_batch(tiny_cache, student
     from distill.students import get_student
 
     cache = load(tiny_cache)
-    facts = cache_facts(cache.manifest, cache)
+    teacher_dir = find_teacher(cache.manifest)  # the labelling path, still present here
     torch.manual_seed(0)
-    model = get_student(student["name"]).build({k: v for k, v in student.items() if k != "name"}, facts).eval()
+    model = get_student(student["name"]).build({k: v for k, v in student.items() if k != "name"},
+                                               build_context(cache, teacher_dir)).eval()
     if hasattr(model, "capture_attention"):
         model.capture_attention()
     tensors = cache.batch(list(range(0, 64, 3)))
-    cached = TeacherBatch(tensors, facts["num_layers"], cache.features["cls_layers"])
-    online = OnlineTeacher(facts["teacher_dir"], [0, 1, 2], [0, 1, 2], [1, 2], "cpu")(tensors)
+    cached = TeacherBatch(tensors, cache.dims.num_layers, cache.features.cls_layers)
+    online = OnlineTeacher(str(teacher_dir), [0, 1, 2], [0, 1, 2], [1, 2], "cpu")(tensors)
     recipe = _recipe(student=student, losses=losses)
     built = recipe.stage_configs()[0].build_losses()
     attention_layers = [1, 2] if "tinybert_attention" in losses else []

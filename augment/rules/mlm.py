@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from augment.rules.registry import register_rule
 from augment.words import Words, detokenize
 from distill.storage.fingerprint import model_fingerprint
-from distill.storage.models import resolve_model_dir
+from distill.common.models import resolve_model_dir
 
 log = logging.getLogger(__name__)
 

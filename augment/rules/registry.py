@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.storage.registry import Registry
+from distill.common.registry import Registry
 
 
 class UnknownRuleError(ValueError):

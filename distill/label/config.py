@@ -6,7 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill.storage.config_io import ConfigError, YamlConfig
+from distill.cache.features import FeatureSet, TeacherDims
+from distill.common.config_io import ConfigError, YamlConfig
 
 FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding")
 STORAGE_DTYPES = ("float16", "bfloat16", "float32")
@@ -67,6 +68,21 @@ class LabelConfig(YamlConfig):
         if bad:
             raise ConfigError(f"{feature}_layers {bad} out of range {lowest}..{num_layers} for this teacher")
         return layers
+
+    def feature_set(self, dims: TeacherDims) -> FeatureSet:
+        """The cache columns this config asks for, for a teacher of `dims`."""
+        for name in ("cls", "hidden", "attention"):
+            self.layers(name, dims.num_layers)  # a bad layer list is an error even if the feature is off
+        return FeatureSet(
+            dims=dims,
+            dtype=self.dtype,
+            quantize_hidden=self.quantize_hidden,
+            topk=min(self.topk, dims.num_labels) if self.wants("topk") else None,
+            cls_layers=self.layers("cls", dims.num_layers) if self.wants("cls") else [],
+            hidden_layers=self.layers("hidden", dims.num_layers) if self.wants("hidden") else [],
+            attention_layers=self.layers("attention", dims.num_layers) if self.wants("attention") else [],
+            embedding=self.wants("embedding"),
+        )
 
     def resolved(self) -> dict[str, Any]:
         """The options that change cached values (scheduling and paths excluded)."""

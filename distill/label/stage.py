@@ -17,21 +17,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from distill.cache.assets import write_teacher_files
+from distill.cache.card import render_card
+from distill.cache.features import FeatureSet
+from distill.cache.format import CARD_NAME, FORMAT_VERSION, TEACHER_FILES_DIR
+from distill.common.ray_runtime import ray_session
+from distill.common.text_inputs import InputError
 from distill.label.config import LabelConfig
-from distill.label.features import FeatureSet
 from distill.label.teacher import check_vocabulary, load_tokenizer, resolve_teacher, teacher_dims, teacher_identity
 from distill.label.worker import TeacherLabeler
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json
 from distill.storage.lock import OutputLock
-from distill.storage.ray_runtime import ray_session
 from distill.storage.shards import ShardRecord, read_shard
-from distill.storage.stage_dir import MANIFEST_NAME, StageDir
-from distill.storage.text_inputs import InputError
+from distill.storage.stage_dir import MANIFEST_NAME, StageDir, verify_record
 from distill.storage.versions import library_versions
 
 STAGE = "label"
-STAGE_VERSION = 1  # bump when the cached values for the same teacher/input/config change
+STAGE_VERSION = 2  # bump when the cached values or files for the same teacher/input/config change (2: format 2)
 CACHE_SUBDIR = "teacher"
 LATEST_NAME = "LATEST"  # <out>/teacher/LATEST names the cache of the last finished run
 log = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ def read_input_manifest(augmented_dir: Path) -> dict[str, Any]:
 
 
 def _cache_fingerprint(identity: dict, config: LabelConfig, input_manifest: dict) -> tuple[str, str]:
-    teacher_fp = fingerprint_json({"teacher": {k: v for k, v in identity.items() if k not in ("model", "tokenizer")},
+    teacher_fp = fingerprint_json({"teacher": {k: v for k, v in identity.items() if k not in ("name", "model", "tokenizer")},
                                    "config": config.resolved(), "stage_version": STAGE_VERSION})
     return teacher_fp, fingerprint_json({"teacher": teacher_fp, "input": input_manifest["fingerprint"]})
 
@@ -137,6 +140,7 @@ class PreparedTeacher:
     tokenizer: Any
     features: FeatureSet
     identity: dict[str, Any]
+    labels: dict[str, Any]
 
 
 def prepare_teacher(config: LabelConfig) -> PreparedTeacher:
@@ -146,8 +150,10 @@ def prepare_teacher(config: LabelConfig) -> PreparedTeacher:
     dims = teacher_dims(model_dir, config.trust_remote_code)
     tokenizer = load_tokenizer(tokenizer_dir, config.trust_remote_code)
     check_vocabulary(tokenizer, dims, tokenizer_dir, model_dir, strict=config.check_vocab)
-    features = FeatureSet.from_config(config, dims)
-    return PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, teacher_identity(model_dir, tokenizer_dir, dims))
+    features = config.feature_set(dims)
+    model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    identity = teacher_identity(model_dir, tokenizer_dir, dims, config.teacher, model_config.get("model_type"))
+    return PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, identity, _label_names(model_config))
 
 
 def run(
@@ -156,8 +162,10 @@ def run(
     config: LabelConfig,
     address: str | None = None,
     teacher: PreparedTeacher | None = None,
+    command: str | None = None,
 ) -> LabelResult:
-    """Label `augmented_dir` with `config.teacher` into `<output_root>/teacher/<fingerprint>/`."""
+    """Label `augmented_dir` with `config.teacher` into `<output_root>/teacher/<fingerprint>/`.
+    `command` (the pipeline's command line) is recorded as provenance and in relabelling advice."""
     started = time.perf_counter()
     augmented_dir, output_root = Path(augmented_dir), Path(output_root)
     input_manifest = read_input_manifest(augmented_dir)
@@ -167,7 +175,7 @@ def run(
     cache_dir = output_root / CACHE_SUBDIR / fingerprint[:16]
     with OutputLock(cache_dir):
         stage = StageDir(cache_dir, STAGE, fingerprint)
-        if stage.is_complete():
+        if stage.is_complete() and _teacher_files_intact(cache_dir, stage.manifest()):
             result = LabelResult(cache_dir, stage.manifest(), True, 0, time.perf_counter() - started)
             _point_latest(cache_dir)
             log.info(result.summary())
@@ -192,7 +200,9 @@ def run(
         missing = [out for out, record in zip(names.values(), records) if record is None]
         if missing:
             raise RuntimeError(f"{cache_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
+        teacher_files = write_teacher_files(cache_dir, model_dir, teacher.tokenizer, _token_ids(cache_dir, records))
         body = {
+            "format_version": FORMAT_VERSION,
             "stage_version": STAGE_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "input": {"path": str(augmented_dir), "fingerprint": input_manifest["fingerprint"],
@@ -200,6 +210,9 @@ def run(
                       "label_type": input_manifest.get("label_type")},
             "teacher": identity,
             "teacher_fingerprint": teacher_fp,
+            "labels": teacher.labels,
+            "teacher_files": teacher_files,
+            "produced_by": {"command": command, "input": str(augmented_dir.resolve())},
             "config": config.resolved(),
             "features": features.describe(),
             "precision": sorted({r.extra["precision"] for r in records}),
@@ -207,6 +220,8 @@ def run(
             "versions": library_versions(),
             "totals": _totals(cache_dir, records, features.column_names()),
         }
+        write_bytes_atomic(cache_dir / CARD_NAME, render_card({**body, "fingerprint": fingerprint, "shards":
+                                                                  [r.to_dict() for r in records]}).encode("utf-8"))
         manifest = stage.finalize(records, body)
         _point_latest(cache_dir)
         rows_labelled = sum(inputs[name]["rows"] for name in pending)
@@ -214,6 +229,31 @@ def run(
                              rows_labelled, labelling_seconds)
         log.info(result.summary())
         return result
+
+
+def _teacher_files_intact(cache_dir: Path, manifest: dict[str, Any]) -> bool:
+    directory = cache_dir / TEACHER_FILES_DIR
+    for name, recorded in manifest.get("teacher_files", {}).items():
+        problem = verify_record(directory, ShardRecord(name, 0, recorded["bytes"], recorded["sha256"]))
+        if problem:
+            log.warning("teacher file %s of a finished cache is invalid (%s); it will be rewritten", directory / name, problem)
+            return False
+    return True
+
+
+def _label_names(model_config: dict[str, Any]) -> dict[str, Any]:
+    """The teacher's label names, as transformers configs keep them (ids as strings in JSON)."""
+    return {"id2label": model_config.get("id2label"), "label2id": model_config.get("label2id")}
+
+
+def _token_ids(cache_dir: Path, records: list[ShardRecord]):
+    """Distinct wordpiece ids over the cache (for the input-embedding rows that travel with it)."""
+    import numpy as np
+
+    from distill.cache.encoding import flat_values
+
+    ids = [np.unique(flat_values(read_shard(cache_dir / r.file).column("input_ids").combine_chunks())) for r in records]
+    return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)
 
 
 def _point_latest(cache_dir: Path) -> None:

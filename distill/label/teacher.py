@@ -7,29 +7,18 @@ and vocabulary): a changed fine-tune gets a new cache, the same one reuses the o
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill.cache.features import TeacherDims
 from distill.storage.fingerprint import model_fingerprint
-from distill.storage.models import resolve_model_dir
+from distill.common.models import resolve_model_dir
 
 log = logging.getLogger(__name__)
 
 
 class TeacherMismatchError(ValueError):
     """The tokenizer cannot be the one the teacher was trained with."""
-
-
-@dataclass(frozen=True)
-class TeacherDims:
-    """What the cache schema needs to know about a teacher, read from its config alone."""
-
-    num_labels: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    vocab_size: int
 
 
 def teacher_dims(model_dir: Path, trust_remote_code: bool = False) -> TeacherDims:
@@ -79,11 +68,14 @@ def resolve_teacher(teacher: str | None, tokenizer: str | None) -> tuple[Path, P
     return model_dir, resolve_model_dir(tokenizer) if tokenizer else model_dir
 
 
-def teacher_identity(model_dir: Path, tokenizer_dir: Path, dims: TeacherDims) -> dict[str, Any]:
-    """Hashes of the model's and tokenizer's files plus the dimensions: what the cache depends on."""
-    identity = {"model": str(model_dir), "model_files": model_fingerprint(model_dir), **dims.__dict__}
+def teacher_identity(model_dir: Path, tokenizer_dir: Path, dims: TeacherDims, name: str | None = None,
+                     model_type: str | None = None) -> dict[str, Any]:
+    """Hashes of the model's and tokenizer's files plus the dimensions: what the cache depends on.
+    `name` (as the user gave it) and the absolute `model` path are provenance, not part of the hash."""
+    identity = {"name": name or str(model_dir), "model": str(model_dir.resolve()), "model_type": model_type,
+                "model_files": model_fingerprint(model_dir), **dims.__dict__}
     if tokenizer_dir != model_dir:
-        identity["tokenizer"] = str(tokenizer_dir)
+        identity["tokenizer"] = str(tokenizer_dir.resolve())
         identity["tokenizer_files"] = model_fingerprint(tokenizer_dir)
     return identity
 

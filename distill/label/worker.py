@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from distill.label import attention
+from distill import attention
 from distill.batching import length_buckets, padded_tokens
+from distill.cache.features import FeatureSet
+from distill.cache.writer import encode_batch
 from distill.label.config import LabelConfig
-from distill.label.features import FeatureSet
 from distill.label.teacher import load_model, load_tokenizer
 from distill.storage.fingerprint import hash_file
 from distill.storage.shards import read_shard
@@ -160,4 +161,5 @@ class TeacherLabeler:
         if layers:
             recorder.check(self.features.dims.num_layers)
         self.forward_batches += 1
-        return self.features.extract(input_ids, mask, outputs, recorder.scores if layers else {})
+        return encode_batch(self.features, input_ids, mask, outputs.logits, outputs.hidden_states,
+                            recorder.scores if layers else None)

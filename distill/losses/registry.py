@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from distill.storage.registry import Registry
+from distill.common.registry import Registry
 
 LOSSES = Registry("loss")
 register_loss = LOSSES.register

@@ -67,6 +67,20 @@ def _skipped(name: str) -> bool:
     return TEMP_MARKER in name or name == LOCK_NAME
 
 
+def _stage_extras(stage: Path) -> list[str]:
+    """Files of a stage directory besides shards, records and markers (relative, sorted), including
+    those in plain subdirectories such as a cache's `teacher_files/`; `_`-prefixed ones are internal."""
+    out = []
+    for path in sorted(stage.rglob("*")):
+        parts = path.relative_to(stage).parts
+        if not path.is_file() or any(_skipped(part) or part.startswith("_") for part in parts):
+            continue
+        if len(parts) == 1 and path.name.startswith(SHARD_PREFIX):
+            continue
+        out.append("/".join(parts))
+    return out
+
+
 def _download(fs: pafs.FileSystem, path: str, target: Path) -> None:
     """Stream one remote file into `target` atomically (no whole-shard copy in memory)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -171,11 +185,9 @@ class RemoteMirror:
                     name = relative[len(prefix):]
                     if relative.startswith(prefix) and "/" not in name and name.startswith(SHARD_PREFIX) and name not in listed:
                         self._delete(relative)  # stray shard of an older plan
-                for extra in sorted(stage.iterdir()):
-                    if extra.is_file() and not extra.name.startswith(SHARD_PREFIX) and not _skipped(extra.name) \
-                            and extra.name not in (MANIFEST_NAME, PROGRESS_NAME):
-                        self._upload(prefix + extra.name)  # rejects, model config, ...
-                        uploaded += 1
+                for extra in _stage_extras(stage):
+                    self._upload(prefix + extra)  # rejects, the card, teacher_files/, ...
+                    uploaded += 1
                 if (prefix + MANIFEST_NAME) not in remote or self._read(prefix + MANIFEST_NAME) != manifest:
                     with self.fs.open_output_stream(f"{self.root}/{prefix}{MANIFEST_NAME}") as out:
                         out.write(manifest)

@@ -38,6 +38,18 @@ class StageMismatchError(RuntimeError):
     pass
 
 
+def verify_record(directory: Path, record: ShardRecord, sha256: bool = True) -> str | None:
+    """Why `directory/record.file` does not match its record (size, then sha256), or None if it does."""
+    path = Path(directory) / record.file
+    if not path.exists():
+        return "missing"
+    if path.stat().st_size != record.bytes:
+        return f"size {path.stat().st_size} != recorded {record.bytes}"
+    if sha256 and hash_file(path) != record.sha256:
+        return "sha256 mismatch"
+    return None
+
+
 class StageDir:
     """Shard bookkeeping for one stage output directory. Picklable: workers commit through it."""
 
@@ -58,14 +70,7 @@ class StageDir:
 
     def verify(self, record: ShardRecord) -> str | None:
         """Why the shard on disk does not match its record, or None if it does."""
-        path = self.directory / record.file
-        if not path.exists():
-            return "missing"
-        if path.stat().st_size != record.bytes:
-            return f"size {path.stat().st_size} != recorded {record.bytes}"
-        if hash_file(path) != record.sha256:
-            return "sha256 mismatch"
-        return None
+        return verify_record(self.directory, record)
 
     def valid_record(self, name: str) -> ShardRecord | None:
         """The commit record of shard `name` if the shard on disk matches it."""

@@ -8,9 +8,12 @@ layer `layers[i]` (0-based). `layers: spread` picks round(linspace(0, L−1, k))
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from distill.students.bert_student import BertStudent
+from distill.students.context import BuildContext
 from distill.students.registry import register_student
 
 
@@ -28,17 +31,17 @@ def init_layers(spec, num_layers: int, teacher_layers: int) -> list[int]:
 @register_student("bert_from_teacher")
 class BertFromTeacher(BertStudent):
     @classmethod
-    def build(cls, options: dict, facts: dict) -> "BertFromTeacher":
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+    def build(cls, options: dict, context: BuildContext) -> "BertFromTeacher":
+        from transformers import AutoModelForSequenceClassification
 
         options = dict(options)
         num_layers = int(options.pop("num_layers", 6))
         spec = options.pop("layers", "spread")
         if options:
             raise ValueError(f"bert_from_teacher has no option(s) {', '.join(sorted(options))}")
-        teacher_dir = facts["teacher_dir"]
-        config = AutoConfig.from_pretrained(teacher_dir)
+        config = copy.deepcopy(context.teacher_config)
         chosen = init_layers(spec, num_layers, config.num_hidden_layers)
+        teacher_dir = context.teacher_weights("bert_from_teacher (it copies teacher layers)")
         teacher_state = AutoModelForSequenceClassification.from_pretrained(teacher_dir).state_dict()
         config.num_hidden_layers = num_layers
         model = AutoModelForSequenceClassification.from_config(config)

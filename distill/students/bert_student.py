@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distill.label import attention
+from distill import attention
 from distill.students.output import StudentOutput
 
 PROJECTIONS_NAME = "projections.safetensors"

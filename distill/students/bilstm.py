@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from distill.common.models import INPUT_EMBEDDINGS, model_tensor
 from distill.students.output import StudentOutput
 from distill.students.registry import register_student
-from distill.students.teacher_weights import teacher_tensor
+from distill.students.context import BuildContext
 
 CONFIG_NAME = "student_config.json"
 PAD_ROW, UNKNOWN_ROW = 0, 1  # with vocabulary: cache, rows 2.. are the cache's wordpieces
@@ -45,6 +46,19 @@ class BiLSTMConfig:
     freeze_embeddings: bool = False
     vocabulary: str = "cache"  # cache: rows only for wordpieces seen in the cache | full
     table_size: int | None = None  # rows of the embedding table (set when built)
+
+
+def _teacher_rows(context: BuildContext, kept: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's input-embedding rows of `kept` ids (all ids when None) and their mean over the
+    whole vocabulary: from the rows the cache carries, else from the teacher's weights."""
+    stored = context.input_embeddings() if kept is not None else None
+    if stored is not None:
+        ids = stored["token_ids"]
+        position = torch.searchsorted(ids, kept).clamp_max(max(len(ids) - 1, 0))
+        if len(ids) and bool((ids[position] == kept).all()):
+            return stored["rows"][position], stored["mean"]
+    table = model_tensor(context.teacher_weights("bilstm with init_embeddings: teacher"), INPUT_EMBEDDINGS).float()
+    return (table if kept is None else table[kept]), table.mean(dim=0)
 
 
 @register_student("bilstm")
@@ -68,32 +82,32 @@ class BiLSTMStudent(nn.Module):
         return 1
 
     @classmethod
-    def build(cls, options: dict, facts: dict) -> "BiLSTMStudent":
-        """`facts`: what the cache says (vocab_size, num_labels, pad_token_id, pair, teacher_dir)."""
+    def build(cls, options: dict, context: BuildContext) -> "BiLSTMStudent":
         options = dict(options)
-        embeddings = None
-        if options.get("init_embeddings", "random") == "teacher":
-            embeddings = teacher_tensor(facts["teacher_dir"], "word_embeddings.weight")
-            options["embedding_dim"] = embeddings.shape[1]
         kept = None
         if options.get("vocabulary", "cache") == "cache":
-            kept = torch.from_numpy(facts["token_ids"]()).long()
-            kept = kept[kept != facts["pad_token_id"]]
+            kept = torch.from_numpy(context.token_ids()).long()
+            kept = kept[kept != context.pad_token_id]
             options["table_size"] = len(kept) + 2
-        config = BiLSTMConfig(vocab_size=facts["vocab_size"], num_labels=facts["num_labels"],
-                              pad_token_id=facts["pad_token_id"], pair=facts["pair"], **options)
+        rows = mean = None
+        if options.get("init_embeddings", "random") == "teacher":
+            rows, mean = _teacher_rows(context, kept)
+            options["embedding_dim"] = rows.shape[1]
+        config = BiLSTMConfig(vocab_size=context.vocab_size, num_labels=context.num_labels,
+                              pad_token_id=context.pad_token_id, pair=context.pair, **options)
         student = cls(config)
         with torch.no_grad():
             if kept is not None:
                 student.id_map.fill_(UNKNOWN_ROW)
-                student.id_map[facts["pad_token_id"]] = PAD_ROW
+                student.id_map[context.pad_token_id] = PAD_ROW
                 student.id_map[kept] = torch.arange(2, len(kept) + 2)
-            if embeddings is not None:
-                source = embeddings if kept is None else embeddings[torch.cat([torch.tensor([facts["pad_token_id"]] * 2), kept])]
-                student.embedding.weight.copy_(source)
-                if kept is not None:
+            if rows is not None:
+                if kept is None:
+                    student.embedding.weight.copy_(rows)
+                else:
+                    student.embedding.weight[2:] = rows
                     student.embedding.weight[PAD_ROW].zero_()
-                    student.embedding.weight[UNKNOWN_ROW] = embeddings.mean(dim=0)
+                    student.embedding.weight[UNKNOWN_ROW] = mean
         return student
 
     def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -6,27 +6,28 @@ hidden 312, 12 heads, intermediate 1200. The vocabulary and label count are the 
 from __future__ import annotations
 
 from distill.students.bert_student import BertStudent
+from distill.students.context import BuildContext
 from distill.students.registry import register_student
 
 
 @register_student("narrow_bert")
 class NarrowBert(BertStudent):
     @classmethod
-    def build(cls, options: dict, facts: dict) -> "NarrowBert":
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+    def build(cls, options: dict, context: BuildContext) -> "NarrowBert":
+        from transformers import AutoModelForSequenceClassification
 
         options = dict(options)
         init = options.pop("init", None)  # directory or hub name of a pretrained narrow BERT
-        teacher = AutoConfig.from_pretrained(facts["teacher_dir"])
+        teacher = context.teacher_config
         if init:
-            model = AutoModelForSequenceClassification.from_pretrained(init, num_labels=facts["num_labels"])
+            model = AutoModelForSequenceClassification.from_pretrained(init, num_labels=context.num_labels)
         else:
             sizes = dict(num_hidden_layers=4, hidden_size=312, num_attention_heads=12, intermediate_size=1200)
             sizes.update(options)
             config = teacher.__class__(
                 vocab_size=teacher.vocab_size, max_position_embeddings=teacher.max_position_embeddings,
-                type_vocab_size=teacher.type_vocab_size, num_labels=facts["num_labels"],
-                pad_token_id=facts["pad_token_id"], **sizes,
+                type_vocab_size=teacher.type_vocab_size, num_labels=context.num_labels,
+                pad_token_id=context.pad_token_id, **sizes,
             )
             model = AutoModelForSequenceClassification.from_config(config)
         return cls(model, teacher_hidden=teacher.hidden_size)

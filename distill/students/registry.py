@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distill.storage.registry import Registry
+from distill.common.registry import Registry
 
 STUDENTS = Registry("student")
 register_student = STUDENTS.register

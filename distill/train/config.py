@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distill.losses import build_loss
-from distill.storage.config_io import ConfigError, YamlConfig, build_config
+from distill.common.config_io import ConfigError, YamlConfig, build_config
 from distill.students import get_student
 
 

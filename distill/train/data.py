@@ -16,8 +16,8 @@ import torch
 
 from distill.batching import length_grouped_batches
 from distill.cache import TeacherCache, load
-from distill.label.encoding import list_lengths
-from distill.storage.text_inputs import Columns, read_text_table
+from distill.cache.encoding import list_lengths
+from distill.common.text_inputs import Columns, read_text_table
 
 
 class CacheBatches(torch.utils.data.Dataset):

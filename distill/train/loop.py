@@ -14,19 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from distill.cache import load, resolve_cache_dir
-from distill.storage.atomic import write_json_atomic
-from distill.storage.text_inputs import Columns
+from distill.cache import TeacherCache, load
+from distill.cache.assets import read_input_embeddings
+from distill.cache.teacher_ref import find_teacher, require_teacher
+from distill.common.text_inputs import Columns
 from distill.students import get_student
+from distill.students.context import BuildContext
 from distill.teacher_batch import TeacherBatch
 from distill.train.checkpoint import load_checkpoint, read_state, save_checkpoint
 from distill.train.config import TrainConfig
 from distill.train.data import CacheBatches, dev_batches, epoch_loader
 from distill.train.evaluate import evaluate
 from distill.train.requirements import check_features
+from distill.train.run_dir import claim_run_dir, run_fingerprint
 
 log = logging.getLogger(__name__)
 STUDENT_DIR = "student"
@@ -44,24 +46,20 @@ class TrainResult:
     report: dict[str, Any] | None = None
 
 
-def cache_facts(manifest: dict[str, Any], cache=None) -> dict[str, Any]:
-    """What students are built from: the teacher's dimensions and, lazily, the wordpieces in the cache."""
-    teacher = manifest["teacher"]
-
-    def token_ids():
-        from distill.label.encoding import flat_values
-
-        return np.unique(flat_values(cache.table.column("input_ids").combine_chunks()))
-
-    return {
-        "token_ids": token_ids,
-        "teacher_dir": teacher["model"],
-        "vocab_size": teacher["vocab_size"],
-        "num_labels": teacher["num_labels"],
-        "num_layers": teacher["num_layers"],
-        "pad_token_id": manifest["tokenizer"]["pad_token_id"],
-        "pair": bool(manifest["input"]["is_pair"]),
-    }
+def build_context(cache: TeacherCache, teacher_dir: Path | None) -> BuildContext:
+    """What students are built from: the cache's account of the teacher, and its weights only on request."""
+    dims = cache.dims
+    return BuildContext(
+        teacher_config=cache.teacher_config(),
+        num_labels=dims.num_labels,
+        num_layers=dims.num_layers,
+        vocab_size=dims.vocab_size,
+        pad_token_id=cache.manifest["tokenizer"]["pad_token_id"],
+        pair=cache.is_pair,
+        token_ids=cache.token_ids,
+        input_embeddings=lambda: read_input_embeddings(cache.path),
+        teacher_weights=lambda why: require_teacher(cache.manifest, teacher_dir, why),
+    )
 
 
 def _wanted(losses, student_layers: int, teacher_layers: int) -> dict[str, set[int]]:
@@ -87,34 +85,45 @@ def train(
     dev_columns: Columns | None = None,
     online: bool = False,
     teacher_report: bool = True,
+    teacher: str | None = None,
+    overwrite: bool = False,
+    verify: str = "full",
 ) -> TrainResult:
-    """Train the recipe's student on `cache_dir`; resumes from `run_dir/checkpoint-last` if present."""
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    """Train the recipe's student on `cache_dir` (a local or remote cache; nothing else is read).
 
-    cache_dir, run_dir = resolve_cache_dir(cache_dir), Path(run_dir)
+    Resumes from `run_dir/checkpoint-last` when `run_dir` holds this same recipe and cache; refuses
+    another run's directory unless `overwrite`. `teacher` (a path or hub name) is accepted only if
+    its files match the cache's teacher fingerprint; it is needed by students that copy teacher
+    weights and by `online`, and gives the report a teacher row. `verify`: `full` checks every
+    cache file's sha256 before the first step, `size` only sizes (for very large caches)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    run_dir = Path(run_dir)
     cache = load(cache_dir)
-    facts = cache_facts(cache.manifest, cache)
+    cache.verify(verify)
     stages = config.stage_configs()
+    fingerprint = run_fingerprint(config.resolved(), cache.fingerprint, online)
+    resuming = claim_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
+                                       "cache": {"path": str(cache_dir), "fingerprint": cache.fingerprint}}, overwrite)
+    teacher_dir = find_teacher(cache.manifest, teacher)
+    num_teacher_layers = cache.dims.num_layers
     device = _device(config)
     torch.manual_seed(config.seed)
-    state = read_state(run_dir)
+    state = read_state(run_dir) if resuming else None
     if state is not None:
         student, extra = load_checkpoint(run_dir)
         log.info("resuming from %s at stage %d, step %d", run_dir, state["stage"], state["global_step"])
     else:
-        student, extra = get_student(config.student["name"]).build(config.student_options(), facts), None
-        state = {"stage": 0, "stage_step": 0, "global_step": 0}
-    check_features(stages, cache.features, student.num_layers, facts["num_layers"], str(cache_dir))
-    if any("attention" in _wanted(s.build_losses(), student.num_layers, facts["num_layers"]) for s in stages):
+        student = get_student(config.student["name"]).build(config.student_options(), build_context(cache, teacher_dir))
+        extra, state = None, {"stage": 0, "stage_step": 0, "global_step": 0}
+    check_features(stages, cache.features, student.num_layers, num_teacher_layers, str(cache.path))
+    if any("attention" in _wanted(s.build_losses(), student.num_layers, num_teacher_layers) for s in stages):
         student.capture_attention()
     student.to(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "recipe.json", {"recipe": config.resolved(), "cache": str(cache_dir), "online": online})
-    tokenizer = AutoTokenizer.from_pretrained(facts["teacher_dir"])
-    teacher_config = json.loads((Path(facts["teacher_dir"]) / "config.json").read_text())
-    dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, teacher_config.get("label2id"),
+    tokenizer = cache.tokenizer()
+    dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, (cache.manifest.get("labels") or {}).get("label2id"),
                       cache.manifest["tokenizer"]["max_length"]) if dev_file else None
-    dataset = CacheBatches(cache_dir)
+    dataset = CacheBatches(cache.path)
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     metrics = open(run_dir / METRICS_NAME, "a", encoding="utf-8")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" and config.amp == "auto" else nullcontext()
@@ -123,14 +132,15 @@ def train(
     for stage_index in range(state["stage"], len(stages)):
         stage = stages[stage_index]
         losses = stage.build_losses()
-        wanted = _wanted(losses, student.num_layers, facts["num_layers"])
+        wanted = _wanted(losses, student.num_layers, num_teacher_layers)
         needs_hidden = bool(wanted.keys() & {"cls", "hidden", "embedding"})
         attention_layers = sorted(wanted.get("attention", ()))
         if online:
             from distill.train.online import OnlineTeacher
 
             hidden = sorted(wanted.get("hidden", set()) | ({0} if "embedding" in wanted else set()))
-            teacher_online = OnlineTeacher(facts["teacher_dir"], sorted(wanted.get("cls", [])), hidden,
+            weights = require_teacher(cache.manifest, teacher_dir, "--online")
+            teacher_online = OnlineTeacher(str(weights), sorted(wanted.get("cls", [])), hidden,
                                            sorted(wanted.get("attention", [])), device)
         total = stage.max_steps or max(1, int(stage.epochs * steps_per_epoch))
         optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=stage.learning_rate,
@@ -152,12 +162,12 @@ def train(
             for tensors in loader:
                 data_seconds += time.perf_counter() - fetched
                 student.train()
-                teacher = TeacherBatch(tensors, facts["num_layers"], cache.features.get("cls_layers") or []).to(device)
+                targets = TeacherBatch(tensors, num_teacher_layers, cache.features.cls_layers).to(device)
                 if teacher_online is not None:
-                    teacher = teacher_online(teacher.tensors)
+                    targets = teacher_online(targets.tensors)
                 with autocast:
-                    output = student(teacher.tensors, needs_hidden=needs_hidden, attention_layers=attention_layers)
-                    values = {name: loss(output, teacher) for name, loss in losses.items()}
+                    output = student(targets.tensors, needs_hidden=needs_hidden, attention_layers=attention_layers)
+                    values = {name: loss(output, targets) for name, loss in losses.items()}
                     total_loss = sum(losses[n].weight * v for n, v in values.items())
                 total_loss.backward()
                 torch.nn.utils.clip_grad_norm_(student.parameters(), config.max_grad_norm)
@@ -202,6 +212,7 @@ def train(
         from distill.train.plot import plot_metrics
         from distill.train.report import write_report
 
-        report = write_report(run_dir, student, student_dir, facts["teacher_dir"], dev, device, teacher_report)
+        report = write_report(run_dir, student, student_dir, teacher_dir if teacher_report else None, dev, device,
+                              None if teacher_report else "not requested (--no-teacher-report)")
         plot_metrics(run_dir / METRICS_NAME, run_dir / "curves.png")
     return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, dev_metrics, report)

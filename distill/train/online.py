@@ -7,7 +7,8 @@ from contextlib import nullcontext
 
 import torch
 
-from distill.label import attention
+from distill import attention
+from distill.cache.features import column_name
 from distill.teacher_batch import TeacherBatch
 
 
@@ -33,11 +34,10 @@ class OnlineTeacher:
         out["logits"] = outputs.logits.float()
         mask = tensors["attention_mask"].bool()
         if self.cls_layers:
-            out["cls"] = torch.stack([outputs.hidden_states[l][:, 0] for l in self.cls_layers], dim=1).float()
+            out[column_name("cls")] = torch.stack([outputs.hidden_states[l][:, 0] for l in self.cls_layers], dim=1).float()
         for layer in self.hidden_layers:
-            key = "embedding" if layer == 0 else f"hidden_{layer}"
-            out[key] = (outputs.hidden_states[layer] * mask[..., None]).float()  # zero at padding, as the cache
+            out[column_name("hidden", layer)] = (outputs.hidden_states[layer] * mask[..., None]).float()  # 0 at padding, as the cache
         for layer in self.attention_layers:
             pair = (mask[:, :, None] & mask[:, None, :])[:, None]
-            out[f"attention_{layer}"] = (recorder.scores[layer] * pair).float()
+            out[column_name("attention", layer)] = (recorder.scores[layer] * pair).float()
         return TeacherBatch(out, self.num_layers, self.cls_layers)

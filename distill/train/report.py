@@ -1,6 +1,7 @@
 """The end-of-run report: student against teacher on the dev set, written as JSON and Markdown.
 
-The teacher is loaded here, once, for its dev metrics; training itself never runs it
+The teacher is loaded here, once, for its dev metrics, only when a copy matching the cache's
+fingerprint is at hand; otherwise the report says so in one line. Training itself never runs it
 (unless `--online`)."""
 
 from __future__ import annotations
@@ -16,22 +17,31 @@ def _weights_mb(directory: Path) -> float:
     return sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 1e6
 
 
-def write_report(run_dir: Path, student, student_dir: Path, teacher_dir: str, dev, device: str,
-                 include_teacher: bool = True) -> dict[str, Any]:
+TEACHER_MISSING = ("not reachable (no --teacher given and the path recorded in the cache is absent or "
+                   "holds other files); pass --teacher PATH_OR_NAME for its dev metrics")
+
+
+def write_report(run_dir: Path, student, student_dir: Path, teacher_dir: Path | None, dev, device: str,
+                 note: str | None = None) -> dict[str, Any]:
+    """Student (and, when its weights are at hand, teacher) dev metrics; a missing teacher is one line."""
     from transformers import AutoModelForSequenceClassification
 
     student.eval()
     rows = {"student": {**evaluate(lambda t: student(t).logits, dev, device),
                         "parameters": parameter_count(student), "size_mb": _weights_mb(student_dir)}}
-    if include_teacher:
+    if teacher_dir is not None:
         teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).to(device).eval()
         rows["teacher"] = {**evaluate(lambda t: teacher(**t).logits, dev, device),
                            "parameters": parameter_count(teacher), "size_mb": _weights_mb(Path(teacher_dir))}
-    (run_dir / "report.json").write_text(json.dumps(rows, indent=2))
+    else:
+        note = note or TEACHER_MISSING
+    (run_dir / "report.json").write_text(json.dumps({**rows, **({"note": note} if note else {})}, indent=2))
     lines = ["| model | dev accuracy | F1 | parameters | size (MB) | dev examples/s |", "|---|---:|---:|---:|---:|---:|"]
     for name, row in rows.items():
         f1 = f"{row['f1']:.4f}" if "f1" in row else "-"
         lines.append(f"| {name} | {row['accuracy']:.4f} | {f1} | {row['parameters']:,} | {row['size_mb']:.1f} | "
                      f"{row['examples_per_second']:.0f} |")
+    if teacher_dir is None:
+        lines += ["", f"Teacher row omitted: {note}."]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")
     return rows

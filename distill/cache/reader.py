@@ -7,8 +7,9 @@
   (and its float16 → float32 widening of nested columns).
 Both return the same dict of padded tensors: `input_ids`, `attention_mask`, `token_type_ids`
 (pairs, rebuilt from [SEP]), `labels` (gold, -100 where missing), `aug_index`, `logits`, and
-each cached feature: `cls` [B, layers, H], `embedding` / `hidden_<l>` [B, T, H],
-`attention_<l>` [B, heads, T, T] (0 at padding), `topk_indices` / `topk_logits` [B, k].
+each cached feature under its `column_name`: `cls` [B, layers, H], `embedding` / `hidden_<l>`
+[B, T, H], `attention_<l>` [B, heads, T, T] (0 at padding), `topk_indices` / `topk_logits` [B, k].
+Everything about shapes and dtypes comes from the manifest's feature description.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +25,18 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from distill.label.encoding import dequantize_int8, flat_values, from_numpy, list_lengths
+from distill.cache.encoding import dequantize_int8, flat_values, from_numpy, list_lengths
+from distill.cache.features import Column, FeatureSet, TeacherDims
+from distill.cache.format import MANIFEST_NAME, TEACHER_FILES_DIR, CacheError, check_format_version
 from distill.storage.remote import is_remote, local_copy
-from distill.storage.shards import SHARD_PREFIX, read_shard
-from distill.storage.stage_dir import MANIFEST_NAME
+from distill.storage.shards import ShardRecord, read_shard
+from distill.storage.stage_dir import verify_record
 
-PER_TOKEN_PREFIXES = ("hidden_", "embedding")
-
-
-class CacheError(FileNotFoundError):
-    pass
+VERIFY_MODES = ("full", "size")
 
 
-def _is_per_token(name: str) -> bool:
-    return name.startswith(PER_TOKEN_PREFIXES)
+class CacheCorruptError(CacheError):
+    """A cache file does not match the manifest's record of it."""
 
 
 @dataclass
@@ -47,16 +47,63 @@ class TeacherCache:
     dtype: torch.dtype = torch.float32
     _dataset: Any = field(default=None, repr=False)
 
+    @cached_property
+    def features(self) -> FeatureSet:
+        return FeatureSet.from_manifest(self.manifest["features"])
+
     @property
-    def features(self) -> dict[str, Any]:
-        return self.manifest["features"]
+    def dims(self) -> TeacherDims:
+        return self.features.dims
 
     @property
     def is_pair(self) -> bool:
         return bool(self.manifest["input"]["is_pair"])
 
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def teacher_files(self) -> Path:
+        """The teacher's config.json and tokenizer files: `from_pretrained`-able, with no weights."""
+        return self.path / TEACHER_FILES_DIR
+
     def __len__(self) -> int:
         return self.table.num_rows
+
+    # -- what travels with the cache -----------------------------------------------------------
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.teacher_files)
+
+    def teacher_config(self):
+        """The teacher's transformers config (labels, dimensions, model type), from the cache."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.teacher_files)
+
+    def token_ids(self) -> np.ndarray:
+        """The distinct wordpiece ids the cache holds."""
+        return np.unique(flat_values(self.table.column("input_ids").combine_chunks()))
+
+    def verify(self, mode: str = "full") -> None:
+        """Check every shard and teacher file against the manifest: sizes, and sha256 with `full`.
+
+        Memory-mapped reads trust the bytes they get, so a flipped byte would train silently."""
+        if mode not in VERIFY_MODES:
+            raise ValueError(f"verify mode must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
+        for shard in self.manifest["shards"]:
+            problem = verify_record(self.path, ShardRecord.from_dict(shard), sha256=mode == "full")
+            if problem:
+                raise CacheCorruptError(f"{self.path / shard['file']}: {problem} against the cache manifest; "
+                                        f"{relabel_advice(self.manifest)}")
+        for name, recorded in self.manifest.get("teacher_files", {}).items():
+            problem = verify_record(self.teacher_files, ShardRecord(name, 0, recorded["bytes"], recorded["sha256"]),
+                                    sha256=mode == "full")
+            if problem:
+                raise CacheCorruptError(f"{self.teacher_files / name}: {problem} against the cache manifest; "
+                                        f"{relabel_advice(self.manifest)}")
 
     @property
     def dataset(self):
@@ -64,11 +111,9 @@ class TeacherCache:
         if self._dataset is None:
             import datasets
 
-            files = sorted(self.path.glob(f"{SHARD_PREFIX}*.arrow"))
-            if files:
-                parts = [datasets.Dataset.from_file(str(f)) for f in files]
-            else:
-                parts = [datasets.Dataset.from_parquet(str(f)) for f in sorted(self.path.glob(f"{SHARD_PREFIX}*.parquet"))]
+            files = [self.path / shard["file"] for shard in self.manifest["shards"]]
+            parts = [datasets.Dataset.from_file(str(f)) if f.suffix == ".arrow" else datasets.Dataset.from_parquet(str(f))
+                     for f in files]
             self._dataset = datasets.concatenate_datasets(parts).with_format("torch")
         return self._dataset
 
@@ -80,11 +125,9 @@ class TeacherCache:
         lengths = torch.from_numpy(list_lengths(columns["input_ids"]).astype(np.int64))
         out = self._token_inputs(torch.from_numpy(flat_values(columns["input_ids"]).astype(np.int64)), lengths)
         out.update(self._row_fields(columns))
-        for name in self.features["columns"]:
-            if name == "input_ids" or name.endswith("_scale"):
-                continue
-            values = self._decode(name, flat_values(columns[name]), columns)
-            out[name] = self._shape(name, values, lengths)
+        for column in self._value_columns():
+            scale = flat_values(columns[column.scale]) if column.scale else None
+            out[column.name] = self._shape(column, self._decode(column, flat_values(columns[column.name]), scale), lengths)
         return out
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -96,17 +139,16 @@ class TeacherCache:
             out["labels"] = torch.tensor([-100 if lab is None else int(lab) for lab in labels])
         if "aug_index" in examples[0]:
             out["aug_index"] = torch.tensor([int(e["aug_index"]) for e in examples])
-        for name in self.features["columns"]:
-            if name == "input_ids" or name.endswith("_scale"):
-                continue
-            parts = [e[name].reshape(-1) for e in examples]
-            flat = torch.cat(parts).numpy()
-            scale = torch.cat([e[f"{name}_scale"].reshape(-1) for e in examples]).numpy() if f"{name}_scale" in examples[0] else None
-            values = self._decode(name, flat, {f"{name}_scale": scale} if scale is not None else {})
-            out[name] = self._shape(name, values, lengths)
+        for column in self._value_columns():
+            flat = torch.cat([e[column.name].reshape(-1) for e in examples]).numpy()
+            scale = torch.cat([e[column.scale].reshape(-1) for e in examples]).numpy() if column.scale else None
+            out[column.name] = self._shape(column, self._decode(column, flat, scale), lengths)
         return out
 
     # -- helpers ----------------------------------------------------------------------------
+    def _value_columns(self) -> list[Column]:
+        return [c for c in self.features.columns() if c.kind not in ("input_ids", "scale")]
+
     def _token_inputs(self, flat_ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         tokenizer = self.manifest["tokenizer"]
         width = int(lengths.max())
@@ -128,45 +170,40 @@ class TeacherCache:
             out["aug_index"] = torch.from_numpy(columns["aug_index"].to_numpy().astype(np.int64))
         return out
 
-    def _decode(self, name: str, values: np.ndarray, columns: dict) -> torch.Tensor:
+    def _decode(self, column: Column, values: np.ndarray, scale: np.ndarray | None) -> torch.Tensor:
         """Stored dtype → `self.dtype`: bfloat16 bits reinterpreted, int8 rescaled by its per-vector scale."""
-        quantized = name in ("cls", "embedding") or name.startswith("hidden_")
-        if quantized and self.features["hidden_dtype"] == "int8":
-            scale = columns[f"{name}_scale"]
-            scale = flat_values(scale) if isinstance(scale, pa.Array) else scale
-            hidden = self.features["hidden_size"]
-            tensor = dequantize_int8(from_numpy(values, "int8").view(-1, hidden), from_numpy(np.asarray(scale, np.float32), "float32"))
-            return tensor.reshape(-1).to(self.dtype)
-        if name == "topk_indices":
+        if column.dtype == "int32":
             return torch.from_numpy(values.astype(np.int64))
-        stored = self.features["hidden_dtype"] if quantized else self.features["dtype"]
-        return from_numpy(values, stored).to(self.dtype)
+        if column.dtype == "int8":
+            width = column.shape[-1]
+            tensor = dequantize_int8(from_numpy(values, "int8").view(-1, width), from_numpy(np.asarray(scale, np.float32), "float32"))
+            return tensor.reshape(-1).to(self.dtype)
+        return from_numpy(values, column.dtype).to(self.dtype)
 
-    def _shape(self, name: str, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _shape(column: Column, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, width = len(lengths), int(lengths.max())
-        features = self.features
-        if _is_per_token(name):
+        if column.layout == "per_token":
             mask = torch.arange(width)[None, :] < lengths[:, None]
-            padded = torch.zeros(batch, width, features["hidden_size"], dtype=values.dtype)
-            padded[mask] = values.view(-1, features["hidden_size"])
+            padded = torch.zeros(batch, width, *column.shape, dtype=values.dtype)
+            padded[mask] = values.view(-1, *column.shape)
             return padded
-        if name.startswith("attention_"):
-            heads = features["num_heads"]
+        if column.layout == "square":
+            (heads,) = column.shape
             padded = torch.zeros(batch, heads, width, width, dtype=values.dtype)
             start = 0
             for row, n in enumerate(lengths.tolist()):
                 padded[row, :, :n, :n] = values[start : start + heads * n * n].view(heads, n, n)
                 start += heads * n * n
             return padded
-        return values.view(batch, *self._fixed_shape(name))
+        return values.view(batch, *column.shape)
 
-    def _fixed_shape(self, name: str) -> tuple[int, ...]:
-        features = self.features
-        if name == "cls":
-            return (len(features["cls_layers"]), features["hidden_size"])
-        if name == "logits":
-            return (features["num_labels"],)
-        return (features["topk"],)
+
+def relabel_advice(manifest: dict[str, Any]) -> str:
+    """How to rebuild a damaged cache: the command that made it, rerun (only bad shards are redone)."""
+    command = (manifest.get("produced_by") or {}).get("command")
+    how = f"rerun `{command}`" if command else "rerun augment_and_label.py with the cache's --output"
+    return f"relabel it: {how} where the augmented data lives (only damaged shards are relabelled), then copy the cache again"
 
 
 def resolve_cache_dir(path: str | Path) -> Path:
@@ -193,5 +230,6 @@ def load(path: str | Path, dtype: torch.dtype = torch.float32) -> TeacherCache:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("stage") != "label" or not manifest.get("complete"):
         raise CacheError(f"{manifest_path}: not a complete teacher cache (stage {manifest.get('stage')!r})")
+    check_format_version(manifest, manifest_path)
     tables = [read_shard(path / shard["file"]) for shard in manifest["shards"]]
     return TeacherCache(path, manifest, pa.concat_tables(tables), dtype)

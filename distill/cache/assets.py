@@ -1,0 +1,58 @@
+"""What travels with a cache besides its rows: the teacher's config.json, its tokenizer files and
+the input-embedding rows of the wordpieces the cache uses, all under `teacher_files/`.
+
+With them a student run on another machine tokenizes its dev set, reads the label names, sizes
+a narrow BERT and initialises a BiLSTM's embeddings with no teacher present. Weights of the
+encoder layers do not travel (they are the teacher); students that copy them take `--teacher`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill.cache.format import EMBEDDINGS_NAME, TEACHER_FILES_DIR
+from distill.common.models import INPUT_EMBEDDINGS, model_tensor
+from distill.storage.atomic import TEMP_MARKER
+from distill.storage.fingerprint import hash_file
+
+log = logging.getLogger(__name__)
+
+
+def write_teacher_files(cache_dir: Path, model_dir: Path, tokenizer, token_ids: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Write `<cache_dir>/teacher_files/` (replacing any older copy in one rename) and return
+    `{file: {bytes, sha256}}` for the manifest."""
+    final = cache_dir / TEACHER_FILES_DIR
+    tmp = cache_dir / f"{TEACHER_FILES_DIR}{TEMP_MARKER}dir"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copyfile(model_dir / "config.json", tmp / "config.json")
+    tokenizer.save_pretrained(tmp)
+    try:
+        table = model_tensor(model_dir, INPUT_EMBEDDINGS).float()
+    except (FileNotFoundError, KeyError) as err:
+        log.warning("no input-embedding rows in the cache (%s): a BiLSTM with init_embeddings: teacher will need --teacher", err)
+    else:
+        from safetensors.torch import save_file
+
+        ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64))
+        save_file({"token_ids": ids, "rows": table[ids].contiguous(), "mean": table.mean(dim=0)}, str(tmp / EMBEDDINGS_NAME))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return {f.name: {"bytes": f.stat().st_size, "sha256": hash_file(f)} for f in sorted(final.iterdir()) if f.is_file()}
+
+
+def read_input_embeddings(cache_dir: Path) -> dict[str, torch.Tensor] | None:
+    """`token_ids` [n], `rows` [n, H] (the teacher's input embeddings of those ids, float32) and
+    `mean` [H] (over the teacher's whole vocabulary), or None if the cache has none."""
+    path = cache_dir / TEACHER_FILES_DIR / EMBEDDINGS_NAME
+    if not path.exists():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(path))

@@ -1,0 +1,177 @@
+"""The typed description of a cache's columns: which teacher outputs, which layers, which dtypes.
+
+The labelling stage resolves a `FeatureSet` once per run and writes `describe()` into the
+manifest; every reader rebuilds the same object with `FeatureSet.from_manifest()`, so the
+trainer, the losses and the requirement check ask typed questions (`features.available("hidden")`,
+`column_name("attention", 3)`) instead of parsing column names.
+
+Layer numbering follows transformers' `hidden_states`: 0 = embedding output, i = output of
+encoder layer i (1-based). Attention layers are 1-based encoder layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from distill.cache.encoding import ARROW_TYPES, fixed_type
+
+# Column kinds. "hidden" at layer 0 is the embedding output, stored as the `embedding` column.
+KINDS = ("input_ids", "logits", "topk_indices", "topk_logits", "cls", "embedding", "hidden", "attention")
+# Layouts: `fixed` = one [*shape] value per example; `per_token` = one [*shape] value per real
+# token (list<...>); `square` = heads x len x len per example, row-major (list<value>).
+LAYOUTS = ("fixed", "per_token", "square")
+
+
+def column_name(kind: str, layer: int | None = None) -> str:
+    """The Arrow column (and batch key) of a feature: `hidden_3`, `attention_1`, `cls`, `embedding`, ..."""
+    if kind in ("hidden", "embedding") and layer == 0:
+        return "embedding"
+    if kind in ("hidden", "attention"):
+        if layer is None:
+            raise ValueError(f"{kind} needs a layer")
+        return f"{kind}_{layer}"
+    if kind not in KINDS:
+        raise ValueError(f"unknown cache feature {kind!r} (known: {', '.join(KINDS)})")
+    return kind
+
+
+@dataclass(frozen=True)
+class TeacherDims:
+    """What the cache schema needs to know about a teacher, read from its config alone."""
+
+    num_labels: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    vocab_size: int
+
+
+@dataclass(frozen=True)
+class Column:
+    """One stored column: how to turn its flat values back into a padded tensor."""
+
+    name: str
+    kind: str
+    layout: str  # fixed | per_token | square
+    dtype: str  # storage dtype: float16 | bfloat16 (as uint16 bits) | float32 | int8 | int32
+    shape: tuple[int, ...]  # per example (fixed), per token (per_token), (heads,) (square)
+    layer: int | None = None
+    scale: str | None = None  # int8 columns: the float32 per-vector scale column
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        value = pa.int32() if self.dtype == "int32" else ARROW_TYPES[self.dtype]
+        if self.layout == "square":
+            return pa.list_(value)
+        inner = fixed_type(value, self.shape)
+        return pa.list_(inner) if self.layout == "per_token" else inner
+
+    def scale_column(self) -> "Column":
+        return Column(self.scale, "scale", self.layout, "float32", self.shape[:-1], self.layer)
+
+    def describe(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class FeatureSet:
+    dims: TeacherDims
+    dtype: str = "float16"  # storage dtype of logits and attention
+    quantize_hidden: bool = False  # int8 + per-vector scale for cls / hidden / embedding
+    topk: int | None = None
+    cls_layers: list[int] = field(default_factory=list)
+    hidden_layers: list[int] = field(default_factory=list)
+    attention_layers: list[int] = field(default_factory=list)
+    embedding: bool = False
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        return bool(self.cls_layers or self.hidden_layers or self.embedding)
+
+    @property
+    def stores_embedding(self) -> bool:
+        """The embedding output (hidden state 0) is stored, asked for as `embedding` or as hidden layer 0."""
+        return self.embedding or 0 in self.hidden_layers
+
+    @property
+    def hidden_dtype(self) -> str:
+        return "int8" if self.quantize_hidden else self.dtype
+
+    def available(self, kind: str) -> set[int]:
+        """Layers of `kind` the cache holds (`hidden` includes 0 when the embedding output is stored)."""
+        if kind == "cls":
+            return set(self.cls_layers)
+        if kind == "hidden":
+            return set(self.hidden_layers) | ({0} if self.stores_embedding else set())
+        if kind == "attention":
+            return set(self.attention_layers)
+        if kind == "embedding":
+            return {0} if self.stores_embedding else set()
+        if kind in ("logits", "input_ids"):
+            return {0}
+        if kind in ("topk_indices", "topk_logits", "topk"):
+            return {0} if self.topk else set()
+        raise ValueError(f"unknown cache feature {kind!r}")
+
+    # -- columns ----------------------------------------------------------------------------
+    def _hidden(self, kind: str, layout: str, shape: tuple[int, ...], layer: int | None = None) -> list[Column]:
+        name = column_name(kind, layer)
+        column = Column(name, kind, layout, self.hidden_dtype, shape, layer, f"{name}_scale" if self.quantize_hidden else None)
+        return [column, column.scale_column()] if column.scale else [column]
+
+    def columns(self) -> list[Column]:
+        """Every stored column in schema order, int8 scale columns right after their values."""
+        hidden = self.dims.hidden_size
+        out = [Column("input_ids", "input_ids", "per_token", "int32", ()),
+               Column("logits", "logits", "fixed", self.dtype, (self.dims.num_labels,))]
+        if self.topk:
+            out += [Column("topk_indices", "topk_indices", "fixed", "int32", (self.topk,)),
+                    Column("topk_logits", "topk_logits", "fixed", self.dtype, (self.topk,))]
+        if self.cls_layers:
+            out += self._hidden("cls", "fixed", (len(self.cls_layers), hidden))
+        if self.stores_embedding:
+            out += self._hidden("embedding", "per_token", (hidden,), 0)
+        for layer in self.hidden_layers:
+            if layer != 0:
+                out += self._hidden("hidden", "per_token", (hidden,), layer)
+        for layer in self.attention_layers:
+            out.append(Column(column_name("attention", layer), "attention", "square", self.dtype,
+                              (self.dims.num_heads,), layer))
+        return out
+
+    def fields(self) -> list[pa.Field]:
+        return [pa.field(c.name, c.arrow_type) for c in self.columns()]
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns()]
+
+    # -- manifest -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The manifest's account of the columns: enough to decode them without this code."""
+        return {
+            **asdict(self.dims),
+            "dtype": self.dtype,
+            "hidden_dtype": self.hidden_dtype,
+            "quantize_hidden": self.quantize_hidden,
+            "int8_scale": "per vector, float32, in <column>_scale" if self.quantize_hidden else None,
+            "topk": self.topk,
+            "cls_layers": self.cls_layers,
+            "hidden_layers": self.hidden_layers,
+            "attention_layers": self.attention_layers,
+            "attention_layout": "list per example: heads x len x len, row-major, pre-softmax, unmasked",
+            "embedding": self.embedding,
+            "columns": self.column_names(),
+            "layout": {c.name: c.describe() for c in self.columns()},
+        }
+
+    @classmethod
+    def from_manifest(cls, block: dict[str, Any]) -> "FeatureSet":
+        """Rebuild the writer's feature set from a manifest's `features` block."""
+        dims = TeacherDims(**{k: int(block[k]) for k in TeacherDims.__dataclass_fields__})
+        return cls(dims=dims, dtype=block["dtype"], quantize_hidden=bool(block["quantize_hidden"]),
+                   topk=block.get("topk"), cls_layers=list(block["cls_layers"]),
+                   hidden_layers=list(block["hidden_layers"]), attention_layers=list(block["attention_layers"]),
+                   embedding=bool(block["embedding"]))

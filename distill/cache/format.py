@@ -1,0 +1,48 @@
+"""The cache format's version and file names: what a finished cache directory holds.
+
+```
+<cache>/part-*.arrow | part-*.parquet   rows: uid, source_id, aug_index, label + teacher columns
+<cache>/_manifest.json                  written last: format_version, features, teacher, config, shards
+<cache>/_commits/part-*.json            per-shard commit records (rows, bytes, sha256)
+<cache>/teacher_files/                  the teacher's config.json and tokenizer files (no weights),
+                                        plus input_embeddings.safetensors (rows of the wordpieces used)
+<cache>/README.md                       the dataset card
+```
+
+`FORMAT_VERSION` changes whenever a reader of the old version would misread the new layout;
+readers refuse versions they do not know rather than guess.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill.storage.stage_dir import MANIFEST_NAME
+
+FORMAT_VERSION = 2  # 1: before caches carried format_version, teacher files and a card
+CARD_NAME = "README.md"
+TEACHER_FILES_DIR = "teacher_files"
+EMBEDDINGS_NAME = "input_embeddings.safetensors"
+
+__all__ = ["CARD_NAME", "EMBEDDINGS_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "TEACHER_FILES_DIR",
+           "CacheError", "CacheFormatError", "check_format_version"]
+
+
+class CacheError(FileNotFoundError):
+    """Not a finished, readable teacher cache (one line, names the path)."""
+
+
+class CacheFormatError(CacheError):
+    """A cache written in a format this code does not read."""
+
+
+def check_format_version(manifest: dict[str, Any], where: str | Path) -> int:
+    version = manifest.get("format_version", 1)
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        advice = ("it was written by a newer distill-data: upgrade this installation to read it" if newer else
+                  "relabel it with this version (rerun augment_and_label.py; a new cache directory is made)")
+        raise CacheFormatError(f"{where}: teacher cache format version {version!r}, this code reads version "
+                               f"{FORMAT_VERSION}; {advice}")
+    return version

@@ -1,0 +1,1 @@
+"""What every stage shares that is not storage: config files, registries, input parsing, Ray, model lookup."""
