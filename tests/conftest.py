@@ -168,6 +168,37 @@ def pytest_configure(config):
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+BUCKET = "distill-test"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 with one bucket holding the sentiment sample at input/; the
+    env points pyarrow and boto3 at it."""
+    import logging
+
+    import boto3
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        fs, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}")
+        with fs.open_output_stream(f"{BUCKET}/input/sentiment.csv") as out:
+            out.write((SAMPLES / "sentiment.csv").read_bytes())
+        yield fs
+    server.stop()
+
+
 SMALL_RUN = ["--text-a", "sentence", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4"]
 
 

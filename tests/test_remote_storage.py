@@ -17,37 +17,10 @@ import pyarrow.fs as pafs
 import pytest
 
 from distill.cache import CacheError, load
-from tests.conftest import REPO, SAMPLES, kill_group_when, pipeline_command, pipeline_env
+from tests.conftest import BUCKET, REPO, SAMPLES, kill_group_when, pipeline_command, pipeline_env
 
 pytestmark = pytest.mark.slow
-BUCKET = "distill-test"
 RUN_ARGS = ["--features", "cls", "--teacher-actors", "1", "--set", "augment.rows_per_shard=12"]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1 with one bucket; the env points pyarrow and boto3 at it."""
-    import logging
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        fs, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}")
-        with fs.open_output_stream(f"{BUCKET}/input/sentiment.csv") as out:
-            out.write((SAMPLES / "sentiment.csv").read_bytes())
-        yield fs
-    server.stop()
 
 
 def _pipeline(input_path: str, output: str, teacher, staging, *extra: str) -> subprocess.Popen:

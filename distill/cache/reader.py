@@ -88,22 +88,8 @@ class TeacherCache:
         return np.unique(flat_values(self.table.column("input_ids").combine_chunks()))
 
     def verify(self, mode: str = "full") -> None:
-        """Check every shard and teacher file against the manifest: sizes, and sha256 with `full`.
-
-        Memory-mapped reads trust the bytes they get, so a flipped byte would train silently."""
-        if mode not in VERIFY_MODES:
-            raise ValueError(f"verify mode must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
-        for shard in self.manifest["shards"]:
-            problem = verify_record(self.path, ShardRecord.from_dict(shard), sha256=mode == "full")
-            if problem:
-                raise CacheCorruptError(f"{self.path / shard['file']}: {problem} against the cache manifest; "
-                                        f"{relabel_advice(self.manifest)}")
-        for name, recorded in self.manifest.get("teacher_files", {}).items():
-            problem = verify_record(self.teacher_files, ShardRecord(name, 0, recorded["bytes"], recorded["sha256"]),
-                                    sha256=mode == "full")
-            if problem:
-                raise CacheCorruptError(f"{self.teacher_files / name}: {problem} against the cache manifest; "
-                                        f"{relabel_advice(self.manifest)}")
+        """Check every shard and teacher file against the manifest (see `verify_cache`)."""
+        verify_cache(self.path, self.manifest, mode)
 
     @property
     def dataset(self):
@@ -199,6 +185,22 @@ class TeacherCache:
         return values.view(batch, *column.shape)
 
 
+def verify_cache(path: Path, manifest: dict[str, Any], mode: str = "full") -> None:
+    """Check every shard and teacher file against the manifest: sizes, and sha256 with `full`.
+
+    Memory-mapped reads trust the bytes they get, so a flipped byte would train silently."""
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"verify mode must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
+    files = [(path, ShardRecord.from_dict(shard)) for shard in manifest["shards"]]
+    files += [(path / TEACHER_FILES_DIR, ShardRecord(name, 0, recorded["bytes"], recorded["sha256"]))
+              for name, recorded in manifest.get("teacher_files", {}).items()]
+    for directory, record in files:
+        problem = verify_record(directory, record, sha256=mode == "full")
+        if problem:
+            raise CacheCorruptError(f"{directory / record.file}: {problem} against the cache manifest; "
+                                    f"{relabel_advice(manifest)}")
+
+
 def relabel_advice(manifest: dict[str, Any]) -> str:
     """How to rebuild a damaged cache: the command that made it, rerun (only bad shards are redone)."""
     command = (manifest.get("produced_by") or {}).get("command")
@@ -217,9 +219,10 @@ def resolve_cache_dir(path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, dtype: torch.dtype = torch.float32) -> TeacherCache:
+def load(path: str | Path, dtype: torch.dtype = torch.float32, verify: str = "size") -> TeacherCache:
     """Open a finished teacher cache: `<out>/teacher/<fingerprint>`, or `<out>` for its latest
-    (local, or a remote URI such as s3://bucket/run)."""
+    (local, or a remote URI such as s3://bucket/run). Files are checked against the manifest
+    first: sizes by default (a stat per file), `verify="full"` adds sha256."""
     given, path = path, resolve_cache_dir(path)
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.exists():
@@ -231,5 +234,6 @@ def load(path: str | Path, dtype: torch.dtype = torch.float32) -> TeacherCache:
     if manifest.get("stage") != "label" or not manifest.get("complete"):
         raise CacheError(f"{manifest_path}: not a complete teacher cache (stage {manifest.get('stage')!r})")
     check_format_version(manifest, manifest_path)
+    verify_cache(path, manifest, verify)
     tables = [read_shard(path / shard["file"]) for shard in manifest["shards"]]
     return TeacherCache(path, manifest, pa.concat_tables(tables), dtype)

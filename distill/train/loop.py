@@ -99,8 +99,7 @@ def train(
     from transformers import get_linear_schedule_with_warmup
 
     run_dir = Path(run_dir)
-    cache = load(cache_dir)
-    cache.verify(verify)
+    cache = load(cache_dir, verify=verify)
     stages = config.stage_configs()
     fingerprint = run_fingerprint(config.resolved(), cache.fingerprint, online)
     resuming = claim_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,

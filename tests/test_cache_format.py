@@ -1,0 +1,87 @@
+"""The cache format is owned by `distill.cache` and versioned: checked-in caches of the current
+format must keep reading back to the same tensors, unknown versions are refused in one line, and
+stage 3 (train, students, losses) never imports the labelling stage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from distill.cache import FORMAT_VERSION, CacheFormatError, FeatureSet, load
+from tests.conftest import REPO
+
+FIXTURES = Path(__file__).parent / "fixtures" / f"cache_format_v{FORMAT_VERSION}"
+KINDS = ("float16", "bfloat16-int8")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_checked_in_cache_of_the_current_format_reads_back_unchanged(kind):
+    """If this fails, the layout changed: bump FORMAT_VERSION and add a fixture for the new version
+    (tests/fixtures/make_cache_fixture.py), keeping readers honest about old caches."""
+    cache = load(FIXTURES / kind, verify="full")
+    expected = load_file(str(FIXTURES / f"{kind}.expected.safetensors"))
+    batch = cache.batch(list(range(len(cache))))
+    assert batch.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(batch[name], value, rtol=0, atol=0, msg=name)
+    # the datasets path decodes the same columns the same way
+    collated = cache.collate([cache.dataset[i] for i in range(len(cache))])
+    for name in cache.features.column_names():
+        if name in expected and not name.endswith("_scale"):
+            torch.testing.assert_close(collated[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_the_fixtures_cover_every_layout_and_storage_dtype():
+    columns = [c for kind in KINDS for c in load(FIXTURES / kind).features.columns()]
+    assert {c.layout for c in columns} == {"fixed", "per_token", "square"}
+    assert {c.dtype for c in columns} == {"float16", "bfloat16", "int8", "int32", "float32"}
+    assert {c.kind for c in columns} >= {"logits", "topk_indices", "cls", "embedding", "hidden", "attention", "scale"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_typed_feature_description_round_trips_through_the_manifest(kind):
+    cache = load(FIXTURES / kind)
+    rebuilt = FeatureSet.from_manifest(cache.manifest["features"])
+    assert rebuilt.describe() == cache.manifest["features"]
+    assert [f.name for f in rebuilt.fields()] == [n for n in cache.table.column_names if n in rebuilt.column_names()]
+    for field in rebuilt.fields():
+        assert cache.table.schema.field(field.name).type == field.type, field.name
+
+
+def test_the_cache_travels_with_its_tokenizer_and_teacher_config():
+    cache = load(FIXTURES / "float16")
+    assert cache.teacher_config().id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    assert cache.manifest["labels"]["label2id"] == {"negative": 0, "neutral": 1, "positive": 2}
+    ids = cache.tokenizer()("the film is good .")["input_ids"]
+    assert ids in [cache.table.column("input_ids")[i].as_py() for i in range(len(cache))]
+    assert (FIXTURES / "float16" / "README.md").read_text().startswith("# Teacher cache ")
+
+
+@pytest.mark.parametrize("version, advice", [(FORMAT_VERSION + 1, "written by a newer distill-data: upgrade"),
+                                             (None, "relabel it"), ("two", "relabel it")])
+def test_an_unknown_format_version_is_refused_in_one_line(tmp_path, version, advice):
+    cache = shutil.copytree(FIXTURES / "float16", tmp_path / "cache")
+    manifest = json.loads((cache / "_manifest.json").read_text())
+    if version is None:
+        del manifest["format_version"]  # a cache written before versioning
+    else:
+        manifest["format_version"] = version
+    (cache / "_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CacheFormatError, match=advice) as error:
+        load(cache)
+    assert "\n" not in str(error.value) and f"this code reads version {FORMAT_VERSION}" in str(error.value)
+
+
+def test_stage_three_never_imports_the_labelling_stage():
+    code = ("import sys, distill.train, distill.train.loop, distill.train.online, distill.students, distill.losses, "
+            "distill.cache; print(sorted(m for m in sys.modules if m.startswith(('distill.label', 'augment'))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert "distill.train" in code and "distill.students" in code
