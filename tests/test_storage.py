@@ -108,10 +108,19 @@ def test_remote_mirror_uploads_in_commit_order_and_pulls_only_committed_shards(t
     assert "augmented/part-00000.parquet" in names() and "augmented/_commits/part-00001.parquet.json" in names()
     assert "augmented/part-00007.parquet" not in names() and "augmented/_manifest.json" not in names()
 
+    extras = ["augmented/_rejects.jsonl", "augmented/README.md", "augmented/teacher_files/config.json"]
+    for extra in extras:
+        (local / extra).parent.mkdir(parents=True, exist_ok=True)
+        (local / extra).write_text("{}")
+    (local / "LATEST").write_text("augmented\n")  # names a stage whose manifest is not published yet
+    mirror.push()
+    assert "LATEST" not in names() and not set(extras) & set(names())
+
     (local / "augmented" / "part-00007.parquet").unlink()
     stage.finalize(records, {})
     mirror.push()
     assert "augmented/_manifest.json" in names() and "augmented/_progress.json" not in names()
+    assert set(extras) <= set(names()) and "LATEST" in names()
     with fs.open_output_stream(f"{root}/augmented/part-00009.parquet") as out:  # an object no record vouches for
         out.write(b"partial")
 

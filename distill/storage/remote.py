@@ -2,7 +2,7 @@
 
 Why staging: the stages memory-map shards, rename files atomically and lock their directory,
 and object stores do none of that. So a remote output is produced in a local staging directory
-by the ordinary local protocol (DESIGN.md "Atomic writes") and mirrored to the remote with
+by the ordinary local protocol (docs/design.md, "Atomic commits") and mirrored to the remote with
 object-store commit semantics, in this order:
 
 1. a shard is uploaded under its final name only once it is complete and committed locally
@@ -68,14 +68,14 @@ def _skipped(name: str) -> bool:
 
 
 def _stage_extras(stage: Path) -> list[str]:
-    """Files of a stage directory besides shards, records and markers (relative, sorted), including
-    those in plain subdirectories such as a cache's `teacher_files/`; `_`-prefixed ones are internal."""
+    """Files of a stage directory besides shards, records and markers (relative, sorted): rejects,
+    a cache's card, and files in plain subdirectories such as its `teacher_files/`."""
     out = []
     for path in sorted(stage.rglob("*")):
         parts = path.relative_to(stage).parts
-        if not path.is_file() or any(_skipped(part) or part.startswith("_") for part in parts):
-            continue
-        if len(parts) == 1 and path.name.startswith(SHARD_PREFIX):
+        if not path.is_file() or any(_skipped(part) for part in parts) or any(p.startswith("_") for p in parts[:-1]):
+            continue  # temporaries, the lock, internal folders such as _commits/
+        if len(parts) == 1 and (path.name.startswith(SHARD_PREFIX) or path.name in (MANIFEST_NAME, PROGRESS_NAME)):
             continue
         out.append("/".join(parts))
     return out
@@ -155,7 +155,7 @@ class RemoteMirror:
         if not self.local.exists():
             return 0
         remote = self._remote_files()
-        uploaded = 0
+        uploaded, published = 0, set()
         stage_dirs = sorted({p.parent.parent for p in self.local.rglob(f"{COMMITS_DIR}/*.json")}
                             | {p.parent for p in self.local.rglob(MANIFEST_NAME)}
                             | {p.parent for p in self.local.rglob(PROGRESS_NAME)})
@@ -192,11 +192,13 @@ class RemoteMirror:
                     with self.fs.open_output_stream(f"{self.root}/{prefix}{MANIFEST_NAME}") as out:
                         out.write(manifest)
                     uploaded += 1
+                published.add(stage)
                 if not (stage / PROGRESS_NAME).exists():
                     self._delete(prefix + PROGRESS_NAME)
-        for pointer in sorted(self.local.rglob("LATEST")):  # last: names a finished cache
-            self._upload(pointer.relative_to(self.local).as_posix())
-            uploaded += 1
+        for pointer in sorted(self.local.rglob("LATEST")):  # last, and only once the cache it names is published
+            if pointer.parent / pointer.read_text().strip() in published:
+                self._upload(pointer.relative_to(self.local).as_posix())
+                uploaded += 1
         if uploaded:
             log.info("pushed %d file(s) to %s", uploaded, self.uri)
         return uploaded
