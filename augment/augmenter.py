@@ -1,6 +1,6 @@
 """Turn tokenised source examples into augmented rows: the per-example logic, free of Ray.
 
-Determinism (DESIGN.md): each example's RNG is `random.Random("<seed>/<family>/<source_id>")`
+Determinism (docs/design.md): each example's RNG is `random.Random("<seed>/<family>/<source_id>")`
 (seeded through SHA-512 of that string), so its samples depend only on the input, config,
 seed and models, never on which worker or block handled it. Each family has its own RNG,
 so enabling TinyBERT rules does not change the Tang samples.

@@ -1,6 +1,6 @@
 """The augmentation stage: input corpus → `<output>/part-*.parquet` + `_manifest.json`.
 
-Flow (DESIGN.md): read and validate the input on the driver (bad rows → `_rejects.jsonl`);
+Flow (docs/design.md, "Data flow"): read and validate the input on the driver (bad rows → `_rejects.jsonl`);
 cut it into shards of `rows_per_shard` input rows, one Ray Data block each. When the pos
 rule is on, pass 1 tags every row with spaCy in an actor pool and the per-tag unigram
 counts are summed and broadcast with `ray.put`. Pass 2 augments and commits whole shards

@@ -1,7 +1,7 @@
 """Read a labelled text corpus (csv, tsv, jsonl, parquet, `datasets` on disk) and validate it row by row.
 
 Bad rows never stop a run: each is returned as a reject naming file, row and field
-(DESIGN.md "No silent loss"). Configuration mistakes that affect every row (missing file,
+(docs/design.md, "No silent loss"). Configuration mistakes that affect every row (missing file,
 a column absent from the header or schema) are raised as one clear error instead.
 
 Row numbers are 1-based data-record numbers (the header is not counted), so "row 3" is the

@@ -1,7 +1,7 @@
 """Atomic file commits: write to a temporary name in the same directory, fsync, rename.
 
 A reader therefore sees either nothing or a complete file under the final name, even if
-the writer is killed with SIGKILL half-way (DESIGN.md, "Atomic writes").
+the writer is killed with SIGKILL half-way (docs/design.md, "Atomic commits").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One writer per output directory (DESIGN.md): a lock file naming host and pid.
+"""One writer per output directory (docs/design.md, "One writer"): a lock file naming host and pid.
 
 An exclusive-create file works on local disks and NFS alike. A lock left by a killed run
 on this host (its pid no longer alive) is taken over, so a rerun after `kill -9` resumes

@@ -1,4 +1,4 @@
-"""Row schema of augmented shards (DESIGN.md "Formats"), shared by the writer and every reader."""
+"""Row schema of augmented shards (docs/design.md, "Formats"), shared by the writer and every reader."""
 
 from __future__ import annotations
 

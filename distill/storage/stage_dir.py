@@ -1,6 +1,6 @@
 """A stage's output directory: shards, per-shard commit records, and the manifest.
 
-Protocol (DESIGN.md "Atomic writes", "Manifest"):
+Protocol (docs/design.md, "Atomic commits", "Manifest"):
 1. `begin()` records the run's fingerprint in `_progress.json`; a directory holding another
    fingerprint's output is refused rather than mixed.
 2. Each worker writes its shard atomically, then a commit record `_commits/<shard>.json`
