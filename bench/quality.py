@@ -247,7 +247,8 @@ def main() -> None:
                 shutil.rmtree(run_dir)
             log.info("training %s on %s", spec["name"], spec["data"])
             config = TrainConfig.from_dict({"seed": 0, "checkpoint_every": 1000, **spec["recipe"]})
-            result = train(config, cache_dir, run_dir, dev_tsv, COLUMNS, teacher_report=not results)
+            # overwrite: a killed run of the same recipe and cache resumes; one of another recipe or cache starts over
+            result = train(config, cache_dir, run_dir, dev_tsv, COLUMNS, teacher_report=not results, overwrite=True)
             report, seconds = result.report, result.seconds
             done.write_text(json.dumps({"cache": str(cache_dir), "seconds": seconds, "steps": result.steps,
                                          "report": report}))
