@@ -81,6 +81,11 @@ def test_the_cache_carries_its_teacher_files_and_a_card(portable):
                      "datasets.Dataset.from_file", "ray.data.from_arrow", "distill.cache.load"):
         assert expected in card, expected
     assert portable["reference"].report["teacher"]["accuracy"] >= 0  # the teacher was there for the reference
+    code = card.split("```python\n", 1)[1].split("```", 1)[0].replace("<cache>", str(portable["cache"]))
+    scope: dict = {}
+    exec(compile(code, "README.md card", "exec"), scope)  # the card's loading recipes work as written
+    assert scope["table"].num_rows == len(scope["ds"]) == scope["rows"].count() == len(cache)
+    assert scope["table"].column("uid").to_pylist() == cache.table.column("uid").to_pylist()
 
 
 def test_a_copied_cache_trains_the_same_student_with_no_teacher(portable, tmp_path, capsys, monkeypatch):
