@@ -199,6 +199,15 @@ def s3(tmp_path_factory):
     server.stop()
 
 
+def run_card_code(cache_dir: Path) -> dict:
+    """Execute the python block of a cache's README.md card on that cache; returns its variables."""
+    card = (cache_dir / "README.md").read_text()
+    code = card.split("```python\n", 1)[1].split("```", 1)[0].replace("<cache>", str(cache_dir))
+    scope: dict = {}
+    exec(compile(code, f"{cache_dir}/README.md", "exec"), scope)
+    return scope
+
+
 SMALL_RUN = ["--text-a", "sentence", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4"]
 
 

@@ -24,7 +24,7 @@ from distill.train.config import TrainConfig
 from distill.train.loop import train
 from distill.train.run_dir import RunMismatchError
 from pipelines.train_student import main as train_cli
-from tests.conftest import BUCKET, SAMPLES, build_tiny_teacher
+from tests.conftest import BUCKET, SAMPLES, build_tiny_teacher, run_card_code
 
 pytestmark = pytest.mark.slow
 DEV = SAMPLES / "sentiment_dev.csv"
@@ -81,9 +81,7 @@ def test_the_cache_carries_its_teacher_files_and_a_card(portable):
                      "datasets.Dataset.from_file", "ray.data.from_arrow", "distill.cache.load"):
         assert expected in card, expected
     assert portable["reference"].report["teacher"]["accuracy"] >= 0  # the teacher was there for the reference
-    code = card.split("```python\n", 1)[1].split("```", 1)[0].replace("<cache>", str(portable["cache"]))
-    scope: dict = {}
-    exec(compile(code, "README.md card", "exec"), scope)  # the card's loading recipes work as written
+    scope = run_card_code(portable["cache"])  # the card's loading recipes work as written
     assert scope["table"].num_rows == len(scope["ds"]) == scope["rows"].count() == len(cache)
     assert scope["table"].column("uid").to_pylist() == cache.table.column("uid").to_pylist()
 

@@ -15,7 +15,7 @@ from distill.cache import load
 from distill.label import LabelConfig, TeacherMismatchError, run
 from distill.cache.encoding import flat_values
 from distill.storage.shards import read_shards
-from tests.conftest import SAMPLES, build_tiny_teacher
+from tests.conftest import SAMPLES, build_tiny_teacher, run_card_code
 
 pytestmark = pytest.mark.slow
 ALL_FEATURES = ["topk", "cls", "hidden", "attention", "embedding"]
@@ -121,13 +121,26 @@ def test_storage_is_unpadded_and_readable_without_this_project(full_cache):
     assert via_datasets.keys() == via_arrow.keys()
     for key in via_arrow:
         torch.testing.assert_close(via_datasets[key], via_arrow[key], rtol=0, atol=0)
+    # Ray Data, the way the cache's README card says (no IPC reader in Ray Data: pyarrow reads the
+    # shard files, from_arrow takes the tables), gives the rows this project's reader gives
     import pyarrow.ipc
     import ray
 
-    with pa.memory_map(str(cache_dir / "part-00000.arrow")) as source:
-        first = pyarrow.ipc.open_stream(source).read_all()
-    assert first.num_rows == manifest["shards"][0]["rows"]
-    assert ray.data.from_arrow(first).count() == first.num_rows  # Ray Data has no IPC reader: parquet below
+    files = sorted(cache_dir.glob("part-*.arrow"))
+    assert [f.name for f in files] == [s["file"] for s in manifest["shards"]]
+    shards = []
+    for path, record in zip(files, manifest["shards"]):
+        with pa.memory_map(str(path)) as source:
+            shards.append(pyarrow.ipc.open_stream(source).read_all())
+        assert shards[-1].num_rows == record["rows"]
+    rows = ray.data.from_arrow(shards).select_columns(["uid", "aug_index", "logits"]).take_all()
+    assert len(rows) == len(cache) == manifest["totals"]["rows"]
+    assert [r["uid"] for r in rows] == cache.table.column("uid").to_pylist()
+    everything = cache.batch(np.arange(len(cache)))
+    assert [int(r["aug_index"]) for r in rows] == everything["aug_index"].tolist()
+    ray_logits = torch.tensor(np.stack([np.asarray(r["logits"], dtype=np.float32) for r in rows]))
+    assert ray_logits.shape == (len(cache), 2)
+    torch.testing.assert_close(ray_logits, everything["logits"], rtol=0, atol=0)  # float16 widens exactly
 
 
 def test_rerun_reuses_the_cache_and_a_changed_teacher_gets_a_new_one(full_cache, sentences, tiny_teacher_dir, tmp_path):
@@ -179,7 +192,12 @@ def test_int8_and_bfloat16_storage_against_float32(sentences, tiny_teacher_dir, 
     bf16 = load(run(sentences, tmp_path, LabelConfig(**base, dtype="bfloat16", shard_format="parquet")).cache_dir)
     import ray
 
-    assert ray.data.read_parquet(str(bf16.path)).count() == len(bf16)  # parquet caches: Ray Data reads them as is
+    read = ray.data.read_parquet(str(bf16.path)).take_all()  # parquet caches: Ray Data reads the directory as is
+    assert sorted(r["uid"] for r in read) == sorted(bf16.table.column("uid").to_pylist())
+    assert {r["uid"]: list(r["logits"]) for r in read} == dict(zip(bf16.table.column("uid").to_pylist(),
+                                                                        bf16.table.column("logits").to_pylist()))
+    card = run_card_code(bf16.path)  # the card's recipes for a parquet cache
+    assert card["table"].num_rows == len(card["ds"]) == card["rows"].count() == len(bf16)
     assert len({exact.path, int8.path, bf16.path}) == 3
     rows = np.arange(0, len(exact), 7)
     want = exact.batch(rows)

@@ -62,11 +62,19 @@ def test_pre_softmax_scores_equal_manual_qk_over_sqrt_d():
 
 
 def test_capture_is_off_outside_a_recorder():
+    """A recorder holds the requested layers' scores of the forward passes run inside its block,
+    and nothing from a forward pass run after the block."""
     model = _tiny_model(2)
+    ids = torch.tensor([[2, 5, 3]])
     with torch.inference_mode():
-        model(input_ids=torch.tensor([[2, 5, 3]]))
-    recorder = attention.ScoreRecorder([1])
-    assert recorder.scores == {}
+        with attention.ScoreRecorder([1]) as recorder:
+            model(input_ids=ids)
+        assert recorder.calls == 2 and set(recorder.scores) == {1}
+        assert recorder.scores[1].shape == (1, 4, 3, 3)  # [batch, heads, q, k]
+        kept = recorder.scores[1]
+        model(input_ids=torch.tensor([[2, 5, 6, 7, 3]]))  # after the block: a longer input
+    assert recorder.calls == 2, "a forward pass outside the block went through the recorder"
+    assert set(recorder.scores) == {1} and recorder.scores[1] is kept
 
 
 def test_length_buckets_cover_every_row_once_and_respect_the_budget():

@@ -46,14 +46,21 @@ def test_logit_mse_and_soft_ce():
     assert soft == pytest.approx(expected / 2, rel=1e-5)
 
 
-@pytest.mark.parametrize("mode, targets", [("teacher", [1, 0]), ("gold", [1, 0]), ("skip", [1, -100])])
+# Labels [1, 1] (row 1 is augmented, aug_index 3, and inherited its source's gold label 1); the
+# teacher's logits [[1, 3], [2, 0]] have argmax [1, 0]. Row 0 is an original and keeps its label.
+@pytest.mark.parametrize("mode, targets", [
+    ("teacher", [1, 0]),  # the augmented row takes the teacher's argmax
+    ("gold", [1, 1]),  # the augmented row keeps the inherited gold label
+    ("skip", [1, -100]),  # the augmented row is ignored
+])
 def test_ce_targets_for_augmented_rows(mode, targets):
-    teacher = _teacher(labels=torch.tensor([1, 1]))  # row 1 is augmented; its inherited gold label is 1
+    teacher = _teacher(labels=torch.tensor([1, 1]))
     ce = build_loss("ce", {"augmented": mode})
-    expected_targets = {"teacher": [1, 0], "gold": [1, 1], "skip": [1, -100]}[mode]
-    assert ce.targets(teacher).tolist() == expected_targets
-    loss = ce(StudentOutput(STUDENT_LOGITS, 1), teacher).item()
-    nll = [-math.log(math.exp(r[c]) / sum(math.exp(x) for x in r)) for r, c in zip(STUDENT_LOGITS.tolist(), expected_targets) if c >= 0]
+    assert ce.targets(teacher).tolist() == targets
+    student = [[0.0, 1.0], [2.0, -1.0]]  # row 1 not a tie, so its target changes the loss
+    loss = ce(StudentOutput(torch.tensor(student), 1), teacher).item()
+    # mean over the kept rows of -log softmax(z_s)[target]
+    nll = [-math.log(math.exp(r[c]) / sum(math.exp(x) for x in r)) for r, c in zip(student, targets) if c >= 0]
     assert loss == pytest.approx(sum(nll) / len(nll), rel=1e-5)
 
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from augment import AugmentConfig, run
 from distill.storage.shards import read_shards
-from tests.conftest import REPO, SAMPLES, settled_commit_count
+from tests.conftest import REPO, SAMPLES, kill_group_when, pipeline_env, settled_commit_count
 
 pytestmark = pytest.mark.slow
 SHARDS = 40
@@ -31,16 +28,9 @@ def test_kill_then_resume_matches_an_uninterrupted_run(ray_local, tmp_path):
     out = tmp_path / "killed"
     overrides = ["columns.text_a=sentence", "rows_per_shard=30", "workers=2"]
     args = [sys.executable, "-m", "augment", str(big), str(out), "-q"] + [f"--set={o}" for o in overrides]
-    env = {**os.environ, "RAY_ADDRESS": ""}  # its own embedded Ray, not the test's
-    proc = subprocess.Popen(args, cwd=REPO, env=env, start_new_session=True,
+    proc = subprocess.Popen(args, cwd=REPO, env=pipeline_env(), start_new_session=True,  # its own embedded Ray
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list((out / "_commits").glob("*.json"))) < 3:
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_group_when(proc, lambda: len(list((out / "_commits").glob("*.json"))) >= 3, timeout=240)
     committed = settled_commit_count(out)
     assert 3 <= committed < SHARDS, committed
     assert not (out / "_manifest.json").exists()

@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+import torch
 
 from augment.rules import build_rule
 from augment.rules.glove import load_glove
@@ -56,10 +57,38 @@ def test_mlm_candidates_do_not_depend_on_batch_layout(tiny_mlm_dir, mlm):
 
 
 def test_mlm_query_sees_the_original_sentence_as_segment_b(mlm):
-    words = SENTENCES[0]
-    encoded = mlm.tokenizer("The acting was [MASK] , but the plot dragged .", words.text())
-    tokens = mlm.tokenizer.convert_ids_to_tokens(encoded["input_ids"])
-    assert tokens.count("[SEP]") == 2 and "[MASK]" in tokens and "superb" in tokens
+    """`candidates` feeds the model `[CLS] masked [SEP] original [SEP]` (segments 0 and 1) and
+    runs the LM head on the [MASK] of segment A: recorded from the real forward passes."""
+    fed, head_inputs, hidden = [], [], []
+
+    def encoder_inputs(module, args, kwargs):
+        fed.append({k: kwargs[k].cpu() for k in ("input_ids", "token_type_ids", "attention_mask")})
+
+    handles = [
+        mlm._encoder.register_forward_pre_hook(encoder_inputs, with_kwargs=True),
+        mlm._encoder.register_forward_hook(lambda module, args, out: hidden.append(out.last_hidden_state.cpu())),
+        mlm._head.register_forward_pre_hook(lambda module, args: head_inputs.append(args[0].cpu())),
+    ]
+    try:  # "superb" after single pieces; "film" after words of several wordpieces
+        found = mlm.candidates([(SENTENCES[0], 3), (SENTENCES[1], 4)])
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert all(found) and len(fed) == len(hidden) == len(head_inputs) == 1  # one padded batch of two
+    superb = (["[CLS]", "the", "acting", "was", "[MASK]", ",", "but", "the", "plot", "dragged", ".", "[SEP]"],
+              ["the", "acting", "was", "superb", ",", "but", "the", "plot", "dragged", ".", "[SEP]"])
+    film = (["[CLS]", "a", "weight", "##less", "and", "un", "##for", "##get", "##table", "[MASK]", "[SEP]"],
+            ["a", "weight", "##less", "and", "un", "##for", "##get", "##table", "film", "[SEP]"])
+    rows = []
+    for row in range(2):
+        n = int(fed[0]["attention_mask"][row].sum())
+        tokens = mlm.tokenizer.convert_ids_to_tokens(fed[0]["input_ids"][row, :n].tolist())
+        assert fed[0]["input_ids"][row, n:].eq(mlm.tokenizer.pad_token_id).all()
+        rows.append((tokens, fed[0]["token_type_ids"][row, :n].tolist()))
+        where = tokens.index("[MASK]")  # the head sees exactly the encoder's state there
+        assert torch.equal(head_inputs[0][row], hidden[0][row, where])
+    expected = [(a + b, [0] * len(a) + [1] * len(b)) for a, b in (superb, film)]
+    assert sorted(rows) == sorted(expected)
 
 
 def test_glove_neighbours_exclude_self_keep_title_case_and_are_cached(tiny_glove):

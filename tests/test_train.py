@@ -99,24 +99,23 @@ def test_missing_feature_is_refused_before_training(augmented, tiny_teacher_dir,
     assert not (tmp_path / "run" / "checkpoint-last").exists()
 
 
-def test_bert_student_checkpoint_loads_with_from_pretrained_and_resumes(tiny_cache, tmp_path):
-    from transformers import AutoModelForSequenceClassification
+def _start_training(recipe: dict, cache, run_dir, recipe_file):
+    """`pipelines/train_student.py` on `recipe` in its own process group (for `kill_group_when`)."""
+    import subprocess
+    import sys
 
-    recipe = _recipe(student={"name": "bert_from_teacher", "num_layers": 1, "layers": "first"},
-                     losses={"ce": {"weight": 0.3}, "kd": {"weight": 0.7}}, max_steps=12, checkpoint_every=5,
-                     learning_rate=1e-3)
-    first = train(recipe, tiny_cache, tmp_path / "run", DEV, SENTENCE, teacher_report=False)
-    assert first.steps == 12
-    model = AutoModelForSequenceClassification.from_pretrained(first.student_dir)
-    assert model.config.num_hidden_layers == 1
-    reloaded = load_student(first.student_dir)
-    batch = load(tiny_cache).batch([0, 1, 2])
-    with torch.no_grad():
-        torch.testing.assert_close(reloaded.eval()(batch).logits, model.eval()(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits)
-    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert any("dev_accuracy" in r for r in rows) and (tmp_path / "run" / "curves.png").stat().st_size > 1000
-    state = json.loads((tmp_path / "run" / "checkpoint-last" / "trainer_state.json").read_text())
-    assert state["global_step"] == 12 and state["stage"] == 1  # finished: a rerun trains nothing more
+    import yaml
+
+    from tests.conftest import REPO
+
+    recipe_file.write_text(yaml.safe_dump(recipe))
+    return subprocess.Popen([sys.executable, "pipelines/train_student.py", "--recipe", str(recipe_file),
+                             "--cache", str(cache), "--out", str(run_dir)], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _metric_rows(run_dir):
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def _weights(directory):
@@ -125,34 +124,68 @@ def _weights(directory):
     return load_file(str(directory / "model.safetensors"))
 
 
+def test_bert_student_checkpoint_loads_with_from_pretrained_and_resumes(tiny_cache, tmp_path):
+    """Killed after a checkpoint, the same recipe resumes from it (the steps left, not all of them) to an
+    uninterrupted run's weights; the student loads with from_pretrained; a finished run trains no more."""
+    from transformers import AutoModelForSequenceClassification
+
+    from distill.train.checkpoint import read_state
+    from tests.conftest import kill_group_when
+
+    total = 200
+    recipe = {"student": {"name": "bert_from_teacher", "num_layers": 1, "layers": "first"},
+              "losses": {"ce": {"weight": 0.3}, "kd": {"weight": 0.7}}, "max_steps": total, "checkpoint_every": 5,
+              "log_every": 1, "learning_rate": 1e-3}
+    run_dir = tmp_path / "run"
+    state_file = run_dir / "checkpoint-last" / "trainer_state.json"
+    proc = _start_training(recipe, tiny_cache, run_dir, tmp_path / "recipe.yaml")
+    kill_group_when(proc, state_file.exists, poll_seconds=0.01)
+    killed_at = read_state(run_dir)["global_step"]  # a kill between the checkpoint's renames leaves it in .old
+    assert 5 <= killed_at < total and killed_at % 5 == 0
+    logged_before = len(_metric_rows(run_dir))
+
+    resumed = train(_recipe(**recipe), tiny_cache, run_dir, DEV, SENTENCE, teacher_report=False)
+    assert resumed.steps == total
+    trained = [r["step"] for r in _metric_rows(run_dir)[logged_before:] if "loss" in r]
+    assert trained == list(range(killed_at + 1, total + 1))  # only the steps after the checkpoint
+    reference = train(_recipe(**recipe), tiny_cache, tmp_path / "reference")
+    final = _weights(resumed.student_dir)
+    assert final.keys() == _weights(reference.student_dir).keys()
+    for name, value in _weights(reference.student_dir).items():
+        torch.testing.assert_close(final[name], value, rtol=0, atol=0)
+
+    model = AutoModelForSequenceClassification.from_pretrained(resumed.student_dir)
+    assert model.config.num_hidden_layers == 1
+    reloaded = load_student(resumed.student_dir)
+    batch = load(tiny_cache).batch([0, 1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.eval()(batch).logits, model.eval()(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits)
+    rows = _metric_rows(run_dir)
+    assert any("dev_accuracy" in r for r in rows) and (run_dir / "curves.png").stat().st_size > 1000
+    state = json.loads(state_file.read_text())
+    assert state["global_step"] == total and state["stage"] == 1
+
+    # finished: the same recipe again resumes at the end and trains nothing more
+    checkpoint = {p.name: p.stat().st_mtime_ns for p in state_file.parent.iterdir()}
+    again = train(_recipe(**recipe), tiny_cache, run_dir, DEV, SENTENCE, teacher_report=False)
+    assert again.steps == total and _metric_rows(run_dir) == rows
+    assert {p.name: p.stat().st_mtime_ns for p in state_file.parent.iterdir()} == checkpoint
+    for name, value in _weights(again.student_dir).items():
+        torch.testing.assert_close(final[name], value, rtol=0, atol=0)
+
+
 def test_kill_during_training_then_resume_matches_an_uninterrupted_run(tiny_cache, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import yaml
-
-    from tests.conftest import REPO
+    from distill.train.checkpoint import read_state
+    from tests.conftest import kill_group_when
 
     recipe = {"student": {"name": "bilstm", "embedding_dim": 64, "hidden_size": 64, "mlp_size": 32},
               "losses": {"ce": {"weight": 0.5}, "logit_mse": {"weight": 0.5}}, "max_steps": 300,
               "checkpoint_every": 20, "learning_rate": 0.001, "batch_size": 16}
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "pipelines/train_student.py", "--recipe", str(tmp_path / "recipe.yaml"),
-                             "--cache", str(tiny_cache), "--out", str(run_dir)], cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = _start_training(recipe, tiny_cache, run_dir, tmp_path / "recipe.yaml")
     state_file = run_dir / "checkpoint-last" / "trainer_state.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and not state_file.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = json.loads(state_file.read_text())["global_step"]
+    kill_group_when(proc, state_file.exists, poll_seconds=0.02, timeout=120)
+    killed_at = read_state(run_dir)["global_step"]
     assert 20 <= killed_at < 300
     resumed = train(_recipe(**recipe), tiny_cache, run_dir)
     assert resumed.steps == 300
