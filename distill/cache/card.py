@@ -104,7 +104,7 @@ def render_card(manifest: dict[str, Any]) -> str:
                   "ds = datasets.load_dataset(\"parquet\", data_files=files, split=\"train\")",
                   "",
                   "import ray",
-                  "rows = ray.data.read_parquet(files)"]
+                  "rows = ray.data.read_parquet(\"<cache>\")  # the part-*.parquet files of the folder"]
     lines += [
         "```",
         "",
