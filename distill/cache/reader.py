@@ -185,20 +185,28 @@ class TeacherCache:
         return values.view(batch, *column.shape)
 
 
-def verify_cache(path: Path, manifest: dict[str, Any], mode: str = "full") -> None:
-    """Check every shard and teacher file against the manifest: sizes, and sha256 with `full`.
-
-    Memory-mapped reads trust the bytes they get, so a flipped byte would train silently."""
+def cache_problems(path: Path, manifest: dict[str, Any], mode: str = "full") -> list[str]:
+    """What does not match the manifest among the shards and teacher files: sizes, and sha256 with
+    `full`. Memory-mapped reads trust the bytes they get, so a flipped byte would train silently."""
     if mode not in VERIFY_MODES:
         raise ValueError(f"verify mode must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
     files = [(path, ShardRecord.from_dict(shard)) for shard in manifest["shards"]]
     files += [(path / TEACHER_FILES_DIR, ShardRecord(name, 0, recorded["bytes"], recorded["sha256"]))
               for name, recorded in manifest.get("teacher_files", {}).items()]
+    problems = []
     for directory, record in files:
         problem = verify_record(directory, record, sha256=mode == "full")
         if problem:
-            raise CacheCorruptError(f"{directory / record.file}: {problem} against the cache manifest; "
-                                    f"{relabel_advice(manifest)}")
+            problems.append(f"{directory / record.file}: {problem} against the cache manifest")
+    return problems
+
+
+def verify_cache(path: Path, manifest: dict[str, Any], mode: str = "full") -> None:
+    """Refuse a cache with any file that does not match its manifest (see `cache_problems`)."""
+    problems = cache_problems(path, manifest, mode)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CacheCorruptError(f"{problems[0]}{more}; {relabel_advice(manifest)}")
 
 
 def relabel_advice(manifest: dict[str, Any]) -> str:

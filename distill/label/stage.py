@@ -20,7 +20,8 @@ from typing import Any
 from distill.cache.assets import write_teacher_files
 from distill.cache.card import render_card
 from distill.cache.features import FeatureSet
-from distill.cache.format import CARD_NAME, FORMAT_VERSION, TEACHER_FILES_DIR
+from distill.cache.format import CARD_NAME, FORMAT_VERSION
+from distill.cache.reader import cache_problems
 from distill.common.ray_runtime import ray_session
 from distill.common.text_inputs import InputError
 from distill.label.config import LabelConfig
@@ -30,7 +31,7 @@ from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json
 from distill.storage.lock import OutputLock
 from distill.storage.shards import ShardRecord, read_shard
-from distill.storage.stage_dir import MANIFEST_NAME, StageDir, verify_record
+from distill.storage.stage_dir import MANIFEST_NAME, StageDir
 from distill.storage.versions import library_versions
 
 STAGE = "label"
@@ -175,7 +176,7 @@ def run(
     cache_dir = output_root / CACHE_SUBDIR / fingerprint[:16]
     with OutputLock(cache_dir):
         stage = StageDir(cache_dir, STAGE, fingerprint)
-        if stage.is_complete() and _teacher_files_intact(cache_dir, stage.manifest()):
+        if _finished(stage):
             result = LabelResult(cache_dir, stage.manifest(), True, 0, time.perf_counter() - started)
             _point_latest(cache_dir)
             log.info(result.summary())
@@ -231,14 +232,16 @@ def run(
         return result
 
 
-def _teacher_files_intact(cache_dir: Path, manifest: dict[str, Any]) -> bool:
-    directory = cache_dir / TEACHER_FILES_DIR
-    for name, recorded in manifest.get("teacher_files", {}).items():
-        problem = verify_record(directory, ShardRecord(name, 0, recorded["bytes"], recorded["sha256"]))
-        if problem:
-            log.warning("teacher file %s of a finished cache is invalid (%s); it will be rewritten", directory / name, problem)
-            return False
-    return True
+def _finished(stage: StageDir) -> bool:
+    """A finished cache of this fingerprint whose shards and teacher files all match its manifest
+    (a damaged one is redone: only its bad shards are relabelled, the teacher files rewritten)."""
+    manifest = stage.manifest()
+    if not manifest or manifest.get("fingerprint") != stage.fingerprint:
+        return False
+    problems = cache_problems(stage.directory, manifest)
+    for problem in problems:
+        log.warning("finished cache is damaged, redoing what is: %s", problem)
+    return not problems
 
 
 def _label_names(model_config: dict[str, Any]) -> dict[str, Any]:
