@@ -112,13 +112,17 @@ def test_a_cache_on_s3_trains_the_same_student(portable, s3, tmp_path, monkeypat
 def test_students_that_copy_teacher_weights_take_a_verified_teacher(portable, tiny_teacher_dir, tmp_path):
     recipe = TrainConfig.from_dict({"student": {"name": "bert_from_teacher", "num_layers": 1}, "losses": {"kd": {}},
                                     "max_steps": 2})
+    out = tmp_path / "run"
     with pytest.raises(TeacherRequiredError, match=r"bert_from_teacher .* needs the teacher's weights.*--teacher"):
-        train(recipe, portable["cache"], tmp_path / "no-teacher")
+        train(recipe, portable["cache"], out)
     other = build_tiny_teacher(tmp_path / "other-teacher", tiny_teacher_dir, seed=1)
     with pytest.raises(TeacherRequiredError, match=r"not the teacher this cache was labelled with"):
-        train(recipe, portable["cache"], tmp_path / "wrong-teacher", teacher=str(other))
+        train(recipe, portable["cache"], out, teacher=str(other))
+    with pytest.raises(TeacherRequiredError, match=r"--online needs the teacher's weights"):
+        train(TrainConfig.load(RECIPE, OVERRIDES), portable["cache"], out, online=True)
+    assert not out.exists()  # refused runs write nothing that would block the corrected one
     copy = shutil.copytree(tiny_teacher_dir, tmp_path / "a-copy")  # same files as the deleted teacher
-    result = train(recipe, portable["cache"], tmp_path / "with-copy", DEV, _sentence(), teacher=str(copy))
+    result = train(recipe, portable["cache"], out, DEV, _sentence(), teacher=str(copy))
     assert result.steps == 2 and "teacher" in result.report
 
 

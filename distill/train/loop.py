@@ -28,7 +28,7 @@ from distill.train.config import TrainConfig
 from distill.train.data import CacheBatches, dev_batches, epoch_loader
 from distill.train.evaluate import evaluate
 from distill.train.requirements import check_features
-from distill.train.run_dir import claim_run_dir, run_fingerprint
+from distill.train.run_dir import check_run_dir, run_fingerprint, start_run_dir
 
 log = logging.getLogger(__name__)
 STUDENT_DIR = "student"
@@ -102,9 +102,10 @@ def train(
     cache = load(cache_dir, verify=verify)
     stages = config.stage_configs()
     fingerprint = run_fingerprint(config.resolved(), cache.fingerprint, online)
-    resuming = claim_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
-                                       "cache": {"path": str(cache_dir), "fingerprint": cache.fingerprint}}, overwrite)
+    resuming = check_run_dir(run_dir, fingerprint, overwrite)
     teacher_dir = find_teacher(cache.manifest, teacher)
+    if online:
+        require_teacher(cache.manifest, teacher_dir, "--online")
     num_teacher_layers = cache.dims.num_layers
     device = _device(config)
     torch.manual_seed(config.seed)
@@ -122,6 +123,8 @@ def train(
     tokenizer = cache.tokenizer()
     dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, (cache.manifest.get("labels") or {}).get("label2id"),
                       cache.manifest["tokenizer"]["max_length"]) if dev_file else None
+    start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
+                            "cache": {"path": str(cache_dir), "fingerprint": cache.fingerprint}}, resuming)
     dataset = CacheBatches(cache.path)
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     metrics = open(run_dir / METRICS_NAME, "a", encoding="utf-8")
@@ -138,8 +141,7 @@ def train(
             from distill.train.online import OnlineTeacher
 
             hidden = sorted(wanted.get("hidden", set()) | ({0} if "embedding" in wanted else set()))
-            weights = require_teacher(cache.manifest, teacher_dir, "--online")
-            teacher_online = OnlineTeacher(str(weights), sorted(wanted.get("cls", [])), hidden,
+            teacher_online = OnlineTeacher(str(teacher_dir), sorted(wanted.get("cls", [])), hidden,
                                            sorted(wanted.get("attention", [])), device)
         total = stage.max_steps or max(1, int(stage.epochs * steps_per_epoch))
         optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=stage.learning_rate,

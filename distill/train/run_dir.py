@@ -31,27 +31,32 @@ def run_fingerprint(recipe: dict[str, Any], cache_fingerprint: str, online: bool
     return fingerprint_json({"recipe": recipe, "cache": cache_fingerprint, "online": online})
 
 
-def claim_run_dir(run_dir: Path, record: dict[str, Any], overwrite: bool = False) -> bool:
-    """Make `run_dir` this run's: True if it already was (resume), False for a fresh start.
-
-    `record` holds `fingerprint` plus what describes the run; it is written to `recipe.json`."""
+def check_run_dir(run_dir: Path, fingerprint: str, overwrite: bool = False) -> bool:
+    """True if `run_dir` holds this run (resume it), False for a fresh start; another run's
+    directory is refused unless `overwrite`. Writes nothing, so a refused run leaves it as it was."""
     path = run_dir / RECIPE_NAME
     found = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     started = found is not None or any((run_dir / name).exists() for name in RUN_FILES)
-    same = found is not None and found.get("fingerprint") == record["fingerprint"]
-    if started and not same:
-        if not overwrite:
-            what = "another recipe or cache" if found is not None else "a run this version cannot identify"
-            raise RunMismatchError(
-                f"{run_dir} holds {what} (run fingerprint {str((found or {}).get('fingerprint'))[:12]} != "
-                f"{record['fingerprint'][:12]}); choose another --out or pass --overwrite to start over")
-        log.warning("--overwrite: removing the run in %s", run_dir)
+    same = found is not None and found.get("fingerprint") == fingerprint
+    if started and not same and not overwrite:
+        what = "another recipe or cache" if found is not None else "a run this version cannot identify"
+        raise RunMismatchError(
+            f"{run_dir} holds {what} (run fingerprint {str((found or {}).get('fingerprint'))[:12]} != "
+            f"{fingerprint[:12]}); choose another --out or pass --overwrite to start over")
+    return started and same
+
+
+def start_run_dir(run_dir: Path, record: dict[str, Any], resuming: bool) -> None:
+    """Claim `run_dir` once every check has passed: a fresh start first removes what an earlier run
+    (one `check_run_dir` allowed to overwrite) left; `record` (with its `fingerprint`) goes to recipe.json."""
+    if not resuming:
         for name in RUN_FILES:
             target = run_dir / name
+            if target.exists():
+                log.warning("--overwrite: removing %s", target)
             if target.is_dir():
                 shutil.rmtree(target)
             else:
                 target.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, record)
-    return started and same
+    write_json_atomic(run_dir / RECIPE_NAME, record)
