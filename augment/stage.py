@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,11 +34,11 @@ from distill.storage.lock import OutputLock
 from distill.common.ray_runtime import cluster_cpus, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
-from distill.common.text_inputs import InputError, input_format, read_text_table
+from distill.common.text_inputs import InputError, TextTable, input_format, read_text_table
 from distill.storage.versions import library_versions, package_version
 
 STAGE = "augment"
-STAGE_VERSION = 1  # bump when the output for the same input/config changes
+STAGE_VERSION = 2  # bump when the output for the same input/config changes (2: whitespace between words kept)
 REJECTS_NAME = "_rejects.jsonl"
 POS_COUNTS_NAME = "_pos_unigrams.parquet"
 log = logging.getLogger(__name__)
@@ -168,14 +169,21 @@ def run(
     config: AugmentConfig | None = None,
     address: str | None = None,
     overwrite: bool = False,
+    validate: Callable[[TextTable], None] | None = None,
 ) -> AugmentResult:
-    """Augment `input_path` into `output_dir`; skip if done, resume if interrupted."""
+    """Augment `input_path` into `output_dir`; skip if done, resume if interrupted.
+
+    The input is read and checked (`validate`, e.g. the teacher's label check) before anything is
+    written, so a refused input leaves nothing that would block the corrected rerun."""
     started = time.perf_counter()
     config = config or AugmentConfig()
     input_path, output_dir = Path(input_path), Path(output_dir)
     if not input_path.exists():
         raise InputError(f"{input_path}: input file not found")
     input_format(input_path)
+    text = read_text_table(input_path, config.columns)
+    if validate is not None:
+        validate(text)
     with OutputLock(output_dir):
         identities = model_identities(config)
         input_fingerprint = hash_path(input_path)
@@ -188,11 +196,11 @@ def run(
             result = AugmentResult(output_dir, stage.manifest(), True, 0, time.perf_counter() - started)
             log.info(result.summary())
             return result
-        stage.begin(overwrite=overwrite)
-        text = read_text_table(input_path, config.columns)
-        _write_rejects(output_dir, text.rejects)
         if text.table.num_rows == 0:
+            _write_rejects(output_dir, text.rejects)
             raise InputError(f"{input_path}: no valid rows ({len(text.rejects)} rejected, see {output_dir / REJECTS_NAME})")
+        stage.begin(overwrite=overwrite)
+        _write_rejects(output_dir, text.rejects)
         table = text.table.append_column(
             "shard", pc.divide(pc.subtract(text.table.column("row"), 1), config.rows_per_shard)
         )

@@ -17,6 +17,7 @@ from augment.rules.mask import MaskRule
 from augment.rules.ngram import NgramRule
 from augment.rules.pos import PosRule
 from augment.words import Words, detokenize
+from distill.common.config_io import PositiveInt, Probability
 
 TANG_ORDER = ("mask", "pos", "ngram")
 
@@ -28,8 +29,8 @@ def is_word(token: str) -> bool:
 
 @dataclass
 class TangConfig:
-    n_iter: int | None = None  # None: 20 for single sentences (Tang §3.1), 10 for pairs (d-bert)
-    p_one_side: float = 2 / 3  # pairs: probability that only one side is augmented (d-bert)
+    n_iter: PositiveInt | None = None  # None: 20 for single sentences (Tang §3.1), 10 for pairs (d-bert)
+    p_one_side: Probability = 2 / 3  # pairs: probability that only one side is augmented (d-bert)
 
     def iterations(self, is_pair: bool) -> int:
         return self.n_iter if self.n_iter is not None else (10 if is_pair else 20)
@@ -57,8 +58,8 @@ class TangRules:
                 tokens[i] = self.pos.replace(word, words.tags[i], rng)
                 if tokens[i] != word:
                     applied.add("pos")
-            if tokens[i] != word and i > 0:
-                spaces[i - 1] = True  # "do" + "[MASK]" (from "don't") -> "do [MASK]"
+            if tokens[i] != word and i > 0 and not spaces[i - 1]:
+                spaces[i - 1] = " "  # "do" + "[MASK]" (from "don't") -> "do [MASK]"; other whitespace is kept
 
         if self.ngram and rng.random() < self.ngram.p:
             cut_tokens, spaces = self.ngram.sample(tokens, spaces, rng)

@@ -19,6 +19,7 @@ from functools import cache
 from augment.rules.glove import GloveRule
 from augment.rules.mlm import MlmRule
 from augment.words import Words, detokenize
+from distill.common.config_io import PositiveInt, Probability
 
 TINYBERT_ORDER = ("mlm", "glove")
 Candidates = list[list[tuple[str, str]]]  # per word: [(candidate, source rule)]
@@ -26,8 +27,8 @@ Candidates = list[list[tuple[str, str]]]  # per word: [(candidate, source rule)]
 
 @dataclass
 class TinyBertConfig:
-    n_aug: int = 20  # N, TinyBERT reference for SST-2/QNLI (MNLI/QQP 10, CoLA/MRPC/RTE/STS-B 30)
-    p: float = 0.4  # p_t, TinyBERT reference release
+    n_aug: PositiveInt = 20  # N, TinyBERT reference for SST-2/QNLI (MNLI/QQP 10, CoLA/MRPC/RTE/STS-B 30)
+    p: Probability = 0.4  # p_t, TinyBERT reference release
 
 
 @cache

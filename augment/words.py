@@ -1,8 +1,11 @@
 """Word splitting for the rules: spaCy tokens with their trailing whitespace.
 
-Rules replace or drop whole tokens and we rebuild the text from (token, trailing space)
+Rules replace or drop whole tokens and we rebuild the text from (token, trailing whitespace)
 pairs, so punctuation keeps its original spacing ("great, fun" stays "great, fun"; SST-2's
-pre-tokenised "great , fun" stays as it was). Runs of whitespace collapse to one space.
+pre-tokenised "great , fun" stays as it was) and so does every other whitespace between two
+words: runs of spaces, tabs, line breaks ("\r\n" too) are kept exactly as in the input. Only
+whitespace at the start and end of a rebuilt text is dropped. (Original rows never go through
+here: they are the input text itself.)
 The same spaCy pipeline supplies POS tags when the `pos` rule is on (`nlp.pipe`, batched,
 only tok2vec + tagger + attribute_ruler enabled).
 """
@@ -25,15 +28,23 @@ class Words:
     """One side of an example, split into tokens. `tags` is empty when POS tags are off."""
 
     tokens: list[str]
-    spaces: list[bool]
+    spaces: list[str | bool]  # the whitespace after each token, exactly; True/False mean " "/"" (older callers)
     tags: list[str]
 
     def text(self) -> str:
         return detokenize(self.tokens, self.spaces)
 
 
-def detokenize(tokens: list[str], spaces: list[bool]) -> str:
-    return "".join(tok + (" " if space else "") for tok, space in zip(tokens, spaces)).strip()
+def gap(space: str | bool) -> str:
+    """The whitespace a `spaces` entry stands for."""
+    if isinstance(space, str):
+        return space
+    return " " if space else ""
+
+
+def detokenize(tokens: list[str], spaces: list[str | bool]) -> str:
+    """Tokens joined by their own trailing whitespace; the ends of the text are stripped."""
+    return "".join(tok + gap(space) for tok, space in zip(tokens, spaces)).strip()
 
 
 def load_spacy(name: str, with_tags: bool):
@@ -50,14 +61,16 @@ def load_spacy(name: str, with_tags: bool):
 
 
 def doc_to_words(doc, tag_attr: str | None) -> Words:
+    """spaCy's whitespace tokens ("\n", a second space) join the preceding token's trailing
+    whitespace, so `"".join(token + space)` gives back the text after its leading whitespace."""
     tokens, spaces, tags = [], [], []
     for token in doc:
         if token.is_space:
             if spaces:
-                spaces[-1] = True
+                spaces[-1] += token.text_with_ws
             continue
         tokens.append(token.text)
-        spaces.append(bool(token.whitespace_))
+        spaces.append(token.whitespace_)
         if tag_attr:
             tags.append(getattr(token, tag_attr))
     return Words(tokens, spaces, tags)
@@ -72,7 +85,7 @@ def words_columns(side: str, words: list[Words | None]) -> dict[str, pa.Array]:
     """Arrow columns `<field>_<side>` for a list of Words (None for a missing text_b)."""
     return {
         f"tokens_{side}": pa.array([w.tokens if w else None for w in words], pa.list_(pa.string())),
-        f"spaces_{side}": pa.array([w.spaces if w else None for w in words], pa.list_(pa.bool_())),
+        f"spaces_{side}": pa.array([[gap(s) for s in w.spaces] if w else None for w in words], pa.list_(pa.string())),
         f"tags_{side}": pa.array([w.tags if w else None for w in words], pa.list_(pa.string())),
     }
 

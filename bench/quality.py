@@ -172,7 +172,7 @@ def build_cache(source: Path, out: Path, teacher: Path, rules: dict, n_iter: int
                                               "tang": {"n_iter": n_iter}, "seed": 0})
     augment.run(source, out / "augmented", config)
     label_config = label.LabelConfig.from_dict({"teacher": str(teacher), "features": features, "max_length": 128,
-                                                "precision": "bfloat16", "quantize_hidden": quantize_hidden})
+                                                "precision": "auto", "quantize_hidden": quantize_hidden})
     result = label.run(out / "augmented", out, label_config)
     return result.cache_dir, result.manifest["totals"]
 

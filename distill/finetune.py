@@ -24,7 +24,10 @@ import torch
 
 from distill.batching import length_grouped_batches
 from distill.storage.atomic import write_json_atomic
-from distill.common.config_io import ConfigError, YamlConfig
+from distill.common.config_io import (
+    ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed,
+    YamlConfig,
+)
 from distill.storage.fingerprint import fingerprint_json, hash_path, model_fingerprint
 from distill.common.models import resolve_model_dir
 from distill.common.text_inputs import Columns, read_text_table
@@ -35,21 +38,22 @@ RECORD_NAME = "finetune.json"
 
 @dataclass
 class FinetuneConfig(YamlConfig):
-    base_model: str = "bert-base-uncased"  # any encoder; a classification head is added
+    base_model: NonEmptyStr = "bert-base-uncased"  # any encoder; a classification head is added
     columns: Columns = field(default_factory=Columns)
-    epochs: float = 3.0  # BERT paper: 2-4 epochs for GLUE
-    learning_rate: float = 5e-5  # BERT paper grid {2e-5, 3e-5, 5e-5}
-    batch_size: int = 32
+    epochs: PositiveFloat = 3.0  # BERT paper: 2-4 epochs for GLUE
+    learning_rate: PositiveFloat = 5e-5  # BERT paper grid {2e-5, 3e-5, 5e-5}
+    batch_size: PositiveInt = 32
     group_by_length: bool = True  # batches of similar-length rows: 2.9x fewer padded tokens on SST-2
-    max_length: int = 128
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    dev_rows: int = 0  # hold out the last N valid rows for a dev accuracy (0 = none)
-    seed: int = 0
+    max_length: PositiveInt = 128
+    warmup_ratio: Probability = 0.1
+    weight_decay: NonNegativeFloat = 0.01
+    dev_rows: NonNegativeInt = 0  # hold out the last N valid rows for a dev accuracy (0 = none)
+    seed: Seed = 0
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ConfigError("epochs, batch_size and learning_rate must be positive")
+        for name in ("epochs", "batch_size", "learning_rate"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{getattr(self, name)!r} must be > 0", name)
 
 
 

@@ -25,12 +25,13 @@ import augment
 from augment.rules import UnknownRuleError
 from distill import label
 from distill.storage import remote
-from distill.common.config_io import ConfigError, apply_override, build_config, read_yaml
+from distill.common.config_io import ConfigError, NonEmptyStr, PositiveFloat, apply_override, build_config, read_yaml
 from distill.storage.failures import disk_full_message
 from distill.storage.lock import OutputLockedError
 from distill.common.ray_runtime import ray_session
 from distill.storage.stage_dir import StageMismatchError
 from distill.common.text_inputs import InputError
+from distill.common.interrupt import INTERRUPTED
 
 EXPECTED_ERRORS = (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError,
                    FileNotFoundError, label.TeacherMismatchError)
@@ -38,11 +39,11 @@ EXPECTED_ERRORS = (ConfigError, UnknownRuleError, InputError, OutputLockedError,
 
 @dataclass
 class PipelineConfig:
-    input: str | None = None
-    output: str | None = None
-    address: str | None = None  # None: embedded local Ray; "auto" or "ray://host:port": a cluster
-    staging: str | None = None  # local mirror of a remote input/output (default ~/.cache/distill/staging)
-    sync_seconds: float = 30.0  # how often finished shards of a remote output are uploaded during a run
+    input: NonEmptyStr | None = None
+    output: NonEmptyStr | None = None
+    address: NonEmptyStr | None = None  # None: embedded local Ray; "auto" or "ray://host:port": a cluster
+    staging: NonEmptyStr | None = None  # local mirror of a remote input/output (default ~/.cache/distill/staging)
+    sync_seconds: PositiveFloat = 30.0  # how often finished shards of a remote output are uploaded during a run
     augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
     label: label.LabelConfig = field(default_factory=label.LabelConfig)
 
@@ -93,9 +94,13 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def load_config(args: argparse.Namespace) -> PipelineConfig:
+    """Every value of every stage is type- and range-checked here, before any work (ConfigError)."""
     data = read_yaml(args.config) if args.config else {}
     if args.recipe:
-        data["augment"] = {**read_yaml(args.recipe), **data.get("augment", {})}
+        section = data.get("augment") or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{section!r} is not a mapping", "augment")
+        data["augment"] = {**read_yaml(args.recipe), **section}
     for item in _overrides(args):
         apply_override(data, item)
     config = build_config(PipelineConfig, data)
@@ -120,12 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         source = remote.local_input(config.input, config.staging)
         with remote.staged_output(config.output, config.staging, config.sync_seconds) as output, \
                 ray_session(config.address):  # one Ray for both stages
-            augmented = augment.run(source, output / "augmented", config.augment, overwrite=args.overwrite)
+            augmented = augment.run(source, output / "augmented", config.augment, overwrite=args.overwrite,
+                                    validate=lambda text: label.check_input_labels(teacher, text, config.input))
             command = shlex.join(["python", "pipelines/augment_and_label.py", *(sys.argv[1:] if argv is None else argv)])
             labelled = label.run(output / "augmented", output, config.label, teacher=teacher, command=command)
     except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     except Exception as err:
         message = disk_full_message(err, config.output if config else args.output)
         if message is None:

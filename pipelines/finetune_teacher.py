@@ -15,6 +15,7 @@ import sys
 from distill.finetune import FinetuneConfig, finetune
 from distill.common.config_io import ConfigError, apply_override
 from distill.common.text_inputs import InputError
+from distill.common.interrupt import INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     print(json.dumps({k: record[k] for k in ("train_rows", "dev_rows", "dev_accuracy", "train_accuracy", "seconds")}))
     return 0
 

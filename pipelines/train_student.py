@@ -22,6 +22,7 @@ from distill.common.text_inputs import Columns, InputError
 from distill.train.config import TrainConfig
 from distill.train.loop import train
 from distill.train.run_dir import RunMismatchError
+from distill.common.interrupt import INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, CacheError, RunMismatchError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "
           f"{100 * result.data_seconds / max(result.seconds, 1e-9):.0f}% waiting for data)")
     if result.report:

@@ -21,6 +21,7 @@ import numpy as np
 
 from augment.rules.mlm import match_case
 from augment.rules.registry import register_rule
+from distill.common.config_io import NonEmptyStr, PositiveInt
 from distill.storage.atomic import commit_file, write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, hash_file_sampled
 
@@ -109,9 +110,9 @@ def load_glove_cached(path: str | Path, max_words: int | None = None) -> tuple[l
 @dataclass
 class GloveRule:
     family: ClassVar[str] = "tinybert"
-    path: str | None = None  # glove.840B.300d.txt in TinyBERT; required
-    top_k: int = 15  # K, TinyBERT reference release
-    max_words: int | None = None  # None = whole file (the reference read only the first 100 000)
+    path: NonEmptyStr | None = None  # glove.840B.300d.txt in TinyBERT; required
+    top_k: PositiveInt = 15  # K, TinyBERT reference release
+    max_words: PositiveInt | None = None  # None = whole file (the reference read only the first 100 000)
     cache: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def setup(self) -> None:

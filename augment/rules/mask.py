@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from augment.rules.registry import register_rule
+from distill.common.config_io import NonEmptyStr, Probability
 
 
 @register_rule("mask")
 @dataclass
 class MaskRule:
     family: ClassVar[str] = "tang"
-    p: float = 0.1  # p_mask, Tang et al. 2019 §3.1
-    token: str = "[MASK]"  # BERT's mask token, so the teacher sees a familiar symbol
+    p: Probability = 0.1  # p_mask, Tang et al. 2019 §3.1
+    token: NonEmptyStr = "[MASK]"  # BERT's mask token, so the teacher sees a familiar symbol
 
     def replace(self) -> str:
         return self.token

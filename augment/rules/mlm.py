@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from augment.rules.registry import register_rule
 from augment.words import Words, detokenize
 from distill.storage.fingerprint import model_fingerprint
+from distill.common.hardware import cpu_has_native_bf16
 from distill.common.models import resolve_model_dir
+from distill.common.config_io import Device, NonEmptyStr, PositiveInt
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,15 @@ def match_case(candidate: str, original: str) -> str:
 @dataclass
 class MlmRule:
     family: ClassVar[str] = "tinybert"
-    model: str = "bert-base-uncased"  # any masked-LM: hub name (online) or local directory
-    top_k: int = 15  # K, TinyBERT reference release (M = 15)
-    batch_size: int = 128  # masked queries per forward pass
-    max_length: int = 512  # query length cap (masked + original sentence)
-    device: str = "auto"  # auto = cuda if available
+    model: NonEmptyStr = "bert-base-uncased"  # any masked-LM: hub name (online) or local directory
+    top_k: PositiveInt = 15  # K, TinyBERT reference release (M = 15)
+    batch_size: PositiveInt = 128  # masked queries per forward pass
+    max_length: PositiveInt = 512  # query length cap (masked + original sentence)
+    device: Device = "auto"  # auto = cuda if available
     # auto = bfloat16 autocast on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX): ~2x the
     # fp32 speed; candidates are a top-K over 30k logits, insensitive to bf16 rounding except at
     # near-ties. Pin float32 for bit-identical output across different machines.
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     forward_calls: int = field(default=0, repr=False, compare=False)
 
     def setup(self) -> None:
@@ -158,7 +160,7 @@ class MlmRule:
         device = device or ("cuda" if torch.cuda.is_available() and self.device in ("auto", "cuda") else "cpu")
         if device.startswith("cuda"):
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-        return "bfloat16" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "float32"
+        return "bfloat16" if cpu_has_native_bf16() else "float32"
 
     def identity(self) -> dict[str, Any]:
         model_dir = resolve_model_dir(self.model)

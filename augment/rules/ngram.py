@@ -8,19 +8,20 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from augment.rules.registry import register_rule
+from distill.common.config_io import ConfigError, PositiveInt, Probability
 
 
 @register_rule("ngram")
 @dataclass
 class NgramRule:
     family: ClassVar[str] = "tang"
-    p: float = 0.25  # p_ng, Tang et al. 2019 §3.1
-    min_n: int = 1
-    max_n: int = 5  # n in {1..5}, Tang et al. 2019 §3.1
+    p: Probability = 0.25  # p_ng, Tang et al. 2019 §3.1
+    min_n: PositiveInt = 1
+    max_n: PositiveInt = 5  # n in {1..5}, Tang et al. 2019 §3.1
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_n <= self.max_n:
-            raise ValueError(f"ngram: need 1 <= min_n <= max_n, got {self.min_n}..{self.max_n}")
+            raise ConfigError(f"{self.min_n!r} is not in 1..max_n ({self.max_n!r})", "min_n")
 
     def sample(self, tokens: list[str], spaces: list[bool], rng: random.Random) -> tuple[list[str], list[bool]]:
         """A uniformly placed n-gram; n is capped at the sentence length."""

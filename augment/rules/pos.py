@@ -13,12 +13,13 @@ import bisect
 import random
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import ClassVar, Iterable
+from typing import ClassVar, Iterable, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from augment.rules.registry import register_rule
+from distill.common.config_io import Probability
 
 
 def sum_pos_counts(batches: Iterable[pa.Table]) -> pa.Table:
@@ -69,8 +70,9 @@ class UnigramTables:
 @dataclass
 class PosRule:
     family: ClassVar[str] = "tang"
-    p: float = 0.1  # p_pos, Tang et al. 2019 §3.1
-    tag_attr: str = "tag_"  # spaCy fine-grained (PTB) tags keep inflection (NNS->NNS); "pos_" for coarse UPOS
+    p: Probability = 0.1  # p_pos, Tang et al. 2019 §3.1
+    # spaCy fine-grained (PTB) tags keep inflection (NNS->NNS); "pos_" for coarse UPOS
+    tag_attr: Literal["tag_", "pos_"] = "tag_"
     tables: UnigramTables | None = field(default=None, repr=False, compare=False)
 
     def replace(self, word: str, tag: str, rng: random.Random) -> str:

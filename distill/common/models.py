@@ -1,4 +1,5 @@
-"""Resolve a model name to a local directory: a path as given, or a Hugging Face hub snapshot."""
+"""Model directories: resolve a name (a path, or a Hugging Face hub snapshot), check it holds what
+every stage needs, and read single tensors without instantiating the model."""
 
 from __future__ import annotations
 
@@ -22,17 +23,74 @@ def resolve_model_dir(name_or_path: str) -> Path:
         raise FileNotFoundError(f"model {name_or_path!r}: not a local directory and not reachable on the hub ({err})") from err
 
 
-def model_tensor(model_dir: str | Path, suffix: str):
-    """The tensor whose name ends with `suffix` (e.g. `word_embeddings.weight`), read from the
-    model's safetensors without instantiating the model (and without unpickling anything)."""
+SAFETENSORS_PATTERN = "*.safetensors"
+TORCH_WEIGHTS_PATTERN = "pytorch_model*.bin"  # torch.save of a state dict, read with weights_only=True
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "spiece.model", "vocab.json",
+                   "sentencepiece.bpe.model")
+
+
+class ModelFilesError(FileNotFoundError):
+    """A model directory lacks weights or a tokenizer, or holds weights we will not unpickle (one line)."""
+
+
+def weight_files(model_dir: str | Path) -> list[Path]:
+    """Safetensors files if any, else `pytorch_model*.bin` files (loaded with weights_only=True)."""
+    model_dir = Path(model_dir)
+    return sorted(model_dir.glob(SAFETENSORS_PATTERN)) or sorted(model_dir.glob(TORCH_WEIGHTS_PATTERN))
+
+
+def _torch_state(file: Path) -> dict:
+    import torch
+
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - unpickling refusals come in several types
+        raise ModelFilesError(f"{file}: cannot be read without unpickling arbitrary objects ({type(err).__name__}); "
+                              "re-save the model with save_pretrained (safetensors)") from None
+
+
+def check_model_files(model_dir: str | Path, tokenizer_dir: str | Path | None = None) -> None:
+    """Refuse, in one line, a model directory every stage would later fail on: no weights, weights
+    that need unpickling, or (with `tokenizer_dir`) no tokenizer files. Reads headers, not tensors."""
     from safetensors import safe_open
 
-    files = sorted(Path(model_dir).glob("*.safetensors"))
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").exists():
+        raise ModelFilesError(f"{model_dir}: no config.json (save the fine-tuned model with save_pretrained)")
+    files = weight_files(model_dir)
     if not files:
-        raise FileNotFoundError(f"{model_dir}: no .safetensors weights (convert the model with save_pretrained)")
+        raise ModelFilesError(f"{model_dir}: no weights (model.safetensors or pytorch_model.bin); save the fine-tuned "
+                              "model with save_pretrained")
     for file in files:
-        with safe_open(str(file), framework="pt") as handle:
-            for name in handle.keys():
+        if file.suffix == ".safetensors":
+            try:
+                with safe_open(str(file), framework="pt"):
+                    pass
+            except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+                raise ModelFilesError(f"{file}: not a readable safetensors file ({err})") from None
+        else:
+            _torch_state(file)
+    if tokenizer_dir is not None and not any((Path(tokenizer_dir) / name).exists() for name in TOKENIZER_FILES):
+        raise ModelFilesError(f"{tokenizer_dir}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
+                              "tokenizer with the model (tokenizer.save_pretrained) or pass --tokenizer")
+
+
+def model_tensor(model_dir: str | Path, suffix: str):
+    """The tensor whose name ends with `suffix` (e.g. `word_embeddings.weight`), read without
+    instantiating the model: from safetensors, or from a `pytorch_model.bin` with weights_only."""
+    from safetensors import safe_open
+
+    files = weight_files(model_dir)
+    if not files:
+        raise ModelFilesError(f"{model_dir}: no weights (model.safetensors or pytorch_model.bin)")
+    for file in files:
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as handle:
+                for name in handle.keys():
+                    if name.endswith(suffix):
+                        return handle.get_tensor(name)
+        else:
+            for name, value in _torch_state(file).items():
                 if name.endswith(suffix):
-                    return handle.get_tensor(name)
+                    return value.clone()
     raise KeyError(f"{model_dir}: no tensor named *{suffix}")

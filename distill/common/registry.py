@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, TypeVar
 
+from distill.common.config_io import ConfigError, construct, validate_fields
+
 T = TypeVar("T", bound=type)
 
 
@@ -31,13 +33,22 @@ class Registry(dict):
             raise self.error(f"unknown {self.kind} {name!r} (known: {', '.join(sorted(self))})")
         return self[name]
 
+    def options(self, name: str) -> list[str]:
+        """The options of a registered dataclass: its init fields, less the runtime state
+        (`compare=False` fields such as caches and loaded tables)."""
+        return [f.name for f in dataclasses.fields(self.get_class(name)) if f.init and f.compare]
+
     def build(self, name: str, options: dict[str, Any] | None = None) -> Any:
-        """Instantiate a registered dataclass, refusing options it does not have."""
+        """Instantiate a registered dataclass, refusing options it does not have (`self.error`) and
+        values that do not fit a field's annotation (`ConfigError` naming the option, e.g. `p: -1 must
+        be >= 0`; the caller puts it under its own key path with `ConfigError.under`)."""
         cls = self.get_class(name)
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"options of {self.kind} {name!r} must be a mapping, not {options!r}")
         options = dict(options or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(options) - known
+        known = self.options(name)
+        unknown = set(options) - set(known)
         if unknown:
-            raise self.error(f"{self.kind} {name!r} has no option(s) {', '.join(sorted(unknown))} "
+            raise self.error(f"{self.kind} {name!r} has no option(s) {', '.join(sorted(map(str, unknown)))} "
                              f"(options: {', '.join(sorted(known))})")
-        return cls(**options)
+        return construct(cls, validate_fields(cls, options))

@@ -7,6 +7,12 @@ a column absent from the header or schema) are raised as one clear error instead
 Row numbers are 1-based data-record numbers (the header is not counted), so "row 3" is the
 third example; `source_id` defaults to the 0-based record index, so dropping a bad row never
 renumbers the others.
+
+Before a csv, tsv or jsonl file is parsed its first bytes are checked: a binary file (an image,
+a gzip archive, UTF-16) is refused as a whole, without echoing its bytes (`_check_text_file`).
+CSV fields may be of any length (the csv module's 128 KiB field limit is lifted; `max_chars`
+rejects long texts), and a stray opening quote that swallows the following lines is reported
+and those lines are read again (`_runaway_quote`).
 """
 
 from __future__ import annotations
@@ -15,15 +21,22 @@ import csv
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import pyarrow as pa
+
+from distill.common.config_io import NonEmptyStr, PositiveInt
 
 LABEL_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _INT = re.compile(r"[+-]?\d+")
+_SNIFF_BYTES = 8192  # how much of a text file is checked for binary content
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v")  # the only C0 control characters text files hold
+# A parsed record: its fields, a reject reason (str), or a reject naming its field (field, reason).
+_Record = dict[str, Any] | str | tuple[str | None, str]
 
 
 class InputError(ValueError):
@@ -34,13 +47,13 @@ class InputError(ValueError):
 class Columns:
     """Which input columns hold what. `text_b=None` means a single-sentence task."""
 
-    text_a: str = "text_a"
-    text_b: str | None = None
-    label: str | None = "label"
+    text_a: NonEmptyStr = "text_a"
+    text_b: str | None = None  # None or "": no second sentence
+    label: str | None = "label"  # None or "": unlabelled
     id: str | None = None
-    label_type: str = "auto"  # auto | int | float | str
-    max_chars: int = 10_000  # longer texts are rejected: they are almost always broken rows
-    split: str = "train"  # for a saved datasets.DatasetDict
+    label_type: Literal["auto", "int", "float", "str"] = "auto"  # auto: the type the values have
+    max_chars: PositiveInt = 10_000  # longer texts are rejected: they are almost always broken rows
+    split: NonEmptyStr = "train"  # for a saved datasets.DatasetDict
 
 
 @dataclass
@@ -61,22 +74,182 @@ def input_format(path: Path) -> str:
     raise InputError(f"{path}: unsupported input format {suffix!r} (use csv, tsv, jsonl, parquet or a datasets directory)")
 
 
-def _csv_records(path: Path, cols: Columns, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _printable(text: str, limit: int = 200) -> str:
+    """`text` for a one-line message: control characters and undecodable bytes escaped, cut at `limit`."""
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _check_text_file(path: Path) -> None:
+    """Refuse a file that is not text, in one line that does not echo its bytes.
+
+    The first `_SNIFF_BYTES` bytes are looked at. The file is binary if they hold a NUL byte (no
+    UTF-8 text does; images, archives and UTF-16 text do), or if at least a quarter of them are
+    bytes that cannot be UTF-8 text: invalid UTF-8, or C0 control characters other than tab, line
+    feed, carriage return, form feed and vertical tab. A UTF-8 file with a few bad bytes (say
+    a latin-1 "café") is text: its bad rows become rejects.
+    """
+    with open(path, "rb") as handle:
+        sample = handle.read(_SNIFF_BYTES)
+    offset = sample.find(b"\0")
+    if offset < 0:
+        text = sample.decode("utf-8", errors="surrogateescape")
+        bad = [i for i, ch in enumerate(text) if _SURROGATE.match(ch) or (ch < " " and ch not in _TEXT_CONTROLS)]
+        if sample and len(bad) * 4 >= len(sample):
+            offset = len(text[: bad[0]].encode("utf-8", errors="surrogateescape"))
+    if offset >= 0:
+        raise InputError(
+            f"{path}: not a text file (binary content at byte {offset}); csv, tsv and jsonl inputs must be "
+            "UTF-8 text (not compressed, not UTF-16)"
+        )
+
+
+def _lift_csv_field_limit() -> None:
+    """Let csv fields be of any length: the csv module stops at 128 KiB by default, and
+    `max_chars` is what rejects overlong texts. (The limit is process-wide; it is only raised.)"""
+    limit = sys.maxsize
+    while csv.field_size_limit() < limit:
+        try:
+            csv.field_size_limit(limit)
+        except OverflowError:  # the limit is a C long: 32 bits on some platforms
+            limit //= 2
+
+
+class _Lines:
+    """A text file's physical lines for `csv.reader`, numbered from 1, with push-back.
+
+    `csv.reader` asks for one line at a time and only as many as the record it is building
+    needs, so the lines taken since `begin()` are exactly the current record's lines."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self._read = 0  # lines read from the file so far
+        self._back: list[tuple[int, str]] = []  # pushed-back (number, line), the next one last
+        self.number = 0  # the number of the last line handed out
+        self.taken: list[str] = []
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        if self._back:
+            self.number, line = self._back.pop()
+        else:
+            line = self._handle.readline()
+            if not line:
+                raise StopIteration
+            self._read += 1
+            self.number = self._read
+        self.taken.append(line)
+        return line
+
+    def begin(self) -> int:
+        """Start a record; returns the number of its first line."""
+        self.taken = []
+        return self._back[-1][0] if self._back else self._read + 1
+
+    def push_back(self, first: int, lines: list[str]) -> None:
+        """Hand `lines` (numbered from `first`) out again before reading on."""
+        self._back.extend(reversed(list(enumerate(lines, start=first))))
+
+
+def _runaway_quote(cells: list[str], header: list[str], lines: list[str], delimiter: str) -> str | None:
+    """Whether a record read from several physical lines is a stray quote that swallowed the lines
+    after it: None for a legitimate record, else "to_eof" or "closed" (closed by a later quote).
+
+    Embedded line breaks are valid CSV, so a multi-line record alone is not suspect. It is a
+    runaway quote when (a) its field count differs from the header's, or (b) it is not strict CSV:
+    the quote that ends the quoted field is followed by something other than a delimiter or a line
+    end (the swallow was ended by the next row's opening or inner quote), or the file ends inside
+    the quotes. A multi-line record with the header's field count whose quotes close properly is
+    kept as one record; so is a stray quote closed by a later lone `"` just before a delimiter or
+    line end that happens to give the header's field count (no parser can tell it from a real
+    multi-line field; `max_chars` still applies).
+    """
+    try:
+        list(csv.reader(iter(lines), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, strict=True))
+    except csv.Error:
+        return "to_eof" if _ends_inside_quotes(lines, delimiter) else "closed"
+    return "closed" if len(cells) != len(header) else None
+
+
+def _ends_inside_quotes(lines: list[str], delimiter: str) -> bool:
+    """Whether strict parsing of `lines` fails only because the data ends inside a quoted field:
+    the same lines parse strictly once a closing quote is appended. (Then the non-strict reader
+    was inside the quotes too, so the record ran to the end of the file.)"""
+    try:
+        closed = lines[:-1] + [lines[-1] + '"']
+        list(csv.reader(iter(closed), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, strict=True))
+    except csv.Error:
+        return False
+    return True
+
+
+def _csv_records(path: Path, cols: Columns, delimiter: str) -> Iterator[tuple[int, _Record]]:
+    """Records of a csv (QUOTE_MINIMAL) or tsv (no quote processing) file.
+
+    A runaway quote (`_runaway_quote`) does not take the rows after it along: the record's first
+    line becomes a reject for the field where the quote opened ("unterminated quote starting at
+    row 3 swallowed rows 3-5; rows 4-5 were read on their own"), and the lines after it are
+    parsed again as rows of their own, numbered as if the quote had been closed. The reject is
+    yielded before those rows; rows R+1..S are the rows that start inside the swallowed lines.
+    """
+    _lift_csv_field_limit()
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL  # GLUE tsv files are unquoted
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+        lines = _Lines(handle)
+        reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
         header = next(reader, None)
         if header is None:
             raise InputError(f"{path}: file is empty")
         for wanted in _wanted_columns(cols):
             if wanted not in header:
-                raise InputError(f"{path}: no column {wanted!r} in header (columns: {', '.join(header)})")
-        for number, cells in enumerate(reader, start=1):
-            if not cells:
-                yield number, "empty line"
-                continue
-            record = {name: cells[i] for i, name in enumerate(header) if i < len(cells)}
-            yield number, record
+                raise InputError(f"{path}: no column {wanted!r} in header (columns: {_printable(', '.join(header))})")
+        held: list[list] = []  # [number, record] held back until every open swallow knows its last row
+        swallows: list[dict[str, Any]] = []  # open: {"slot", "row", "field", "last_line", "kind"}
+        number = 0
+
+        def close(swallow: dict[str, Any], last_row: int) -> None:
+            first = swallow["row"]
+            again = f"row {last_row} was" if last_row == first + 1 else f"rows {first + 1}-{last_row} were"
+            reach = " to the end of the file" if swallow["kind"] == "to_eof" else ""
+            reason = (f"unterminated quote starting at row {first} swallowed rows {first}-{last_row}{reach}; "
+                      f"{again} read on their own")
+            held[swallow["slot"]][1] = (swallow["field"], reason)
+
+        while True:
+            start = lines.begin()
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            number += 1
+            for swallow in [s for s in swallows if s["last_line"] < start]:
+                close(swallow, number - 1)
+                swallows.remove(swallow)
+            record: _Record | None = None
+            if lines.number > start and quoting != csv.QUOTE_NONE:
+                kind = _runaway_quote(cells, header, lines.taken, delimiter)
+                if kind is not None:
+                    at = next((i for i, cell in enumerate(cells) if "\n" in cell or "\r" in cell), len(cells) - 1)
+                    field_name = header[at] if at < len(header) else None
+                    swallows.append(
+                        {"slot": len(held), "row": number, "field": field_name, "last_line": lines.number, "kind": kind}
+                    )
+                    lines.push_back(start + 1, lines.taken[1:])
+                    record = "unterminated quote"  # replaced by close()
+            if record is None:
+                if not cells:
+                    record = "empty line"
+                else:
+                    record = {name: cells[i] for i, name in enumerate(header) if i < len(cells)}
+            held.append([number, record])
+            if not swallows:
+                yield from (tuple(item) for item in held)
+                held.clear()
+        for swallow in swallows:
+            close(swallow, number)
+        yield from (tuple(item) for item in held)
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -112,8 +285,10 @@ def _wanted_columns(cols: Columns) -> list[str]:
     return [c for c in (cols.text_a, cols.text_b, cols.label, cols.id) if c]
 
 
-def _records(path: Path, cols: Columns) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _records(path: Path, cols: Columns) -> Iterator[tuple[int, _Record]]:
     fmt = input_format(path)
+    if fmt in ("csv", "tsv", "jsonl"):
+        _check_text_file(path)
     if fmt in ("csv", "tsv"):
         return _csv_records(path, cols, "," if fmt == "csv" else "\t")
     if fmt == "jsonl":
@@ -204,11 +379,13 @@ class _RowChecker:
             raise InputError(f"unknown label_type {cols.label_type!r} (use auto, int, float or str)")
         self.seen_ids: set[str] = set()
 
-    def check(self, number: int, record: dict[str, Any] | str) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    def check(self, number: int, record: _Record) -> tuple[dict[str, Any] | None, str | None, str | None]:
         """(row, None, None) for a good record, else (None, field, reason)."""
         cols = self.cols
         if isinstance(record, str):
             return None, None, record
+        if isinstance(record, tuple):  # (field, reason): a reject the parser already named
+            return None, record[0], record[1]
         row: dict[str, Any] = {"row": number, "text_b": None, "label": None}
         for key, name in (("text_a", cols.text_a), ("text_b", cols.text_b)):
             if name:

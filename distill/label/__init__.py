@@ -1,7 +1,8 @@
 """Stage 2: a teacher labels augmented shards; logits and chosen features are cached to disk."""
 
 from distill.label.config import LabelConfig
-from distill.label.stage import LabelResult, PreparedTeacher, prepare_teacher, run
+from distill.label.stage import LabelResult, PreparedTeacher, check_input_labels, prepare_teacher, run
 from distill.label.teacher import TeacherMismatchError
 
-__all__ = ["LabelConfig", "LabelResult", "PreparedTeacher", "TeacherMismatchError", "prepare_teacher", "run"]
+__all__ = ["LabelConfig", "LabelResult", "PreparedTeacher", "TeacherMismatchError", "check_input_labels", "prepare_teacher",
+           "run"]

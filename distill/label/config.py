@@ -4,57 +4,62 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from distill.cache.features import FeatureSet, TeacherDims
-from distill.common.config_io import ConfigError, YamlConfig
+from distill.common.config_io import (
+    ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, YamlConfig,
+)
 
 FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding")
-STORAGE_DTYPES = ("float16", "bfloat16", "float32")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+StorageDtype = Literal["float16", "bfloat16", "float32"]
+Precision = Literal["auto", "float32", "bfloat16", "float16"]
+STORAGE_DTYPES = get_args(StorageDtype)
+PRECISIONS = get_args(Precision)
 
 
 @dataclass
 class LabelConfig(YamlConfig):
-    teacher: str | None = None  # fine-tuned AutoModelForSequenceClassification: hub name or directory
-    tokenizer: str | None = None  # default: the teacher's own; checked against the teacher's vocabulary
+    teacher: NonEmptyStr | None = None  # fine-tuned AutoModelForSequenceClassification: hub name or directory
+    tokenizer: NonEmptyStr | None = None  # default: the teacher's own; checked against the teacher's vocabulary
     check_vocab: bool = True  # refuse a tokenizer whose vocabulary size differs from the teacher's embeddings
     trust_remote_code: bool = False  # only for teachers whose code you trust
-    max_length: int = 128  # wordpieces per example (pairs truncated longest-first), as in GLUE fine-tuning
+    max_length: PositiveInt = 128  # wordpieces per example (pairs truncated longest-first), as in GLUE fine-tuning
     # What to cache besides logits and input_ids (always kept): topk (large label spaces),
     # cls (per-layer [CLS], BERT-PKD), hidden (token states, TinyBERT / DistilBERT cosine),
     # attention (pre-softmax scores, TinyBERT), embedding (embedding-layer output, TinyBERT).
     features: list[str] = field(default_factory=lambda: ["logits"])
-    topk: int = 10
-    cls_layers: list[int] | None = None  # 0 = embeddings, 1..L encoder layers; None = 1..L
-    hidden_layers: list[int] | None = None  # None = 1..L
-    attention_layers: list[int] | None = None  # None = 1..L
-    dtype: str = "float16"  # storage dtype of float features: float16 | bfloat16 | float32
+    topk: PositiveInt = 10
+    # Layer lists are checked against the teacher's depth once it is known (`layers`).
+    cls_layers: list[NonNegativeInt] | None = None  # 0 = embeddings, 1..L encoder layers; None = 1..L
+    hidden_layers: list[NonNegativeInt] | None = None  # None = 1..L
+    attention_layers: list[PositiveInt] | None = None  # None = 1..L
+    dtype: StorageDtype = "float16"  # storage dtype of float features
     quantize_hidden: bool = False  # int8 + a float32 scale per vector for cls/hidden/embedding
-    precision: str = "auto"  # compute: auto = bf16 autocast on GPU (fp16 if no bf16), float32 on CPU
-    batch_size: int = 128  # most examples per forward pass
-    max_batch_tokens: int = 16384  # most padded tokens per forward pass (length buckets share it)
-    shard_format: str = "arrow"  # Arrow IPC stream: memory-mapped without decompression
-    workers: int | None = None  # teacher actors; None = one per GPU, else one per `cpus_per_actor` CPUs
-    cpus_per_actor: float = 1.0
-    gpus_per_actor: float | None = None  # None = 1 when the cluster has GPUs, else 0
+    precision: Precision = "auto"  # compute: auto = bf16 autocast on GPU (fp16 if no bf16), float32 on CPU
+    batch_size: PositiveInt = 128  # most examples per forward pass
+    max_batch_tokens: PositiveInt = 16384  # most padded tokens per forward pass (length buckets share it)
+    shard_format: Literal["arrow", "parquet"] = "arrow"  # Arrow IPC stream: memory-mapped without decompression
+    workers: PositiveInt | None = None  # teacher actors; None = one per GPU, else one per `cpus_per_actor` CPUs
+    cpus_per_actor: PositiveFloat = 1.0
+    gpus_per_actor: NonNegativeFloat | None = None  # None = 1 when the cluster has GPUs, else 0
 
     def __post_init__(self) -> None:
         self.features = list(dict.fromkeys(["logits", *self.features]))
         unknown = [f for f in self.features if f not in FEATURES]
         if unknown:
-            raise ConfigError(f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}")
-        if self.dtype not in STORAGE_DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(STORAGE_DTYPES)}, not {self.dtype!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.shard_format not in ("arrow", "parquet"):
-            raise ConfigError(f"shard_format must be arrow or parquet, not {self.shard_format!r}")
+            raise ConfigError(f"unknown feature(s) {', '.join(map(str, unknown))}; choose from {', '.join(FEATURES)}",
+                              "features")
+        enums = (("dtype", STORAGE_DTYPES), ("precision", PRECISIONS), ("shard_format", ("arrow", "parquet")))
+        for name, allowed in enums:
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{getattr(self, name)!r} is not allowed (choose {', '.join(allowed)})", name)
         for name in ("max_length", "batch_size", "max_batch_tokens", "topk"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1")
+                raise ConfigError(f"{getattr(self, name)!r} must be >= 1", name)
         if self.max_batch_tokens < self.max_length:
-            raise ConfigError("max_batch_tokens must be >= max_length (one full-length example per batch)")
+            raise ConfigError(f"{self.max_batch_tokens!r} must be >= max_length ({self.max_length}): one full-length "
+                              "example per batch", "max_batch_tokens")
 
     def wants(self, feature: str) -> bool:
         return feature in self.features

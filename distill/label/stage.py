@@ -23,7 +23,9 @@ from distill.cache.features import FeatureSet
 from distill.cache.format import CARD_NAME, FORMAT_VERSION
 from distill.cache.reader import cache_problems
 from distill.common.ray_runtime import ray_session
-from distill.common.text_inputs import InputError
+from distill.common.hardware import cpu_precision_warning
+from distill.common.labels import LabelSpace
+from distill.common.text_inputs import InputError, TextTable
 from distill.label.config import LabelConfig
 from distill.label.teacher import check_vocabulary, load_tokenizer, resolve_teacher, teacher_dims, teacher_identity
 from distill.label.worker import TeacherLabeler
@@ -99,6 +101,9 @@ def _label(pending: list[str], config: LabelConfig, constructor: dict) -> None:
     import ray
 
     actors, cpus, gpus = _actor_resources(config, len(pending))
+    warning = cpu_precision_warning(config.precision) if not gpus else None
+    if warning:
+        log.warning("%s", warning)
     log.info("labelling %d shard(s) with %d teacher actor(s) (%g CPU, %g GPU each)", len(pending), actors, cpus, gpus)
     ray.data.from_items([{"file": name} for name in pending]).map_batches(
         TeacherLabeler,
@@ -141,7 +146,8 @@ class PreparedTeacher:
     tokenizer: Any
     features: FeatureSet
     identity: dict[str, Any]
-    labels: dict[str, Any]
+    label_space: LabelSpace
+    labels: dict[str, Any]  # id2label / label2id as the teacher's config has them, for the manifest
 
 
 def prepare_teacher(config: LabelConfig) -> PreparedTeacher:
@@ -154,7 +160,16 @@ def prepare_teacher(config: LabelConfig) -> PreparedTeacher:
     features = config.feature_set(dims)
     model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     identity = teacher_identity(model_dir, tokenizer_dir, dims, config.teacher, model_config.get("model_type"))
-    return PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, identity, _label_names(model_config))
+    return PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, identity, LabelSpace.from_config(model_config),
+                           _label_names(model_config))
+
+
+def check_input_labels(teacher: PreparedTeacher, text: TextTable, source: str | Path) -> None:
+    """Refuse gold labels the teacher cannot have produced (before any augmentation), and warn when
+    the data uses only some of its classes."""
+    table = text.table
+    ids = teacher.label_space.ids(table.column("label").to_pylist(), table.column("row").to_pylist(), str(source))
+    teacher.label_space.warn_unused(ids, str(source))
 
 
 def run(
@@ -191,7 +206,7 @@ def run(
         if pending:
             constructor = dict(
                 config=config, model_dir=str(model_dir), tokenizer_dir=str(tokenizer_dir), features=features,
-                input_dir=str(augmented_dir), input_shards=inputs, stage_dir=stage,
+                input_dir=str(augmented_dir), input_shards=inputs, stage_dir=stage, label_space=teacher.label_space,
                 is_pair=bool(input_manifest.get("is_pair")),
             )
             with ray_session(address):

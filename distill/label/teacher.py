@@ -12,7 +12,7 @@ from typing import Any
 
 from distill.cache.features import TeacherDims
 from distill.storage.fingerprint import model_fingerprint
-from distill.common.models import resolve_model_dir
+from distill.common.models import check_model_files, resolve_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,9 @@ def resolve_teacher(teacher: str | None, tokenizer: str | None) -> tuple[Path, P
     if not teacher:
         raise FileNotFoundError("no teacher given: pass a fine-tuned model directory or hub name (--teacher)")
     model_dir = resolve_model_dir(teacher)
-    return model_dir, resolve_model_dir(tokenizer) if tokenizer else model_dir
+    tokenizer_dir = resolve_model_dir(tokenizer) if tokenizer else model_dir
+    check_model_files(model_dir, tokenizer_dir)  # every stage loads these: refuse a broken teacher up front
+    return model_dir, tokenizer_dir
 
 
 def teacher_identity(model_dir: Path, tokenizer_dir: Path, dims: TeacherDims, name: str | None = None,

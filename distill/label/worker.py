@@ -22,6 +22,7 @@ from distill import attention
 from distill.batching import length_buckets, padded_tokens
 from distill.cache.features import FeatureSet
 from distill.cache.writer import encode_batch
+from distill.common.labels import LabelSpace
 from distill.label.config import LabelConfig
 from distill.label.teacher import load_model, load_tokenizer
 from distill.storage.fingerprint import hash_file
@@ -59,6 +60,7 @@ class TeacherLabeler:
         input_shards: dict[str, dict],
         stage_dir: StageDir,
         is_pair: bool,
+        label_space: LabelSpace | None = None,
         cpu_threads: int | None = None,
     ) -> None:
         self.device = pick_device()
@@ -70,6 +72,7 @@ class TeacherLabeler:
         self.input_shards = input_shards
         self.stage_dir = stage_dir
         self.is_pair = is_pair
+        self.label_space = label_space
         self.tokenizer = load_tokenizer(Path(tokenizer_dir), config.trust_remote_code)
         implementation = attention.register() if features.attention_layers else "sdpa"
         self.model = load_model(Path(model_dir), self.device, implementation, config.trust_remote_code)
@@ -108,7 +111,7 @@ class TeacherLabeler:
         ids, segments = self.tokenize(table)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         buckets = length_buckets(lengths, self.config.batch_size, self.config.max_batch_tokens)
-        kept = table.select([c for c in KEPT_COLUMNS if c in table.column_names])
+        kept = self._gold_ids(table.select([c for c in KEPT_COLUMNS if c in table.column_names]), name)
         schema = pa.schema(list(kept.schema) + self.features.fields())
         out_name = Path(name).stem + "." + self.config.shard_format
         calls_before = self.forward_batches
@@ -126,6 +129,15 @@ class TeacherLabeler:
         log.info("%s: %d rows, %d forward passes, %.1f rows/s", out_name, record.rows,
                  self.forward_batches - calls_before, record.rows / max(seconds, 1e-9))
         return record
+
+    def _gold_ids(self, kept: pa.Table, name: str) -> pa.Table:
+        """String gold labels become the teacher's class ids (through its label2id), so the cache's
+        `label` column is what the trainer's cross-entropy compares logits with."""
+        if self.label_space is None or "label" not in kept.column_names or not pa.types.is_string(kept.schema.field("label").type):
+            return kept
+        values = kept.column("label").to_pylist()
+        ids = self.label_space.ids(values, list(range(1, len(values) + 1)), str(self.input_dir / name))
+        return kept.set_column(kept.schema.get_field_index("label"), "label", pa.array(ids, type=pa.int64()))
 
     def _batches(self, kept, ids, segments, lengths, buckets, schema, extra: dict, started: float) -> Iterator[pa.RecordBatch]:
         """Forward each bucket and yield its rows; records the shard's labeling time in `extra` at the end."""

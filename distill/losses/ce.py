@@ -6,18 +6,20 @@ them, `gold` trusts the inherited label."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from distill.losses.registry import Loss, register_loss
+from distill.common.config_io import NonNegativeFloat
 
 
 @register_loss("ce")
 @dataclass
 class CrossEntropy(Loss):
-    weight: float = 1.0
-    augmented: str = "teacher"  # teacher | skip | gold
+    weight: NonNegativeFloat = 1.0
+    augmented: Literal["teacher", "skip", "gold"] = "teacher"
 
     def __post_init__(self) -> None:
         if self.augmented not in ("teacher", "skip", "gold"):

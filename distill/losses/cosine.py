@@ -9,13 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from distill.losses.registry import Loss, register_loss
+from distill.common.config_io import NonNegativeFloat, NonNegativeInt
 
 
 @register_loss("cosine")
 @dataclass
 class HiddenCosine(Loss):
-    weight: float = 1.0
-    teacher_layer: int | None = None  # None = the teacher's last layer
+    weight: NonNegativeFloat = 1.0
+    teacher_layer: NonNegativeInt | None = None  # None = the teacher's last layer
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
         return {"hidden": [self.teacher_layer or teacher_layers]}

@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from distill.losses.registry import Loss, register_loss
+from distill.common.config_io import NonNegativeFloat, PositiveFloat
 
 
 @register_loss("kd")
 @dataclass
 class KLDivergence(Loss):
-    weight: float = 1.0
-    temperature: float = 2.0
+    weight: NonNegativeFloat = 1.0
+    temperature: PositiveFloat = 2.0
 
     def __call__(self, student, teacher) -> torch.Tensor:
         t = self.temperature

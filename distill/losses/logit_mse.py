@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from distill.losses.registry import Loss, register_loss
+from distill.common.config_io import NonNegativeFloat
 
 
 @register_loss("logit_mse")
 @dataclass
 class LogitMSE(Loss):
-    weight: float = 1.0
+    weight: NonNegativeFloat = 1.0
 
     def __call__(self, student, teacher) -> torch.Tensor:
         return F.mse_loss(student.logits.float(), teacher.logits.float())

@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from distill.losses.registry import Loss, map_layers, register_loss
+from distill.common.config_io import NonNegativeFloat, NonNegativeInt
 
 
 @register_loss("pkd")
 @dataclass
 class PatientKD(Loss):
-    weight: float = 500.0
-    teacher_layers: list[int] | None = None  # teacher layer for student layers 1, 2, ...; None = PKD-Skip
+    weight: NonNegativeFloat = 500.0
+    teacher_layers: list[NonNegativeInt] | None = None  # teacher layer for student layers 1, 2, ...; None = PKD-Skip
 
     def pairs(self, student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
         if self.teacher_layers is None:  # PKD-Skip: every (L/k)-th teacher layer, last layer excluded

@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from distill.losses.registry import Loss, register_loss
+from distill.common.config_io import NonNegativeFloat, PositiveFloat
 
 
 @register_loss("soft_ce")
 @dataclass
 class SoftCrossEntropy(Loss):
-    weight: float = 1.0
-    temperature: float = 1.0
+    weight: NonNegativeFloat = 1.0
+    temperature: PositiveFloat = 1.0
 
     def __call__(self, student, teacher) -> torch.Tensor:
         t = self.temperature

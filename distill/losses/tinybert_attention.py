@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import torch
 
 from distill.losses.registry import Loss, map_layers, masked_mse, register_loss
+from distill.common.config_io import NonNegativeFloat, PositiveInt
 
 
 @register_loss("tinybert_attention")
 @dataclass
 class AttentionMSE(Loss):
-    weight: float = 1.0
-    teacher_layers: list[int] | None = None
+    weight: NonNegativeFloat = 1.0
+    teacher_layers: list[PositiveInt] | None = None
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
         return {"attention": [t for _, t in map_layers(student_layers, teacher_layers, self.teacher_layers)]}

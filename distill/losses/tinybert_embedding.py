@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import torch
 
 from distill.losses.registry import Loss, masked_mse, register_loss
+from distill.common.config_io import NonNegativeFloat
 
 
 @register_loss("tinybert_embedding")
 @dataclass
 class EmbeddingMSE(Loss):
-    weight: float = 1.0
+    weight: NonNegativeFloat = 1.0
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
         return {"embedding": []}

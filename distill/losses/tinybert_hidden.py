@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import torch
 
 from distill.losses.registry import Loss, map_layers, masked_mse, register_loss
+from distill.common.config_io import NonNegativeFloat, NonNegativeInt
 
 
 @register_loss("tinybert_hidden")
 @dataclass
 class HiddenMSE(Loss):
-    weight: float = 1.0
-    teacher_layers: list[int] | None = None  # teacher layer for student layers 1..k
+    weight: NonNegativeFloat = 1.0
+    teacher_layers: list[NonNegativeInt] | None = None  # teacher layer for student layers 1..k
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
         return {"hidden": [t for _, t in map_layers(student_layers, teacher_layers, self.teacher_layers)]}

@@ -9,12 +9,15 @@ layer `layers[i]` (0-based). `layers: spread` picks round(linspace(0, L−1, k))
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from distill.students.bert_student import BertStudent
 from distill.students.context import BuildContext
-from distill.students.registry import register_student
+from distill.common.config_io import NonNegativeInt, PositiveInt
+from distill.students.registry import check_student_options, register_student
 
 
 def init_layers(spec, num_layers: int, teacher_layers: int) -> list[int]:
@@ -28,17 +31,24 @@ def init_layers(spec, num_layers: int, teacher_layers: int) -> list[int]:
     return layers
 
 
+@dataclass
+class BertFromTeacherOptions:
+    num_layers: PositiveInt = 6  # DistilBERT: half of BERT-base's 12
+    layers: Literal["spread", "first"] | list[NonNegativeInt] = "spread"  # which teacher layers to copy
+
+
 @register_student("bert_from_teacher")
 class BertFromTeacher(BertStudent):
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return check_student_options("bert_from_teacher", BertFromTeacherOptions, options)
+
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BertFromTeacher":
         from transformers import AutoModelForSequenceClassification
 
-        options = dict(options)
-        num_layers = int(options.pop("num_layers", 6))
-        spec = options.pop("layers", "spread")
-        if options:
-            raise ValueError(f"bert_from_teacher has no option(s) {', '.join(sorted(options))}")
+        options = BertFromTeacherOptions(**cls.check_options(dict(options)))
+        num_layers, spec = options.num_layers, options.layers
         config = copy.deepcopy(context.teacher_config)
         chosen = init_layers(spec, num_layers, config.num_hidden_layers)
         teacher_dir = context.teacher_weights("bert_from_teacher (it copies teacher layers)")

@@ -18,13 +18,15 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from distill.common.config_io import PositiveInt, Probability
 from distill.common.models import INPUT_EMBEDDINGS, model_tensor
 from distill.students.output import StudentOutput
-from distill.students.registry import register_student
+from distill.students.registry import check_student_options, register_student
 from distill.students.context import BuildContext
 
 CONFIG_NAME = "student_config.json"
@@ -38,14 +40,18 @@ class BiLSTMConfig:
     num_labels: int
     pad_token_id: int = 0
     pair: bool = False
-    embedding_dim: int = 300
-    hidden_size: int = 150
-    mlp_size: int = 200
-    dropout: float = 0.1
-    init_embeddings: str = "random"  # random | teacher
+    embedding_dim: PositiveInt = 300
+    hidden_size: PositiveInt = 150
+    mlp_size: PositiveInt = 200
+    dropout: Probability = 0.1
+    init_embeddings: Literal["random", "teacher"] = "random"
     freeze_embeddings: bool = False
-    vocabulary: str = "cache"  # cache: rows only for wordpieces seen in the cache | full
+    vocabulary: Literal["cache", "full"] = "cache"  # cache: rows only for wordpieces seen in the cache
     table_size: int | None = None  # rows of the embedding table (set when built)
+
+
+# Set from the cache when the student is built, not by a recipe.
+_FROM_CONTEXT = ("vocab_size", "num_labels", "pad_token_id", "pair", "table_size")
 
 
 def _teacher_rows(context: BuildContext, kept: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,8 +88,14 @@ class BiLSTMStudent(nn.Module):
         return 1
 
     @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """A recipe's `student:` options, type- and range-checked against BiLSTMConfig (a
+        `ConfigError` naming the option); called when the recipe is loaded and again by `build`."""
+        return check_student_options("bilstm", BiLSTMConfig, options, exclude=_FROM_CONTEXT)
+
+    @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BiLSTMStudent":
-        options = dict(options)
+        options = cls.check_options(dict(options))
         kept = None
         if options.get("vocabulary", "cache") == "cache":
             kept = torch.from_numpy(context.token_ids()).long()

@@ -5,25 +5,41 @@ hidden 312, 12 heads, intermediate 1200. The vocabulary and label count are the 
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
 from distill.students.bert_student import BertStudent
 from distill.students.context import BuildContext
-from distill.students.registry import register_student
+from distill.common.config_io import NonEmptyStr, PositiveInt
+from distill.students.registry import check_student_options, register_student
+
+
+@dataclass
+class NarrowBertOptions:
+    init: NonEmptyStr | None = None  # directory or hub name of a pretrained narrow BERT (general TinyBERT)
+    num_hidden_layers: PositiveInt = 4  # TinyBERT-4
+    hidden_size: PositiveInt = 312
+    num_attention_heads: PositiveInt = 12
+    intermediate_size: PositiveInt = 1200
 
 
 @register_student("narrow_bert")
 class NarrowBert(BertStudent):
     @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return check_student_options("narrow_bert", NarrowBertOptions, options)
+
+    @classmethod
     def build(cls, options: dict, context: BuildContext) -> "NarrowBert":
         from transformers import AutoModelForSequenceClassification
 
-        options = dict(options)
-        init = options.pop("init", None)  # directory or hub name of a pretrained narrow BERT
+        options = NarrowBertOptions(**cls.check_options(dict(options)))
         teacher = context.teacher_config
-        if init:
-            model = AutoModelForSequenceClassification.from_pretrained(init, num_labels=context.num_labels)
+        if options.init:
+            model = AutoModelForSequenceClassification.from_pretrained(options.init, num_labels=context.num_labels)
         else:
-            sizes = dict(num_hidden_layers=4, hidden_size=312, num_attention_heads=12, intermediate_size=1200)
-            sizes.update(options)
+            sizes = {k: v for k, v in dataclasses.asdict(options).items() if k != "init"}
             config = teacher.__class__(
                 vocab_size=teacher.vocab_size, max_position_embeddings=teacher.max_position_embeddings,
                 type_vocab_size=teacher.type_vocab_size, num_labels=context.num_labels,

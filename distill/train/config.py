@@ -9,31 +9,40 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from distill.losses import build_loss
-from distill.common.config_io import ConfigError, YamlConfig, build_config
+from distill.common.config_io import (
+    ConfigError, Device, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed,
+    YamlConfig, build_config,
+)
 from distill.students import get_student
+
+LossOptions = dict[str, dict[str, Any] | None]  # loss name -> its options, checked by the loss's dataclass
 
 
 @dataclass
 class StageConfig:
-    name: str = "train"
-    losses: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ce": {}})  # name -> options (weight, ...)
-    epochs: float = 3.0
-    max_steps: int | None = None  # stop the stage early (smoke runs, tests)
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
+    name: NonEmptyStr = "train"
+    losses: LossOptions = field(default_factory=lambda: {"ce": {}})  # name -> options (weight, ...)
+    epochs: PositiveFloat = 3.0
+    max_steps: PositiveInt | None = None  # stop the stage early (smoke runs, tests)
+    learning_rate: PositiveFloat = 5e-5
+    warmup_ratio: Probability = 0.1
+    weight_decay: NonNegativeFloat = 0.01
 
     def __post_init__(self) -> None:
         if not self.losses:
-            raise ConfigError(f"stage {self.name!r} has no losses")
+            raise ConfigError(f"stage {self.name!r} has no losses", "losses")
         for name, options in self.losses.items():
             try:
                 build_loss(name, options)
-            except (KeyError, TypeError, ValueError) as err:
-                raise ConfigError(f"stage {self.name!r}: {err}") from None
+            except ConfigError as err:
+                raise err.under(f"losses.{name}.") from None
+            except KeyError as err:  # an unknown loss, or an option the loss does not have
+                raise ConfigError(str(err.args[0]), f"losses.{name}") from None
+            except (TypeError, ValueError) as err:
+                raise ConfigError(str(err), f"losses.{name}") from None
 
     def build_losses(self) -> dict[str, Any]:
         return {name: build_loss(name, options) for name, options in self.losses.items()}
@@ -41,34 +50,46 @@ class StageConfig:
 
 @dataclass
 class TrainConfig(YamlConfig):
-    student: dict[str, Any] = field(default_factory=lambda: {"name": "bilstm"})  # name + the student's options
-    losses: dict[str, dict[str, Any]] | None = None  # shorthand for one stage
-    stages: list[dict[str, Any]] | None = None
-    epochs: float = 3.0  # defaults for the shorthand stage
-    max_steps: int | None = None
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    batch_size: int = 32
+    # name + the student's options, checked by the student (`check_options`, e.g. BiLSTMConfig's fields)
+    student: dict[str, Any] = field(default_factory=lambda: {"name": "bilstm"})
+    losses: LossOptions | None = None  # shorthand for one stage
+    stages: list[dict[str, Any]] | None = None  # each a StageConfig
+    epochs: PositiveFloat = 3.0  # defaults for the shorthand stage
+    max_steps: PositiveInt | None = None
+    learning_rate: PositiveFloat = 5e-5
+    warmup_ratio: Probability = 0.1
+    weight_decay: NonNegativeFloat = 0.01
+    batch_size: PositiveInt = 32
     group_by_length: bool = True  # batches of similar-length rows (less padding); false: plain random batches
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
-    log_every: int = 10
-    checkpoint_every: int = 200  # steps between checkpoints (and one at every stage end)
-    num_workers: int = 0  # DataLoader worker processes
-    amp: str = "auto"  # auto = bf16 autocast on GPU, off on CPU; or off
-    device: str = "auto"
+    max_grad_norm: PositiveFloat = 1.0
+    seed: Seed = 0
+    eval_every: NonNegativeInt = 0  # steps between dev evaluations; 0 = once per epoch
+    log_every: PositiveInt = 10
+    checkpoint_every: PositiveInt = 200  # steps between checkpoints (and one at every stage end)
+    num_workers: NonNegativeInt = 0  # DataLoader worker processes
+    amp: Literal["auto", "off"] = "auto"  # auto = bf16 autocast on GPU, off on CPU; or off
+    device: Device = "auto"
 
     def __post_init__(self) -> None:
+        """Everything is checked here, when the recipe is loaded: stages, loss options and student
+        options too, so a bad value fails before any cache is opened or directory written."""
         if "name" not in self.student:
-            raise ConfigError("student needs a name (bilstm, bert_from_teacher, narrow_bert)")
+            raise ConfigError("student needs a name (bilstm, bert_from_teacher, narrow_bert)", "student.name")
         try:
-            get_student(self.student["name"])
-        except KeyError as err:
-            raise ConfigError(str(err.args[0])) from None
+            student = get_student(self.student["name"])
+        except (KeyError, TypeError) as err:
+            raise ConfigError(str(err.args[0]), "student.name") from None
+        check_options = getattr(student, "check_options", None)
+        if check_options is not None:
+            try:
+                check_options(self.student_options())
+            except ConfigError as err:
+                raise err.under("student.") from None
         if self.losses is not None and self.stages is not None:
-            raise ConfigError("give either losses (one stage) or stages, not both")
+            raise ConfigError("give either losses (one stage) or stages, not both", "stages")
+        if self.stages is not None and not self.stages:
+            raise ConfigError("[] has no stage (give at least one, or losses: for one stage)", "stages")
+        self.stage_configs()
 
     def stage_configs(self) -> list[StageConfig]:
         if self.stages is not None:

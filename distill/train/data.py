@@ -8,6 +8,9 @@ by (seed, e), so a resumed run skips exactly the batches it already trained on.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,7 +20,8 @@ import torch
 from distill.batching import length_grouped_batches
 from distill.cache import TeacherCache, load
 from distill.cache.encoding import list_lengths
-from distill.common.text_inputs import Columns, read_text_table
+from distill.common.labels import LabelSpace
+from distill.common.text_inputs import Columns, InputError, read_text_table
 
 
 class CacheBatches(torch.utils.data.Dataset):
@@ -81,22 +85,55 @@ def epoch_loader(dataset: CacheBatches, batch_size: int, seed: int, epoch: int, 
     )
 
 
-def dev_batches(path: str | Path, columns: Columns, tokenizer, label2id: dict[str, int] | None, max_length: int,
-                batch_size: int = 128) -> list[dict[str, torch.Tensor]]:
-    """The dev set tokenized with the teacher's tokenizer, as padded batches with gold `labels`."""
+@dataclass
+class DevSet:
+    """The dev file as padded batches with gold `labels`, and what was left out of scoring."""
+
+    source: str
+    batches: list[dict[str, torch.Tensor]]
+    rows: int  # scored
+    rejected: int  # rows read but not scored (bad text or no label), listed in `reasons`
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        skipped = f", {self.rejected} rejected ({', '.join(f'{n} {r}' for r, n in self.reasons.items())})" \
+            if self.rejected else ""
+        return f"{self.rows} rows scored from {self.source}{skipped}"
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def dev_batches(path: str | Path, columns: Columns, tokenizer, labels: LabelSpace, max_length: int,
+                batch_size: int = 128) -> DevSet:
+    """The dev file, validated like a training input (rejects counted) and its gold labels mapped
+    through the teacher's label space (labels it cannot produce are refused, not scored), tokenized
+    with the teacher's tokenizer."""
     text = read_text_table(path, columns)
-    labels = text.table.column("label").to_pylist()
-    if label2id and any(isinstance(x, str) for x in labels):
-        labels = [label2id[str(x)] for x in labels]
-    texts_b = text.table.column("text_b").to_pylist() if columns.text_b else None
-    encoded = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True, max_length=max_length,
-                        padding=False)
+    reasons = Counter(_reason(r["reason"]) for r in text.rejects)
+    table = text.table
+    ids = labels.ids(table.column("label").to_pylist(), table.column("row").to_pylist(), str(path))
+    keep = [i for i, value in enumerate(ids) if value is not None]
+    if len(keep) < len(ids):
+        reasons["no label"] += len(ids) - len(keep)
+    if not keep:
+        raise InputError(f"{path}: no labelled rows to evaluate ({sum(reasons.values())} rejected)")
+    texts_a = table.column("text_a").to_pylist()
+    texts_b = table.column("text_b").to_pylist() if columns.text_b else None
+    encoded = tokenizer([texts_a[i] for i in keep], [texts_b[i] for i in keep] if texts_b else None, truncation=True,
+                        max_length=max_length, padding=False)
+    gold = [ids[i] for i in keep]
     batches = []
     order = np.argsort([len(x) for x in encoded["input_ids"]], kind="stable")  # length buckets: fast eval
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size].tolist()
         features = [{k: encoded[k][r] for k in encoded.keys()} for r in rows]
         batch = dict(tokenizer.pad(features, return_tensors="pt"))
-        batch["labels"] = torch.tensor([int(labels[r]) for r in rows])
+        batch["labels"] = torch.tensor([gold[r] for r in rows])
         batches.append(batch)
-    return batches
+    return DevSet(str(path), batches, len(keep), sum(reasons.values()), dict(reasons))
+
+
+def _reason(text: str) -> str:
+    """A reject reason without its row-specific details, for counting ("text_a has N characters")."""
+    return re.sub(r"\s*\(.*\)$", "", re.sub(r"\d+", "N", text))

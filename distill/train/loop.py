@@ -19,6 +19,7 @@ import torch
 from distill.cache import TeacherCache, load
 from distill.cache.assets import read_input_embeddings
 from distill.cache.teacher_ref import find_teacher, require_teacher
+from distill.common.labels import LabelSpace
 from distill.common.text_inputs import Columns
 from distill.students import get_student
 from distill.students.context import BuildContext
@@ -121,8 +122,11 @@ def train(
         student.capture_attention()
     student.to(device)
     tokenizer = cache.tokenizer()
-    dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, (cache.manifest.get("labels") or {}).get("label2id"),
+    labels = LabelSpace.from_config({"num_labels": cache.dims.num_labels, **(cache.manifest.get("labels") or {})})
+    dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels,
                       cache.manifest["tokenizer"]["max_length"]) if dev_file else None
+    if dev is not None:
+        log.info("dev set: %s", dev.describe())
     start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
                             "cache": {"path": str(cache_dir), "fingerprint": cache.fingerprint}}, resuming)
     dataset = CacheBatches(cache.path)

@@ -35,12 +35,15 @@ def write_report(run_dir: Path, student, student_dir: Path, teacher_dir: Path | 
                            "parameters": parameter_count(teacher), "size_mb": _weights_mb(Path(teacher_dir))}
     else:
         note = note or TEACHER_MISSING
-    (run_dir / "report.json").write_text(json.dumps({**rows, **({"note": note} if note else {})}, indent=2))
+    dev_rows = {"file": dev.source, "rows_scored": dev.rows, "rows_rejected": dev.rejected, "rejected": dev.reasons}
+    (run_dir / "report.json").write_text(json.dumps({**rows, "dev": dev_rows, **({"note": note} if note else {})},
+                                                    indent=2))
     lines = ["| model | dev accuracy | F1 | parameters | size (MB) | dev examples/s |", "|---|---:|---:|---:|---:|---:|"]
     for name, row in rows.items():
         f1 = f"{row['f1']:.4f}" if "f1" in row else "-"
         lines.append(f"| {name} | {row['accuracy']:.4f} | {f1} | {row['parameters']:,} | {row['size_mb']:.1f} | "
                      f"{row['examples_per_second']:.0f} |")
+    lines += ["", f"Dev set: {dev.describe()}."]
     if teacher_dir is None:
         lines += ["", f"Teacher row omitted: {note}."]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,93 @@
+"""A teacher's label space, and gold labels checked against it before any work is done.
+
+A 2-class teacher labelling data with a label 2, or string labels its `label2id` does not know,
+used to label happily and then crash the trainer (or score a dev set wrongly). Every place that
+meets gold labels (the training input before augmentation, the dev file before training) maps
+them through one `LabelSpace`, which refuses in one line naming the file, the row and the value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from distill.common.text_inputs import InputError
+
+log = logging.getLogger(__name__)
+
+
+class LabelError(InputError):
+    """Gold labels the teacher cannot have produced (one line: file, row, value, the teacher's classes)."""
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    num_labels: int
+    label2id: dict[str, int] | None = None  # names as the teacher's config has them
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "LabelSpace":
+        """From a transformers config dict (`num_labels` or `id2label`, and `label2id`)."""
+        id2label = config.get("id2label") or {}
+        num_labels = int(config.get("num_labels") or len(id2label) or 2)
+        label2id = {str(k): int(v) for k, v in (config.get("label2id") or {}).items()} or None
+        return cls(num_labels, label2id)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+    def describe(self) -> str:
+        if self.is_regression:
+            return "a regression teacher (1 output)"
+        names = sorted((self.label2id or {}).items(), key=lambda kv: kv[1])
+        named = f": {', '.join(f'{i}={n}' for n, i in names)}" if names else ""
+        return f"the teacher's {self.num_labels} classes (ids 0..{self.num_labels - 1}{named})"
+
+    def ids(self, values: Sequence[Any], rows: Sequence[int], source: str) -> list[int | None]:
+        """Class ids of gold `values` (None stays None: unlabelled); refuses the first value the
+        teacher cannot have produced. `rows` are the values' 1-based row numbers in `source`."""
+        if self.is_regression:
+            bad = next(((r, v) for r, v in zip(rows, values) if v is not None and isinstance(v, str)), None)
+            if bad:
+                raise LabelError(f"{source}: row {bad[0]}: label {bad[1]!r} is not a number, but the teacher is "
+                                 "a regression model (1 output)")
+            return list(values)
+        out = []
+        for row, value in zip(rows, values):
+            if value is None:
+                out.append(None)
+                continue
+            out.append(self._id(value, row, source))
+        return out
+
+    def _id(self, value: Any, row: int, source: str) -> int:
+        if isinstance(value, str):
+            if self.label2id and value in self.label2id:
+                return self.label2id[value]
+            if value.strip().lstrip("+-").isdigit():
+                value = int(value)
+            else:
+                known = f"its label names are {sorted(self.label2id)}" if self.label2id else "it has no label names"
+                raise LabelError(f"{source}: row {row}: label {value!r} is not one of the teacher's labels "
+                                 f"({known}); pass a teacher fine-tuned on these labels")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise LabelError(f"{source}: row {row}: label {value!r} is not a class id, but the teacher is a "
+                                 f"{self.num_labels}-class classifier")
+            value = int(value)
+        if not 0 <= int(value) < self.num_labels:
+            raise LabelError(f"{source}: row {row}: label {value!r} is outside {self.describe()}; "
+                             "pass a teacher fine-tuned on these labels")
+        return int(value)
+
+    def warn_unused(self, ids: Sequence[int | None], source: str) -> None:
+        """One warning when the data uses fewer classes than the teacher has (allowed: a subset)."""
+        if self.is_regression:
+            return
+        used = {i for i in ids if i is not None}
+        if used and len(used) < self.num_labels:
+            log.warning("%s uses %d of %s (%s); the others never appear as gold labels", source, len(used),
+                        self.describe(), ", ".join(map(str, sorted(used))))
