@@ -114,8 +114,11 @@ def _blockers(env: Env) -> list[str]:
 def _interrupt(args: list[str]) -> tuple[int, str]:
     """Start the pipeline in its own process group, Ctrl-C it (SIGINT to the group, as a terminal
     does) once augmentation has started, and return its exit code and stderr."""
+    # A shell's background jobs (`cmd &`, as CI may run us) inherit SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler; a terminal's foreground job has the default disposition.
     proc = subprocess.Popen([sys.executable, "pipelines/augment_and_label.py", *args], cwd=REPO, env=pipeline_env(),
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     out = Path(args[args.index("--output") + 1])
     import time
 
