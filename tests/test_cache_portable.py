@@ -76,6 +76,8 @@ def test_the_cache_carries_its_teacher_files_and_a_card(portable):
     assert cache.tokenizer()("a fine film")["input_ids"][0] == cache.manifest["tokenizer"]["cls_token_id"]
     assert cache.teacher_config().num_hidden_layers == cache.dims.num_layers == 2
     assert set(cache.manifest["teacher_files"]) >= {"config.json", "tokenizer.json", "input_embeddings.safetensors"}
+    modes = {f.name: f.stat().st_mode for f in cache.teacher_files.iterdir()}
+    assert set(modes.values()) == {modes["config.json"]}, modes  # readable by whoever may read the rest
     card = (portable["cache"] / "README.md").read_text()
     for expected in ("## What was labelled", "[CLS] of layers: 1, 2", "`cls`", "bytes / example", COMMAND,
                      "datasets.Dataset.from_file", "ray.data.from_arrow", "distill.cache.load"):

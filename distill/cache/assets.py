@@ -9,6 +9,7 @@ encoder layers do not travel (they are the teacher); students that copy them tak
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,17 @@ def write_teacher_files(cache_dir: Path, model_dir: Path, tokenizer, token_ids: 
 
         ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64))
         save_file({"token_ids": ids, "rows": table[ids].contiguous(), "mean": table.mean(dim=0)}, str(tmp / EMBEDDINGS_NAME))
+        _readable(tmp / EMBEDDINGS_NAME)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return {f.name: {"bytes": f.stat().st_size, "sha256": hash_file(f)} for f in sorted(final.iterdir()) if f.is_file()}
+
+
+def _readable(path: Path) -> None:
+    """safetensors writes 0600 files; a cache is handed to other users, so give it the umask's mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 def read_input_embeddings(cache_dir: Path) -> dict[str, torch.Tensor] | None:
