@@ -85,3 +85,9 @@ def flat_values(array: pa.Array) -> np.ndarray:
 
 def list_lengths(array: pa.Array) -> np.ndarray:
     return pc.list_value_length(array).to_numpy(zero_copy_only=False)
+
+
+def distinct_token_ids(tables) -> np.ndarray:
+    """The distinct `input_ids` over cache tables (one per shard, read one at a time)."""
+    ids = [np.unique(flat_values(table.column("input_ids").combine_chunks())) for table in tables]
+    return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)

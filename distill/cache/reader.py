@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from distill.cache.encoding import dequantize_int8, flat_values, from_numpy, list_lengths
+from distill.cache.encoding import dequantize_int8, distinct_token_ids, flat_values, from_numpy, list_lengths
 from distill.cache.features import Column, FeatureSet, TeacherDims
 from distill.cache.format import MANIFEST_NAME, TEACHER_FILES_DIR, CacheError, check_format_version
 from distill.storage.remote import is_remote, local_copy
@@ -85,7 +85,7 @@ class TeacherCache:
 
     def token_ids(self) -> np.ndarray:
         """The distinct wordpiece ids the cache holds."""
-        return np.unique(flat_values(self.table.column("input_ids").combine_chunks()))
+        return distinct_token_ids([self.table])
 
     def verify(self, mode: str = "full") -> None:
         """Check every shard and teacher file against the manifest (see `verify_cache`)."""

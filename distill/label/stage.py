@@ -19,6 +19,7 @@ from typing import Any
 
 from distill.cache.assets import write_teacher_files
 from distill.cache.card import render_card
+from distill.cache.encoding import distinct_token_ids
 from distill.cache.features import FeatureSet
 from distill.cache.format import CARD_NAME, FORMAT_VERSION
 from distill.cache.reader import cache_problems
@@ -216,7 +217,8 @@ def run(
         missing = [out for out, record in zip(names.values(), records) if record is None]
         if missing:
             raise RuntimeError(f"{cache_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
-        teacher_files = write_teacher_files(cache_dir, model_dir, teacher.tokenizer, _token_ids(cache_dir, records))
+        teacher_files = write_teacher_files(cache_dir, model_dir, teacher.tokenizer,
+                                            distinct_token_ids(read_shard(cache_dir / r.file) for r in records))
         body = {
             "format_version": FORMAT_VERSION,
             "stage_version": STAGE_VERSION,
@@ -262,16 +264,6 @@ def _finished(stage: StageDir) -> bool:
 def _label_names(model_config: dict[str, Any]) -> dict[str, Any]:
     """The teacher's label names, as transformers configs keep them (ids as strings in JSON)."""
     return {"id2label": model_config.get("id2label"), "label2id": model_config.get("label2id")}
-
-
-def _token_ids(cache_dir: Path, records: list[ShardRecord]):
-    """Distinct wordpiece ids over the cache (for the input-embedding rows that travel with it)."""
-    import numpy as np
-
-    from distill.cache.encoding import flat_values
-
-    ids = [np.unique(flat_values(read_shard(cache_dir / r.file).column("input_ids").combine_chunks())) for r in records]
-    return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)
 
 
 def _point_latest(cache_dir: Path) -> None:

@@ -92,8 +92,11 @@ class DevSet:
     source: str
     batches: list[dict[str, torch.Tensor]]
     rows: int  # scored
-    rejected: int  # rows read but not scored (bad text or no label), listed in `reasons`
-    reasons: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # rows read but not scored (bad text, no label), by reason
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.reasons.values())
 
     def describe(self) -> str:
         skipped = f", {self.rejected} rejected ({', '.join(f'{n} {r}' for r, n in self.reasons.items())})" \
@@ -131,7 +134,7 @@ def dev_batches(path: str | Path, columns: Columns, tokenizer, labels: LabelSpac
         batch = dict(tokenizer.pad(features, return_tensors="pt"))
         batch["labels"] = torch.tensor([gold[r] for r in rows])
         batches.append(batch)
-    return DevSet(str(path), batches, len(keep), sum(reasons.values()), dict(reasons))
+    return DevSet(str(path), batches, len(keep), dict(reasons))
 
 
 def _reason(text: str) -> str:
