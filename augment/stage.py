@@ -31,15 +31,19 @@ from augment.workers import ShardWriter, WordSplitter
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, hash_path
 from distill.storage.lock import OutputLock
-from distill.common.ray_runtime import cluster_cpus, ray_session
+from distill.common.config_io import ConfigError
+from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
 from distill.common.text_inputs import InputError, TextTable, input_format, read_text_table
 from distill.storage.versions import library_versions, package_version
 
 STAGE = "augment"
-STAGE_VERSION = 2  # bump when the output for the same input/config changes (2: whitespace between words kept)
+# Bump when the output for the same input/config changes (2: whitespace between words kept;
+# 3: rows_per_shard auto, mlm masks_per_query and dtype auto).
+STAGE_VERSION = 3
 REJECTS_NAME = "_rejects.jsonl"
+MLM_GPUS_PER_ACTOR = 0.5  # gpus_per_actor auto: two masked-LM actors share each GPU
 POS_COUNTS_NAME = "_pos_unigrams.parquet"
 log = logging.getLogger(__name__)
 
@@ -102,12 +106,24 @@ def _shard_blocks(table: pa.Table) -> list[pa.Table]:
     return blocks
 
 
+def actor_plans(config: AugmentConfig, resources: dict[str, float], blocks: int) -> tuple[ActorPlan, ActorPlan]:
+    """Actors for pass 1 (spaCy tagging: CPU only) and pass 2 (augment and commit), given the
+    cluster's resources. Pass 2 reserves GPUs only when it runs the masked LM and the cluster has
+    some: half a GPU per actor by default, so one actor's batch runs while the other tokenizes."""
+    try:
+        tagging = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, 0.0, uses_gpu=False)
+        writing = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, config.gpus_per_actor,
+                              uses_gpu=config.mlm_wants_gpu(), auto_gpus=MLM_GPUS_PER_ACTOR)
+    except ValueError as err:
+        raise ConfigError(str(err), "gpus_per_actor") from None
+    return tagging, writing
+
+
 def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, stage: StageDir, label_type) -> None:
     """Pass 1 (only while the POS statistic is unknown): tag every row, sum the counts.
     Pass 2: augment and commit the pending shards, splitting words there when pass 1 did not."""
     import ray
 
-    workers = config.workers or cluster_cpus()
     pos_rule = build_rule("pos", config.rules["pos"]) if config.uses("pos") else None
     counts_path = stage.directory / POS_COUNTS_NAME
     pos_counts = read_shard(counts_path) if pos_rule and counts_path.exists() else None
@@ -115,35 +131,53 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
     if not two_passes:
         table = table.filter(pc.is_in(table.column("shard"), pa.array(sorted(pending), pa.int64())))
     blocks = _shard_blocks(table)
-    pool = ray.data.ActorPoolStrategy(size=max(1, min(workers, len(blocks))))
+    tagging, writing = actor_plans(config, ray.cluster_resources(), len(blocks))
+    if two_passes:
+        log.info("pass 1 (spaCy tagging): %s", tagging.describe())
+    log.info("pass 2 (augment, commit): %s", writing.describe())
+    idle = int(ray.cluster_resources().get("CPU", 1) // config.cpus_per_actor) - len(blocks)
+    if idle > 0 and not config.workers and not writing.gpus:
+        log.info("%d shard(s) to write, fewer than the cluster's %d actor slots: a lower rows_per_shard "
+                 "would keep them all busy", len(blocks), len(blocks) + idle)
     splitter_args = dict(
         spacy_model=config.spacy_model, tag_attr=pos_rule.tag_attr if pos_rule else None, batch_size=config.spacy_batch_size
     )
-    # from_blocks keeps exactly one block per shard and computes block metadata here;
-    # from_arrow would run a remote task per block just for metadata (~3 s on a cold start).
-    source = ray.data.from_blocks(blocks)
     if two_passes:
         started = time.perf_counter()
-        source = source.map_batches(
+        # from_blocks keeps exactly one block per shard and computes block metadata here;
+        # from_arrow would run a remote task per block just for metadata (~3 s on a cold start).
+        tagged = ray.data.from_blocks(blocks).map_batches(
             WordSplitter,
             fn_constructor_kwargs=splitter_args,
             batch_format="pyarrow",
             batch_size=None,
-            compute=pool,
-            num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(size=tagging.actors),
+            num_cpus=tagging.cpus,
         ).materialize()
         # Read the materialised blocks one by one (zero-copy from the local object store):
         # another Ray Data operator here would cost seconds of scheduling for a tiny table.
-        pos_counts = sum_pos_counts(ray.get(ref) for ref in source.to_arrow_refs())
+        refs = tagged.to_arrow_refs()
+        shard_refs: dict[int, list] = {}
+        counts = []
+        for ref in refs:
+            block = ray.get(ref)
+            counts.append(block)
+            for shard in pc.unique(block.column("shard")).to_pylist():
+                shard_refs.setdefault(shard, []).append(ref)
+        pos_counts = sum_pos_counts(counts)
+        del counts
         write_shard(pos_counts, stage.directory, POS_COUNTS_NAME)
         log.info("pass 1 (spaCy tagging, POS unigram tables: %d (tag, word) pairs) over %d rows: %.1fs",
                  pos_counts.num_rows, table.num_rows, time.perf_counter() - started)
-    # Blocks are shard-aligned (one per shard, whole blocks per call), so map_batches sees each
-    # shard whole; ShardWriter checks the row count to be sure. (groupby().map_groups() would
-    # guarantee it too, but its shuffle tasks can starve behind the actor pool on 2 CPUs.)
+    else:
+        shard_refs = {block.column("shard")[0].as_py(): [ray.put(block)] for block in blocks}
+    # Pass 2 maps over shard ids, one per call, and each actor fetches that shard's rows from the
+    # object store (zero-copy on its node): every call sees a shard whole, whatever Ray's batching,
+    # and GPU actors (which Ray Data will not give whole blocks) work the same way.
     started = time.perf_counter()
     expected_rows = dict(Counter(table.column("shard").to_pylist()))
-    results = source.map_batches(
+    todo = [shard for shard in sorted(shard_refs) if shard in pending]
+    results = ray.data.from_items([{"shard": shard} for shard in todo]).map_batches(
         ShardWriter,
         fn_constructor_kwargs=dict(
             config=config,
@@ -151,13 +185,15 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
             pos_counts=ray.put(pos_counts) if pos_counts is not None else None,
             stage_dir=stage,
             expected_rows=expected_rows,
-            pending=pending,
+            shard_refs={shard: shard_refs[shard] for shard in todo},
             splitter=None if two_passes else splitter_args,
+            threads=writing.threads,
         ),
         batch_format="pyarrow",
-        batch_size=None,
-        compute=pool,
-        num_cpus=1,
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=writing.actors),
+        num_cpus=writing.cpus,
+        num_gpus=writing.gpus,
     ).take_all()
     log.info("pass 2 (%saugment, commit): %d shard(s) in %.1fs", "" if two_passes else "split words, ",
              len(results), time.perf_counter() - started)
@@ -201,22 +237,22 @@ def run(
             raise InputError(f"{input_path}: no valid rows ({len(text.rejects)} rejected, see {output_dir / REJECTS_NAME})")
         stage.begin(overwrite=overwrite)
         _write_rejects(output_dir, text.rejects)
-        table = text.table.append_column(
-            "shard", pc.divide(pc.subtract(text.table.column("row"), 1), config.rows_per_shard)
-        )
+        shard_rows = config.shard_rows(text.rows_read)
+        table = text.table.append_column("shard", pc.divide(pc.subtract(text.table.column("row"), 1), shard_rows))
         shard_ids = sorted(set(table.column("shard").to_pylist()))
         names = [shard_name(s, config.shard_format) for s in shard_ids]
         verified = {n: stage.valid_record(n) for n in names}  # hashes each existing shard once
         pending = {s for s, n in zip(shard_ids, names) if verified[n] is None}
-        log.info("%d shard(s) planned, %d to write", len(shard_ids), len(pending))
+        log.info("%d shard(s) of %d rows planned, %d to write", len(shard_ids), shard_rows, len(pending))
         if pending:
-            with ray_session(address, num_cpus=config.workers):
+            with ray_session(address, num_cpus=config.workers * config.cpus_per_actor if config.workers else None):
                 _tag_and_augment(table, pending, config, stage, table.schema.field("label").type)
         records = [verified[n] or stage.valid_record(n) for n in names]  # verify only what this run wrote
         missing = [n for n, r in zip(names, records) if r is None]
         if missing:
             raise RuntimeError(f"{output_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
         body = _manifest_body(input_path, input_fingerprint, text, resolved, identities, records)
+        body["rows_per_shard"] = shard_rows
         manifest = stage.finalize(records, body)
         result = AugmentResult(output_dir, manifest, False, len(pending), time.perf_counter() - started)
         log.info(result.summary())

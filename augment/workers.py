@@ -12,6 +12,7 @@ from augment.augmenter import Augmenter
 from augment.config import AugmentConfig
 from augment.rules.pos import UnigramTables
 from augment.words import load_spacy, split_texts, words_columns
+from distill.common.hardware import ray_assigned_gpus
 from distill.storage.shards import shard_name
 from distill.storage.stage_dir import StageDir
 
@@ -46,8 +47,9 @@ class WordSplitter:
 class ShardWriter:
     """Pass 2: augment whole shards (splitting words first if pass 1 did not) and commit each atomically.
 
-    A batch must hold complete shards (`expected_rows` per shard id): a partial shard
-    would be committed as if it were whole, so it is refused instead.
+    Each call names shard ids; their rows come from the object store (`shard_refs`). A shard
+    must arrive complete (`expected_rows`): a partial shard would be committed as if it were
+    whole, so it is refused instead.
     """
 
     def __init__(
@@ -57,9 +59,14 @@ class ShardWriter:
         pos_counts,
         stage_dir: StageDir,
         expected_rows: dict[int, int],
-        pending: set[int],
+        shard_refs: dict[int, list],
         splitter: dict | None = None,
+        threads: int = 1,
     ) -> None:
+        if config.uses("mlm"):
+            import torch
+
+            torch.set_num_threads(threads)  # the CPUs this actor holds, whatever OMP_NUM_THREADS it inherited
         pos_counts = _resolve(pos_counts)
         tables = UnigramTables(pos_counts) if pos_counts is not None else None
         self.augmenter = Augmenter(config, label_type, tables)
@@ -67,21 +74,19 @@ class ShardWriter:
         self.stage_dir = stage_dir
         self.shard_format = config.shard_format
         self.expected_rows = expected_rows
-        self.pending = pending
+        self.shard_refs = shard_refs
         # One pass when no global statistic is needed first: split words here, saving an actor pool.
         self.splitter = WordSplitter(**splitter) if splitter else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        import ray
+
         done = {"shard": [], "file": [], "rows": []}
         for shard in sorted(set(batch.column("shard").to_pylist())):
-            if shard not in self.pending:
-                continue
-            group = batch.filter(pc.equal(batch.column("shard"), shard))
+            rows = pa.concat_tables([ray.get(ref) for ref in self.shard_refs[shard]])
+            group = rows.filter(pc.equal(rows.column("shard"), shard))
             if group.num_rows != self.expected_rows[shard]:
-                raise RuntimeError(
-                    f"shard {shard}: got {group.num_rows} of {self.expected_rows[shard]} rows in one batch; "
-                    "blocks must not be split or re-bundled between the passes"
-                )
+                raise RuntimeError(f"shard {shard}: got {group.num_rows} of {self.expected_rows[shard]} rows")
             if self.splitter is not None:
                 group = self.splitter(group)
             record = self._commit(shard, group)
@@ -95,6 +100,9 @@ class ShardWriter:
         name = shard_name(shard, self.shard_format)
         table, rule_counts = self.augmenter.augment(group)
         extra = {"source_rows": group.num_rows, "rules": dict(sorted(rule_counts.items()))}
+        mlm = self.augmenter.tinybert.mlm
+        if mlm is not None:  # where the masked LM ran: device, dtype, the GPUs Ray gave this actor
+            extra["mlm"] = {**mlm.runtime(), "ray_gpus": ray_assigned_gpus() or []}
         record = self.stage_dir.commit_shard(table, name, extra)
         log.info("%s: %d source rows -> %d rows in %.1fs", name, group.num_rows, record.rows, time.perf_counter() - started)
         return record

@@ -111,17 +111,19 @@ def test_sentence_pairs_stay_pairs(ray_local, tmp_path):
 
 
 def test_tinybert_rules_with_tiny_models(ray_local, tmp_path, tiny_mlm_dir, tiny_glove):
+    """Default rows_per_shard (auto) cuts 40 rows into 20 shards; 1 or 2 workers, same rows."""
     lines = SENTIMENT.read_text(encoding="utf-8").splitlines()
     small = tmp_path / "small.csv"
     small.write_text("\n".join(lines[:41]) + "\n", encoding="utf-8")
-    config = _config(
-        rules={"mlm": {"model": str(tiny_mlm_dir)}, "glove": {"path": str(tiny_glove)}},
-        tinybert={"n_aug": 4},
-        workers=2,
-        rows_per_shard=20,
-    )
-    result = run(small, tmp_path / "tb", config)
-    table = read_shards(tmp_path / "tb")
+    tables = []
+    for workers in (2, 1):
+        config = _config(rules={"mlm": {"model": str(tiny_mlm_dir)}, "glove": {"path": str(tiny_glove)}},
+                         tinybert={"n_aug": 4}, workers=workers)
+        result = run(small, tmp_path / f"tb{workers}", config)
+        tables.append(read_shards(tmp_path / f"tb{workers}"))
+        assert result.manifest["rows_per_shard"] == 2 and len(result.manifest["shards"]) == 20
+    table = tables[0]
+    assert table.equals(tables[1])
     rules = set(table.column("rule").to_pylist())
     assert "mlm" in rules and rules <= {"original", "mlm", "glove", "mlm+glove"}
     assert result.manifest["models"]["mlm"]["fingerprint"]

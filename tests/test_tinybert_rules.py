@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from augment.rules import build_rule
+from augment.rules.mlm import mask_groups, match_case
 from augment.rules.glove import load_glove
 from augment.tinybert import TinyBertConfig, TinyBertRules, replaceable, tinybert_samples
 from augment.words import Words
@@ -27,33 +28,107 @@ def mlm(tiny_mlm_dir):
     return rule
 
 
-def _queries(rule):
-    return [(w, i) for w in SENTENCES for i, tok in enumerate(w.tokens) if replaceable(tok) and rule.is_single_piece(tok)]
+def _rule(tiny_mlm_dir, **options):
+    rule = build_rule("mlm", {"model": str(tiny_mlm_dir), "dtype": "float32", **options})
+    rule.setup()
+    return rule
 
 
-def test_mlm_queries_go_through_the_model_in_batches(mlm):
-    queries = _queries(mlm)
-    assert len(queries) >= 8
-    mlm.forward_calls = 0
-    found = mlm.candidates(queries)
-    assert mlm.forward_calls == math.ceil(len(queries) / mlm.batch_size)
+def _queries(rule, sentences=SENTENCES):
+    return [(w, i) for w in sentences for i, tok in enumerate(w.tokens) if replaceable(tok) and rule.is_single_piece(tok)]
+
+
+def _overlap(a: list[list[str]], b: list[list[str]]) -> float:
+    return sum(len(set(x) & set(y)) / max(len(x), len(y), 1) for x, y in zip(a, b)) / len(a)
+
+
+@pytest.mark.parametrize("n, k", [(1, 1), (5, 1), (5, 2), (7, 3), (4, 4), (6, "all"), (9, 10)])
+def test_mask_groups_cover_every_word_once_strided(n, k):
+    groups = mask_groups(n, k)
+    per_query = n if k == "all" else k
+    assert len(groups) == math.ceil(n / per_query)
+    assert sorted(i for g in groups for i in g) == list(range(n))
+    assert all(len(g) <= per_query for g in groups)
+    for g in groups:  # words masked together are ceil(n/k) apart: never neighbours unless k forces it
+        assert all(b - a == len(groups) for a, b in zip(g, g[1:]))
+
+
+@pytest.mark.parametrize("masks_per_query", [1, 2, 3, "all"])
+def test_forward_calls_and_sequences_per_mode(tiny_mlm_dir, masks_per_query):
+    rule = _rule(tiny_mlm_dir, batch_size=2, masks_per_query=masks_per_query)
+    queries = _queries(rule)
+    per_side = [sum(1 for w, _ in queries if w is side) for side in SENTENCES]
+    expected = sum(math.ceil(n / (n if masks_per_query == "all" else masks_per_query)) for n in per_side)
+    found = rule.candidates(queries)
+    assert rule.sequences == expected
+    assert rule.forward_calls == math.ceil(expected / 2)
     assert len(found) == len(queries)
     for (words, index), cands in zip(queries, found):
         assert 0 < len(cands) <= 15
-        assert all(not c.startswith("##") and not c.startswith("[") for c in cands)
+        assert all(c.isalpha() for c in cands)
         assert words.tokens[index].lower() not in [c.lower() for c in cands]
 
 
-def test_mlm_candidates_do_not_depend_on_batch_layout(tiny_mlm_dir, mlm):
-    """Length-sorted padded batches give the same top-K as one query at a time."""
-    queries = _queries(mlm)
-    single = build_rule("mlm", {"model": str(tiny_mlm_dir), "batch_size": 1})
-    single.setup()
-    batched = mlm.candidates(queries)
-    one_by_one = single.candidates(queries)
+def test_reference_mode_does_not_depend_on_batch_layout(tiny_mlm_dir):
+    """masks_per_query 1 in padded batches gives the same top-K as one query per forward pass."""
+    batched = _rule(tiny_mlm_dir, batch_size=4, masks_per_query=1)
+    single = _rule(tiny_mlm_dir, batch_size=1, masks_per_query=1)
+    queries = _queries(batched)
+    assert batched.candidates(queries) == single.candidates(queries)
     assert single.forward_calls == len(queries)
-    agree = sum(a[:10] == b[:10] for a, b in zip(batched, one_by_one))
-    assert agree == len(queries)
+
+
+def test_a_side_with_one_candidate_word_gets_the_reference_candidates(tiny_mlm_dir):
+    """Where only one word of a side is masked, every mode sends the reference's query."""
+    lone = Words("The soundtrack is by far the best thing here .".split(), [True] * 9 + [False], [])
+    reference = _rule(tiny_mlm_dir, masks_per_query=1)
+    queries = [(lone, 1)] + _queries(reference)  # "soundtrack", then the other sentences' words
+    expected = reference.candidates(queries)[0]
+    for mode in (2, "all"):
+        assert _rule(tiny_mlm_dir, masks_per_query=mode).candidates(queries)[0] == expected
+
+
+def test_shared_query_answers_each_word_from_its_own_mask(tiny_mlm_dir):
+    """`all`: one sequence with every candidate word masked; each word's candidates are the
+    model's top-K at that word's [MASK], computed here straight from the model's logits."""
+    rule = _rule(tiny_mlm_dir, masks_per_query="all")
+    words = SENTENCES[2]
+    queries = _queries(rule, [words])
+    assert len(queries) >= 3
+    found = rule.candidates(queries)
+    assert rule.sequences == 1
+    tokens = list(words.tokens)
+    for _, index in queries:
+        tokens[index] = rule.tokenizer.mask_token
+    enc = rule.tokenizer(" ".join(tokens[:-1]) + tokens[-1], words.text(), return_tensors="pt")
+    with torch.inference_mode():
+        logits = rule._model(**enc).logits[0]
+    masks = [i for i, t in enumerate(enc["input_ids"][0].tolist()) if t == rule.tokenizer.mask_token_id]
+    assert len(masks) == len(queries)
+    for (w, index), position, cands in zip(queries, masks, found):
+        scores = logits[position].masked_fill(rule._blocked, float("-inf"))
+        top = [rule._vocab[i] for i in torch.topk(scores, 16).indices.tolist()]
+        assert cands == [match_case(t, w.tokens[index]) for t in top if t != w.tokens[index].lower()][:15]
+
+
+def test_candidates_are_deterministic_and_truncated_words_get_none(tiny_mlm_dir):
+    rule = _rule(tiny_mlm_dir, masks_per_query="all")
+    queries = _queries(rule)
+    assert rule.candidates(queries) == rule.candidates(queries)
+    short = _rule(tiny_mlm_dir, masks_per_query="all", max_length=12)  # cuts the long sentences' tails
+    cut = short.candidates(queries)
+    assert any(cut) and not all(cut)
+
+
+def test_int8_quantizes_the_linear_layers_and_stays_close_to_float32(tiny_mlm_dir):
+    fp32 = _rule(tiny_mlm_dir, masks_per_query=1)
+    int8 = _rule(tiny_mlm_dir, masks_per_query=1, dtype="int8")
+    quantized = torch.ao.nn.quantized.dynamic.Linear
+    assert any(isinstance(m, quantized) for m in int8._model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in int8._model.modules())
+    assert int8.runtime() == {"device": "cpu", "dtype": "int8"}
+    queries = _queries(fp32)
+    assert _overlap(fp32.candidates(queries), int8.candidates(queries)) > 0.6
 
 
 def test_mlm_query_sees_the_original_sentence_as_segment_b(mlm):

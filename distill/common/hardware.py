@@ -5,6 +5,10 @@ float16 on a CPU is emulated everywhere. `auto` never picks either on such CPUs.
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 
 def cpu_has_native_bf16() -> bool:
     import torch
@@ -20,3 +24,51 @@ def cpu_precision_warning(precision: str) -> str | None:
     if precision == "float16":
         return "precision float16 on a CPU is emulated and slow; use precision: auto (float32 on CPU)"
     return None
+
+
+def choose_device(requested: str, assigned_gpus: list[str] | None, cuda_visible: str | None, cuda_available: bool) -> str:
+    """The torch device for `requested` ("auto" or an explicit device), given what Ray assigned.
+
+    `assigned_gpus` is `ray.get_gpu_ids()` inside a Ray worker, None outside Ray. A worker that
+    reserved no GPU never touches one (another actor may hold it), even when CUDA is visible.
+    Ray normally narrows CUDA_VISIBLE_DEVICES to the assigned ids, so the first one is `cuda:0`;
+    where it does not (RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES), the id's place in the list
+    (or the id itself when the variable is unset) is the torch index.
+    """
+    if requested != "auto":
+        return requested
+    if assigned_gpus is None:
+        return "cuda" if cuda_available else "cpu"
+    if not assigned_gpus or not cuda_available:
+        return "cpu"
+    first = str(assigned_gpus[0])
+    visible = [v.strip() for v in cuda_visible.split(",")] if cuda_visible else None
+    if visible is None:
+        return f"cuda:{int(first)}"
+    return f"cuda:{visible.index(first)}" if first in visible else "cuda:0"
+
+
+def ray_assigned_gpus() -> list[str] | None:
+    """GPU ids Ray assigned to this worker process; None in a driver or outside Ray."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
+        return None
+    return [str(g) for g in ray.get_gpu_ids()]
+
+
+def worker_device(requested: str = "auto") -> str:
+    """`choose_device` for this process. A GPU assigned by Ray that torch cannot see (a CPU-only
+    torch build on a GPU node) is named in a warning and the work runs on CPU."""
+    import os
+
+    import torch
+
+    assigned = ray_assigned_gpus()
+    available = torch.cuda.is_available()
+    if assigned and not available and requested == "auto":
+        log.warning("Ray assigned GPU %s to this worker but torch sees no CUDA device (CPU-only torch build?); "
+                    "running on CPU", ",".join(assigned))
+    return choose_device(requested, assigned, os.environ.get("CUDA_VISIBLE_DEVICES"), available)

@@ -23,7 +23,8 @@ from distill.cache.encoding import distinct_token_ids
 from distill.cache.features import FeatureSet
 from distill.cache.format import CARD_NAME, FORMAT_VERSION
 from distill.cache.reader import cache_problems
-from distill.common.ray_runtime import ray_session
+from distill.common.config_io import ConfigError
+from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.common.hardware import cpu_precision_warning
 from distill.common.labels import LabelSpace
 from distill.common.text_inputs import InputError, TextTable
@@ -83,36 +84,31 @@ def _cache_fingerprint(identity: dict, config: LabelConfig, input_manifest: dict
     return teacher_fp, fingerprint_json({"teacher": teacher_fp, "input": input_manifest["fingerprint"]})
 
 
-def _actor_resources(config: LabelConfig, pending: int) -> tuple[int, float, float]:
-    """(actors, cpus, gpus) per actor: one teacher per GPU when the cluster has GPUs, else per CPU slot."""
+def _actor_plan(config: LabelConfig, pending: int) -> ActorPlan:
+    """One teacher per GPU when the cluster has GPUs, else one per `cpus_per_actor` CPUs."""
     import ray
 
-    resources = ray.cluster_resources()
-    gpus = config.gpus_per_actor if config.gpus_per_actor is not None else (1.0 if resources.get("GPU", 0) else 0.0)
-    if config.workers:
-        actors = config.workers
-    elif gpus:
-        actors = int(resources.get("GPU", 0) // gpus)
-    else:
-        actors = int(resources.get("CPU", 1) // config.cpus_per_actor)
-    return max(1, min(actors, pending)), config.cpus_per_actor, gpus
+    try:
+        return plan_actors(ray.cluster_resources(), pending, config.workers, config.cpus_per_actor, config.gpus_per_actor)
+    except ValueError as err:
+        raise ConfigError(str(err), "gpus_per_actor") from None
 
 
 def _label(pending: list[str], config: LabelConfig, constructor: dict) -> None:
     import ray
 
-    actors, cpus, gpus = _actor_resources(config, len(pending))
-    warning = cpu_precision_warning(config.precision) if not gpus else None
+    plan = _actor_plan(config, len(pending))
+    warning = cpu_precision_warning(config.precision) if not plan.gpus else None
     if warning:
         log.warning("%s", warning)
-    log.info("labelling %d shard(s) with %d teacher actor(s) (%g CPU, %g GPU each)", len(pending), actors, cpus, gpus)
+    log.info("labelling %d shard(s) with %s", len(pending), plan.describe())
     ray.data.from_items([{"file": name} for name in pending]).map_batches(
         TeacherLabeler,
-        fn_constructor_kwargs={**constructor, "cpu_threads": max(1, int(cpus))},
+        fn_constructor_kwargs={**constructor, "cpu_threads": plan.threads},
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=cpus,
-        num_gpus=gpus,
+        compute=ray.data.ActorPoolStrategy(size=plan.actors),
+        num_cpus=plan.cpus,
+        num_gpus=plan.gpus,
     ).take_all()
 
 

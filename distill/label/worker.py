@@ -22,6 +22,7 @@ from distill import attention
 from distill.batching import length_buckets, padded_tokens
 from distill.cache.features import FeatureSet
 from distill.cache.writer import encode_batch
+from distill.common.hardware import worker_device
 from distill.common.labels import LabelSpace
 from distill.label.config import LabelConfig
 from distill.label.teacher import load_model, load_tokenizer
@@ -34,19 +35,19 @@ KEPT_COLUMNS = ("uid", "source_id", "aug_index", "label")  # copied from the aug
 
 
 def pick_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return worker_device("auto")  # the GPU Ray assigned this actor, else CPU
 
 
 def autocast_for(precision: str, device: str):
     """Resolved compute precision: `auto` = bf16 autocast on GPUs that have it (else fp16), fp32 on CPU."""
     if precision == "auto":
-        if device != "cuda":
+        if not device.startswith("cuda"):
             return "float32", nullcontext
         precision = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if precision == "float32":
         return "float32", nullcontext
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float16
-    return precision, lambda: torch.autocast(device_type=device, dtype=dtype)
+    return precision, lambda: torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
 class TeacherLabeler:
