@@ -228,7 +228,9 @@ def main() -> None:
     caches = {}
     with ray_session(None):
         log.info("teacher caches")
-        caches["train"] = build_cache(train_tsv, out / "cache-train", teacher, {"mask": {}}, 0, ["cls"])
+        # The training set as it is: one mask sample at p = 0 equals the original and is dropped
+        # (n_iter must be >= 1), so the augmented shards hold the original rows only.
+        caches["train"] = build_cache(train_tsv, out / "cache-train", teacher, {"mask": {"p": 0.0}}, 1, ["cls"])
         caches["train + Tang augmentation"] = build_cache(train_tsv, out / "cache-aug", teacher, TANG_RULES, sizes.aug_n, [])
         caches["tiny"] = build_cache(head(train_tsv, sizes.tiny_sources), out / "cache-tiny", teacher, tiny_rules,
                                      sizes.aug_n, ["hidden", "attention", "embedding"], quantize_hidden=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from augment import AugmentConfig
+from augment.rules import build_rule
 from augment.stage import actor_plans
 from distill.common.config_io import ConfigError
 from distill.common.hardware import choose_device
@@ -107,6 +108,7 @@ def test_masked_lm_actors_hold_the_gpu_ray_gives_them(tmp_path, tiny_mlm_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     shards = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(shards) == 2
-    assert all(s == {"device": "cpu", "dtype": "int8", "ray_gpus": ["0"]} for s in shards)
+    dtype = build_rule("mlm", {"model": str(tiny_mlm_dir)}).resolved_dtype("cpu")
+    assert all(s == {"device": "cpu", "dtype": dtype, "ray_gpus": ["0"]} for s in shards)
     assert "2 actor(s), 1 CPU and 0.5 GPU each" in done.stderr
     assert "Ray assigned GPU 0 to this worker but torch sees no CUDA device" in done.stderr

@@ -124,8 +124,9 @@ def test_int8_quantizes_the_linear_layers_and_stays_close_to_float32(tiny_mlm_di
     fp32 = _rule(tiny_mlm_dir, masks_per_query=1)
     int8 = _rule(tiny_mlm_dir, masks_per_query=1, dtype="int8")
     quantized = torch.ao.nn.quantized.dynamic.Linear
-    assert any(isinstance(m, quantized) for m in int8._model.modules())
-    assert not any(type(m) is torch.nn.Linear for m in int8._model.modules())
+    assert any(isinstance(m, quantized) for m in int8._encoder.modules())
+    assert not any(type(m) is torch.nn.Linear for m in int8._encoder.modules())
+    assert type(int8._head.predictions.decoder) is torch.nn.Linear  # the LM head stays float32
     assert int8.runtime() == {"device": "cpu", "dtype": "int8"}
     queries = _queries(fp32)
     assert _overlap(fp32.candidates(queries), int8.candidates(queries)) > 0.6
@@ -221,3 +222,20 @@ def test_tinybert_combination_rate_and_stop_words(tiny_mlm_dir, tiny_glove, mlm)
                 eligible += 1
                 replaced += tokens[i] != SENTENCES[1].tokens[i]
     assert abs(replaced / eligible - 0.4) < 0.02  # p_t = 0.4
+
+
+def test_token_budget_cuts_batches_without_changing_float32_candidates(tiny_mlm_dir):
+    """Length-sorted batches under `max_batch_tokens`: each forward pass pads only to its own
+    longest query, and stays within the budget unless one query alone exceeds it."""
+    wide = _rule(tiny_mlm_dir, masks_per_query=1)
+    narrow = _rule(tiny_mlm_dir, masks_per_query=1, max_batch_tokens=48)
+    shapes = []
+    handle = narrow._encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        queries = _queries(wide)
+        assert narrow.candidates(queries) == wide.candidates(queries)
+    finally:
+        handle.remove()
+    assert wide.forward_calls == 1 and narrow.forward_calls == len(shapes) > 2
+    assert all(rows * width <= 48 or rows == 1 for rows, width in shapes)
