@@ -323,7 +323,8 @@ def proxy_model(quick: bool) -> tuple[Path | None, str]:
 # --- main ----------------------------------------------------------------------------------------
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("tang", "tinybert"), help="run one section (tinybert includes the overlap)")
+    parser.add_argument("--only", choices=("tang", "tinybert", "tinybert-stage", "overlap"),
+                        help="run one section: tang (1), tinybert (2 and 3), tinybert-stage (2), overlap (3)")
     parser.add_argument("--sentences", type=int, default=60000, help="source sentences for the Tang rules (SST-2: 67k)")
     parser.add_argument("--small", type=int, default=2000, help="a small Tang run showing Ray's fixed start-up cost")
     parser.add_argument("--sst2", type=Path, default=SST2_TRAIN, help="SST-2 train.tsv (header sentence<TAB>label)")
@@ -357,11 +358,12 @@ def main() -> None:
     try:
         if args.only in (None, "tang"):
             tang_section(args, runs)
-        if args.only in (None, "tinybert"):
-            model_dir = bert_base_mlm(args.scratch)
+        model_dir = bert_base_mlm(args.scratch) if args.only != "tang" else None
+        if args.only in (None, "tinybert", "tinybert-stage"):
             glove, glove_s = sst2_glove(args.scratch, args.sst2)
             print(f"\n(GloVe file {glove.name}: {glove.stat().st_size / 1e6:.0f} MB, ready in {glove_s:.1f} s)")
             tinybert_section(args, runs, model_dir, glove)
+        if args.only in (None, "tinybert", "overlap"):
             overlap_section(args, runs, model_dir)
     finally:
         shutil.rmtree(runs, ignore_errors=True)
