@@ -31,7 +31,6 @@ from augment.workers import ShardWriter, WordSplitter
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, hash_path
 from distill.storage.lock import OutputLock
-from distill.common.config_io import ConfigError
 from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
@@ -110,12 +109,9 @@ def actor_plans(config: AugmentConfig, resources: dict[str, float], blocks: int)
     """Actors for pass 1 (spaCy tagging: CPU only) and pass 2 (augment and commit), given the
     cluster's resources. Pass 2 reserves GPUs only when it runs the masked LM and the cluster has
     some: half a GPU per actor by default, so one actor's batch runs while the other tokenizes."""
-    try:
-        tagging = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, 0.0, uses_gpu=False)
-        writing = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, config.gpus_per_actor,
-                              uses_gpu=config.mlm_wants_gpu(), auto_gpus=MLM_GPUS_PER_ACTOR)
-    except ValueError as err:
-        raise ConfigError(str(err), "gpus_per_actor") from None
+    tagging = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, 0.0, uses_gpu=False)
+    writing = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, config.gpus_per_actor,
+                          uses_gpu=config.mlm_wants_gpu(), auto_gpus=MLM_GPUS_PER_ACTOR)
     return tagging, writing
 
 
@@ -131,11 +127,12 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
     if not two_passes:
         table = table.filter(pc.is_in(table.column("shard"), pa.array(sorted(pending), pa.int64())))
     blocks = _shard_blocks(table)
-    tagging, writing = actor_plans(config, ray.cluster_resources(), len(blocks))
+    resources = ray.cluster_resources()
+    tagging, writing = actor_plans(config, resources, len(blocks))
     if two_passes:
         log.info("pass 1 (spaCy tagging): %s", tagging.describe())
     log.info("pass 2 (augment, commit): %s", writing.describe())
-    idle = int(ray.cluster_resources().get("CPU", 1) // config.cpus_per_actor) - len(blocks)
+    idle = int(resources.get("CPU", 1) // config.cpus_per_actor) - len(blocks)
     if idle > 0 and not config.workers and not writing.gpus:
         log.info("%d shard(s) to write, fewer than the cluster's %d actor slots: a lower rows_per_shard "
                  "would keep them all busy", len(blocks), len(blocks) + idle)

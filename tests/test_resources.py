@@ -112,3 +112,9 @@ def test_masked_lm_actors_hold_the_gpu_ray_gives_them(tmp_path, tiny_mlm_dir):
     assert all(s == {"device": "cpu", "dtype": dtype, "ray_gpus": ["0"]} for s in shards)
     assert "2 actor(s), 1 CPU and 0.5 GPU each" in done.stderr
     assert "Ray assigned GPU 0 to this worker but torch sees no CUDA device" in done.stderr
+
+
+def test_an_actor_larger_than_the_cluster_names_the_option_to_lower():
+    with pytest.raises(ConfigError, match="one actor needs 32 CPU") as err:
+        actor_plans(_config(["mask"], cpus_per_actor=32), CPU_NODE, 10)
+    assert err.value.key == "cpus_per_actor"

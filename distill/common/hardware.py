@@ -1,4 +1,5 @@
-"""What this machine computes natively, so a requested precision that it only emulates is named.
+"""What this machine computes natively, so a requested precision that it only emulates is named,
+and which device a Ray worker may use.
 
 bfloat16 on a CPU without AVX512-BF16 or AMX is emulated (about 10x slower than float32 there);
 float16 on a CPU is emulated everywhere. `auto` never picks either on such CPUs."""
@@ -6,6 +7,7 @@ float16 on a CPU is emulated everywhere. `auto` never picks either on such CPUs.
 from __future__ import annotations
 
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,6 @@ def ray_assigned_gpus() -> list[str] | None:
 def worker_device(requested: str = "auto") -> str:
     """`choose_device` for this process. A GPU assigned by Ray that torch cannot see (a CPU-only
     torch build on a GPU node) is named in a warning and the work runs on CPU."""
-    import os
-
     import torch
 
     assigned = ray_assigned_gpus()

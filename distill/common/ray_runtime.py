@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from distill.common.config_io import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -68,20 +70,22 @@ def plan_actors(
     cluster has one, else 0; a fraction lets several actors share a GPU. The count is `workers`,
     else what the cluster holds (GPUs / gpus_per_actor on GPU clusters, CPUs / cpus_per_actor
     otherwise), never more than `items` nor more than Ray could place at once (an actor pool
-    waits for all of its actors).
+    waits for all of its actors). A request the cluster cannot meet is a one-line `ConfigError`
+    naming `gpus_per_actor` or `cpus_per_actor`.
     """
     cluster_gpus = float(resources.get("GPU", 0))
     cluster_cpus = float(resources.get("CPU", 1))
     gpus = gpus_per_actor if gpus_per_actor is not None else (auto_gpus if uses_gpu and cluster_gpus else 0.0)
     if gpus and not cluster_gpus:
-        raise ValueError(f"{gpus:g} GPU per actor requested, but the Ray cluster has no GPUs")
+        raise ConfigError(f"{gpus:g} GPU per actor requested, but the Ray cluster has no GPUs", "gpus_per_actor")
     if gpus > 1 and gpus != int(gpus):
-        raise ValueError(f"{gpus:g} GPU per actor: use a fraction below 1 or a whole number")
+        raise ConfigError(f"{gpus:g} GPU per actor: use a fraction below 1 or a whole number", "gpus_per_actor")
     fit = int(cluster_cpus // cpus_per_actor)
     if gpus:
         fit = min(fit, int(cluster_gpus // gpus))
     if fit < 1:
-        raise ValueError(f"one actor needs {cpus_per_actor:g} CPU and {gpus:g} GPU, more than the cluster's "
-                         f"{cluster_cpus:g} CPU and {cluster_gpus:g} GPU")
+        key = "cpus_per_actor" if cluster_cpus < cpus_per_actor else "gpus_per_actor"
+        raise ConfigError(f"one actor needs {cpus_per_actor:g} CPU and {gpus:g} GPU, more than the cluster's "
+                          f"{cluster_cpus:g} CPU and {cluster_gpus:g} GPU", key)
     actors = min(workers, fit) if workers else fit
     return ActorPlan(max(1, min(actors, items)), cpus_per_actor, gpus)

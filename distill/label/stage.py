@@ -23,7 +23,6 @@ from distill.cache.encoding import distinct_token_ids
 from distill.cache.features import FeatureSet
 from distill.cache.format import CARD_NAME, FORMAT_VERSION
 from distill.cache.reader import cache_problems
-from distill.common.config_io import ConfigError
 from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.common.hardware import cpu_precision_warning
 from distill.common.labels import LabelSpace
@@ -88,10 +87,7 @@ def _actor_plan(config: LabelConfig, pending: int) -> ActorPlan:
     """One teacher per GPU when the cluster has GPUs, else one per `cpus_per_actor` CPUs."""
     import ray
 
-    try:
-        return plan_actors(ray.cluster_resources(), pending, config.workers, config.cpus_per_actor, config.gpus_per_actor)
-    except ValueError as err:
-        raise ConfigError(str(err), "gpus_per_actor") from None
+    return plan_actors(ray.cluster_resources(), pending, config.workers, config.cpus_per_actor, config.gpus_per_actor)
 
 
 def _label(pending: list[str], config: LabelConfig, constructor: dict) -> None:

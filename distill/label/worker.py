@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 KEPT_COLUMNS = ("uid", "source_id", "aug_index", "label")  # copied from the augmented rows
 
 
-def pick_device() -> str:
-    return worker_device("auto")  # the GPU Ray assigned this actor, else CPU
-
-
 def autocast_for(precision: str, device: str):
     """Resolved compute precision: `auto` = bf16 autocast on GPUs that have it (else fp16), fp32 on CPU."""
     if precision == "auto":
@@ -64,7 +60,7 @@ class TeacherLabeler:
         label_space: LabelSpace | None = None,
         cpu_threads: int | None = None,
     ) -> None:
-        self.device = pick_device()
+        self.device = worker_device("auto")  # the GPU Ray assigned this actor, else CPU
         if self.device == "cpu" and cpu_threads:
             torch.set_num_threads(cpu_threads)
         self.config = config
