@@ -18,15 +18,18 @@ from distill.cache import FORMAT_VERSION, CacheFormatError, FeatureSet, load
 from tests.conftest import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures" / f"cache_format_v{FORMAT_VERSION}"
-KINDS = ("float16", "bfloat16-int8")
+KINDS = ("float16", "bfloat16-int8", "topk-recompute")
+OLD_FORMATS = [("cache_format_v2", "float16"), ("cache_format_v2", "bfloat16-int8")]  # still read
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_checked_in_cache_of_the_current_format_reads_back_unchanged(kind):
-    """If this fails, the layout changed: bump FORMAT_VERSION and add a fixture for the new version
-    (tests/fixtures/make_cache_fixture.py), keeping readers honest about old caches."""
-    cache = load(FIXTURES / kind, verify="full")
-    expected = load_file(str(FIXTURES / f"{kind}.expected.safetensors"))
+@pytest.mark.parametrize("version_dir, kind", [(FIXTURES.name, k) for k in KINDS] + OLD_FORMATS)
+def test_a_checked_in_cache_reads_back_unchanged(version_dir, kind):
+    """If this fails for the current format, the layout changed: bump FORMAT_VERSION and add a fixture
+    for the new version (tests/fixtures/make_cache_fixture.py); older formats this code still reads
+    must keep reading back to the tensors they were written with."""
+    base = FIXTURES.parent / version_dir
+    cache = load(base / kind, verify="full")
+    expected = load_file(str(base / f"{kind}.expected.safetensors"))
     batch = cache.batch(list(range(len(cache))))
     assert batch.keys() == expected.keys()
     for name, value in expected.items():
@@ -40,9 +43,12 @@ def test_a_checked_in_cache_of_the_current_format_reads_back_unchanged(kind):
 
 def test_the_fixtures_cover_every_layout_and_storage_dtype():
     columns = [c for kind in KINDS for c in load(FIXTURES / kind).features.columns()]
-    assert {c.layout for c in columns} == {"fixed", "per_token", "square"}
-    assert {c.dtype for c in columns} == {"float16", "bfloat16", "int8", "int32", "float32"}
-    assert {c.kind for c in columns} >= {"logits", "topk_indices", "cls", "embedding", "hidden", "attention", "scale"}
+    assert {c.layout for c in columns} >= {"fixed", "per_token", "square"}
+    assert {c.dtype for c in columns} >= {"float16", "bfloat16", "int8", "int32", "float32", "uint16"}
+    assert {c.kind for c in columns} >= {"logits", "topk_indices", "topk_logsumexp", "cls", "embedding", "hidden",
+                                         "attention", "scale"}
+    recompute = load(FIXTURES / "topk-recompute")
+    assert recompute.features.attention_mode == "recompute" and recompute.attention_weights()[1]["num_heads"] == 2
 
 
 @pytest.mark.parametrize("kind", KINDS)

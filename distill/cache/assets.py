@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill.cache.format import EMBEDDINGS_NAME, TEACHER_FILES_DIR
+from distill.cache.format import ATTENTION_QK_NAME, EMBEDDINGS_NAME, TEACHER_FILES_DIR
 from distill.common.models import INPUT_EMBEDDINGS, model_tensor
 from distill.storage.atomic import TEMP_MARKER
 from distill.storage.fingerprint import hash_file
@@ -25,9 +25,11 @@ from distill.storage.fingerprint import hash_file
 log = logging.getLogger(__name__)
 
 
-def write_teacher_files(cache_dir: Path, model_dir: Path, tokenizer, token_ids: np.ndarray) -> dict[str, dict[str, Any]]:
+def write_teacher_files(cache_dir: Path, model_dir: Path, tokenizer, token_ids: np.ndarray,
+                        recompute_layers: list[int] = (), num_heads: int = 0) -> dict[str, dict[str, Any]]:
     """Write `<cache_dir>/teacher_files/` (replacing any older copy in one rename) and return
-    `{file: {bytes, sha256}}` for the manifest."""
+    `{file: {bytes, sha256}}` for the manifest. `recompute_layers`: attention layers served from
+    hidden states, whose query/key weights travel too (`distill.cache.attention_qk`)."""
     final = cache_dir / TEACHER_FILES_DIR
     tmp = cache_dir / f"{TEACHER_FILES_DIR}{TEMP_MARKER}dir"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -44,6 +46,11 @@ def write_teacher_files(cache_dir: Path, model_dir: Path, tokenizer, token_ids: 
         ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64))
         save_file({"token_ids": ids, "rows": table[ids].contiguous(), "mean": table.mean(dim=0)}, str(tmp / EMBEDDINGS_NAME))
         _readable(tmp / EMBEDDINGS_NAME)
+    if recompute_layers:
+        from distill.cache.attention_qk import write_attention_weights
+
+        write_attention_weights(tmp, model_dir, list(recompute_layers), num_heads)
+        _readable(tmp / ATTENTION_QK_NAME)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return {f.name: {"bytes": f.stat().st_size, "sha256": hash_file(f)} for f in sorted(final.iterdir()) if f.is_file()}

@@ -46,11 +46,17 @@ def render_card(manifest: dict[str, Any]) -> str:
         "",
         "## Features",
         "",
-        f"- logits; top-k: {features.get('topk') or 'no'}",
+        f"- teacher head: {features.get('head', 'classification')}; full logits: "
+        f"{'yes' if 'logits' in features.get('columns', ['logits']) else 'no'}; top-k: {features.get('topk') or 'no'}"
+        + (f" (indices {layout.get('topk_indices', {}).get('dtype')}, log-normaliser at T = {features.get('topk_temperature')})"
+           if features.get("topk") and features.get("topk_temperature") else ""),
         f"- [CLS] of layers: {_layers(features['cls_layers'])}",
         f"- token hidden states of layers: {_layers(features['hidden_layers'])}; embedding output: "
         f"{'yes' if features['embedding'] or 0 in features['hidden_layers'] else 'no'}",
-        f"- pre-softmax attention scores of layers: {_layers(features['attention_layers'])}",
+        f"- pre-softmax attention scores of layers: {_layers(features['attention_layers'])}"
+        + (" (recomputed from the stored hidden states of the layer below and "
+           f"`{TEACHER_FILES_DIR}/attention_qk.safetensors`, not stored)"
+           if features.get("attention_mode") == "recompute" and features['attention_layers'] else ""),
         "",
         f"## Size: {totals['rows']} rows, {totals['bytes'] / 1e6:.2f} MB in {len(manifest['shards'])} shard(s), "
         f"{totals['bytes_per_example']:.0f} bytes per example",
@@ -66,6 +72,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         "",
         "Layouts: `fixed` = one value of that shape per example; `per_token` = one per real token "
         "(no padding stored); `square` = heads × len × len per example, row-major, pre-softmax, unmasked. "
+        "`per_masked` = one per masked position, in `mlm_positions` order. "
         "`bfloat16` is stored as its uint16 bit pattern; `int8` columns have a float32 per-vector scale "
         "in `<column>_scale`. Rows of a shard are in length order; `uid` joins them to the augmented rows.",
         "",

@@ -7,6 +7,14 @@ trainer, the losses and the requirement check ask typed questions (`features.ava
 
 Layer numbering follows transformers' `hidden_states`: 0 = embedding output, i = output of
 encoder layer i (1-based). Attention layers are 1-based encoder layers.
+
+Format 3 adds the teacher's `head` (a classifier, a masked LM, or none: an encoder alone),
+top-k targets that replace full logits (`topk_*`: indices as uint16 where the label space fits,
+values in the storage dtype, and the full softmax's log-normaliser so a loss can price the tail),
+masked-LM targets at masked positions only (`per_masked` layout, one entry per masked position,
+with the corpus's `mlm_positions` / `mlm_labels`), and `attention_mode: recompute`: attention
+layers are served from stored hidden states h_{l-1} and the teacher's query/key weights instead of
+O(len²) columns (docs/design.md, "Store O(len), recompute O(len²)").
 """
 
 from __future__ import annotations
@@ -19,10 +27,15 @@ import pyarrow as pa
 from distill.cache.encoding import ARROW_TYPES, fixed_type
 
 # Column kinds. "hidden" at layer 0 is the embedding output, stored as the `embedding` column.
-KINDS = ("input_ids", "logits", "topk_indices", "topk_logits", "cls", "embedding", "hidden", "attention")
+KINDS = ("input_ids", "logits", "topk_indices", "topk_logits", "topk_logsumexp", "mlm_positions", "mlm_labels",
+         "cls", "embedding", "hidden", "attention")
 # Layouts: `fixed` = one [*shape] value per example; `per_token` = one [*shape] value per real
-# token (list<...>); `square` = heads x len x len per example, row-major (list<value>).
-LAYOUTS = ("fixed", "per_token", "square")
+# token (list<...>); `square` = heads x len x len per example, row-major (list<value>);
+# `per_masked` = one [*shape] value per masked position (list<...>, in `mlm_positions` order).
+LAYOUTS = ("fixed", "per_token", "square", "per_masked")
+HEADS = ("classification", "masked_lm", "none")
+ATTENTION_MODES = ("stored", "recompute")
+UINT16_LIMIT = 1 << 16  # top-k indices below this are stored as uint16
 
 
 def column_name(kind: str, layer: int | None = None) -> str:
@@ -56,18 +69,18 @@ class Column:
     name: str
     kind: str
     layout: str  # fixed | per_token | square
-    dtype: str  # storage dtype: float16 | bfloat16 (as uint16 bits) | float32 | int8 | int32
+    dtype: str  # storage dtype: float16 | bfloat16 (as uint16 bits) | float32 | int8 | int32 | uint16
     shape: tuple[int, ...]  # per example (fixed), per token (per_token), (heads,) (square)
     layer: int | None = None
     scale: str | None = None  # int8 columns: the float32 per-vector scale column
 
     @property
     def arrow_type(self) -> pa.DataType:
-        value = pa.int32() if self.dtype == "int32" else ARROW_TYPES[self.dtype]
+        value = {"int32": pa.int32(), "uint16": pa.uint16()}.get(self.dtype) or ARROW_TYPES[self.dtype]
         if self.layout == "square":
             return pa.list_(value)
         inner = fixed_type(value, self.shape)
-        return pa.list_(inner) if self.layout == "per_token" else inner
+        return pa.list_(inner) if self.layout in ("per_token", "per_masked") else inner
 
     def scale_column(self) -> "Column":
         return Column(self.scale, "scale", self.layout, "float32", self.shape[:-1], self.layer)
@@ -86,15 +99,53 @@ class FeatureSet:
     hidden_layers: list[int] = field(default_factory=list)
     attention_layers: list[int] = field(default_factory=list)
     embedding: bool = False
+    head: str = "classification"  # the teacher's output: classification logits, masked-LM logits, or none
+    attention_mode: str = "stored"  # stored scores, or recompute from hidden h_{l-1} + the teacher's W_q, W_k
+    topk_temperature: float = 1.0  # the temperature of `topk_logsumexp` (a tail-bucket loss must use it)
+    legacy_logits: bool = False  # format 2: full logits were stored beside top-k
+    has_mlm_columns: bool = False  # the input is a masked corpus (positions and true tokens are kept)
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"unknown teacher head {self.head!r} (known: {', '.join(HEADS)})")
+        if self.attention_mode not in ATTENTION_MODES:
+            raise ValueError(f"unknown attention mode {self.attention_mode!r} (known: {', '.join(ATTENTION_MODES)})")
+        if self.head == "masked_lm" and not self.topk:
+            raise ValueError("a masked-LM teacher's targets are stored as top-k (the full vocabulary is never stored)")
+
+    @property
+    def stores_logits(self) -> bool:
+        """Full logits per example: classification teachers without top-k (and every format-2 cache)."""
+        return self.head == "classification" and (not self.topk or self.legacy_logits)
+
+    @property
+    def masked(self) -> bool:
+        """Rows carry masked positions and their true tokens (corpus input)."""
+        return self.head == "masked_lm" or self.has_mlm_columns
+
+    @property
+    def stored_hidden_layers(self) -> list[int]:
+        """Hidden layers with a column: those asked for, plus each recomputed attention layer's input."""
+        extra = {layer - 1 for layer in self.attention_layers} if self.attention_mode == "recompute" else set()
+        return sorted(set(self.hidden_layers) | extra)
+
+    @property
+    def stored_attention_layers(self) -> list[int]:
+        return self.attention_layers if self.attention_mode == "stored" else []
+
+    @property
+    def topk_index_dtype(self) -> str:
+        space = self.dims.vocab_size if self.head == "masked_lm" else self.dims.num_labels
+        return "uint16" if space <= UINT16_LIMIT and not self.legacy_logits else "int32"
 
     @property
     def needs_hidden_states(self) -> bool:
-        return bool(self.cls_layers or self.hidden_layers or self.embedding)
+        return bool(self.cls_layers or self.stored_hidden_layers or self.embedding)
 
     @property
     def stores_embedding(self) -> bool:
         """The embedding output (hidden state 0) is stored, asked for as `embedding` or as hidden layer 0."""
-        return self.embedding or 0 in self.hidden_layers
+        return self.embedding or 0 in self.stored_hidden_layers
 
     @property
     def hidden_dtype(self) -> str:
@@ -105,15 +156,25 @@ class FeatureSet:
         if kind == "cls":
             return set(self.cls_layers)
         if kind == "hidden":
-            return set(self.hidden_layers) | ({0} if self.stores_embedding else set())
+            return set(self.stored_hidden_layers) | ({0} if self.stores_embedding else set())
         if kind == "attention":
             return set(self.attention_layers)
         if kind == "embedding":
             return {0} if self.stores_embedding else set()
-        if kind in ("logits", "input_ids"):
+        if kind == "input_ids":
             return {0}
+        if kind == "logits":
+            return {0} if self.stores_logits else set()
         if kind in ("topk_indices", "topk_logits", "topk"):
             return {0} if self.topk else set()
+        if kind == "mlm_topk":
+            return {0} if self.topk and self.head == "masked_lm" else set()
+        if kind == "class_topk":
+            return {0} if self.topk and self.head == "classification" else set()
+        if kind == "mlm":
+            return {0} if self.masked else set()
+        if kind == "predictions":
+            return {0} if self.stores_logits or (self.topk and self.head == "classification") else set()
         raise ValueError(f"unknown cache feature {kind!r}")
 
     # -- columns ----------------------------------------------------------------------------
@@ -125,19 +186,26 @@ class FeatureSet:
     def columns(self) -> list[Column]:
         """Every stored column in schema order, int8 scale columns right after their values."""
         hidden = self.dims.hidden_size
-        out = [Column("input_ids", "input_ids", "per_token", "int32", ()),
-               Column("logits", "logits", "fixed", self.dtype, (self.dims.num_labels,))]
+        out = [Column("input_ids", "input_ids", "per_token", "int32", ())]
+        if self.stores_logits:
+            out.append(Column("logits", "logits", "fixed", self.dtype, (self.dims.num_labels,)))
+        if self.masked:
+            out += [Column("mlm_positions", "mlm_positions", "per_masked", "int32", ()),
+                    Column("mlm_labels", "mlm_labels", "per_masked", "int32", ())]
         if self.topk:
-            out += [Column("topk_indices", "topk_indices", "fixed", "int32", (self.topk,)),
-                    Column("topk_logits", "topk_logits", "fixed", self.dtype, (self.topk,))]
+            layout = "per_masked" if self.head == "masked_lm" else "fixed"
+            out += [Column("topk_indices", "topk_indices", layout, self.topk_index_dtype, (self.topk,)),
+                    Column("topk_logits", "topk_logits", layout, self.dtype, (self.topk,))]
+            if not self.legacy_logits:
+                out.append(Column("topk_logsumexp", "topk_logsumexp", layout, "float32", ()))
         if self.cls_layers:
             out += self._hidden("cls", "fixed", (len(self.cls_layers), hidden))
         if self.stores_embedding:
             out += self._hidden("embedding", "per_token", (hidden,), 0)
-        for layer in self.hidden_layers:
+        for layer in self.stored_hidden_layers:
             if layer != 0:
                 out += self._hidden("hidden", "per_token", (hidden,), layer)
-        for layer in self.attention_layers:
+        for layer in self.stored_attention_layers:
             out.append(Column(column_name("attention", layer), "attention", "square", self.dtype,
                               (self.dims.num_heads,), layer))
         return out
@@ -151,6 +219,25 @@ class FeatureSet:
     # -- manifest -------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """The manifest's account of the columns: enough to decode them without this code."""
+        if self.legacy_logits:
+            return self._describe_v2()
+        return {
+            **self._describe_v2(),
+            "head": self.head,
+            "has_mlm_columns": self.masked,
+            "topk_temperature": self.topk_temperature if self.topk else None,
+            "topk_logsumexp": "log sum_j exp(z_j / topk_temperature) over the full label space, float32"
+            if self.topk else None,
+            "attention_mode": self.attention_mode,
+            "attention_recompute": ("scores of layer l = (h_{l-1} W_q^T + b_q)(h_{l-1} W_k^T + b_k)^T / sqrt(head_dim) per "
+                                    "head, from hidden_{l-1} and teacher_files/attention_qk.safetensors")
+            if self.attention_mode == "recompute" and self.attention_layers else None,
+            "stored_hidden_layers": self.stored_hidden_layers,
+            "columns": self.column_names(),
+            "layout": {c.name: c.describe() for c in self.columns()},
+        }
+
+    def _describe_v2(self) -> dict[str, Any]:
         return {
             **asdict(self.dims),
             "dtype": self.dtype,
@@ -171,7 +258,11 @@ class FeatureSet:
     def from_manifest(cls, block: dict[str, Any]) -> "FeatureSet":
         """Rebuild the writer's feature set from a manifest's `features` block."""
         dims = TeacherDims(**{k: int(block[k]) for k in TeacherDims.__dataclass_fields__})
+        legacy = "head" not in block  # format 2: a classifier, full logits beside top-k, stored attention
         return cls(dims=dims, dtype=block["dtype"], quantize_hidden=bool(block["quantize_hidden"]),
                    topk=block.get("topk"), cls_layers=list(block["cls_layers"]),
                    hidden_layers=list(block["hidden_layers"]), attention_layers=list(block["attention_layers"]),
-                   embedding=bool(block["embedding"]))
+                   embedding=bool(block["embedding"]), head=block.get("head", "classification"),
+                   attention_mode=block.get("attention_mode", "stored"),
+                   topk_temperature=float(block.get("topk_temperature") or 1.0), legacy_logits=legacy,
+                   has_mlm_columns=bool(block.get("has_mlm_columns", False)))

@@ -6,6 +6,7 @@
 <cache>/_commits/part-*.json            per-shard commit records (rows, bytes, sha256)
 <cache>/teacher_files/                  the teacher's config.json and tokenizer files (no weights),
                                         plus input_embeddings.safetensors (rows of the wordpieces used)
+                                        and, with attention: recompute, attention_qk.safetensors
 <cache>/README.md                       the dataset card
 ```
 
@@ -20,12 +21,16 @@ from typing import Any
 
 from distill.storage.stage_dir import MANIFEST_NAME
 
-FORMAT_VERSION = 2  # 1: before caches carried format_version, teacher files and a card
+# 1: before caches carried format_version, teacher files and a card; 2: before teacher heads
+# (masked LM, encoder), top-k replacing full logits, per-masked columns and recomputed attention.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # format 2 reads as a classifier cache whose top-k sits beside full logits
 CARD_NAME = "README.md"
 TEACHER_FILES_DIR = "teacher_files"
 EMBEDDINGS_NAME = "input_embeddings.safetensors"
+ATTENTION_QK_NAME = "attention_qk.safetensors"
 
-__all__ = ["CARD_NAME", "EMBEDDINGS_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "TEACHER_FILES_DIR",
+__all__ = ["ATTENTION_QK_NAME", "CARD_NAME", "EMBEDDINGS_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "TEACHER_FILES_DIR",
            "CacheError", "CacheFormatError", "check_format_version"]
 
 
@@ -39,10 +44,10 @@ class CacheFormatError(CacheError):
 
 def check_format_version(manifest: dict[str, Any], where: str | Path) -> int:
     version = manifest.get("format_version", 1)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         newer = isinstance(version, int) and version > FORMAT_VERSION
         advice = ("it was written by a newer distill-data: upgrade this installation to read it" if newer else
                   "relabel it with this version (rerun augment_and_label.py; a new cache directory is made)")
         raise CacheFormatError(f"{where}: teacher cache format version {version!r}, this code reads version "
-                               f"{FORMAT_VERSION}; {advice}")
+                               f"{FORMAT_VERSION} (and {', '.join(map(str, READABLE_VERSIONS[:-1]))}); {advice}")
     return version

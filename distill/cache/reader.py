@@ -8,8 +8,11 @@
 Both return the same dict of padded tensors: `input_ids`, `attention_mask`, `token_type_ids`
 (pairs, rebuilt from [SEP]), `labels` (gold, -100 where missing), `aug_index`, `logits`, and
 each cached feature under its `column_name`: `cls` [B, layers, H], `embedding` / `hidden_<l>`
-[B, T, H], `attention_<l>` [B, heads, T, T] (0 at padding), `topk_indices` / `topk_logits` [B, k].
-Everything about shapes and dtypes comes from the manifest's feature description.
+[B, T, H], `attention_<l>` [B, heads, T, T] (0 at padding), `topk_indices` / `topk_logits` [B, k]
+and `topk_logsumexp` [B] (classification). Masked-corpus caches add `mlm_positions` [B, M] (−1 at
+padding) and `mlm_labels` [B, M] (−100 at padding); a masked-LM teacher's top-k is then per masked
+position: [B, M, k] and [B, M]. Everything about shapes and dtypes comes from the manifest's
+feature description.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from distill.storage.shards import ShardRecord, read_shard
 from distill.storage.stage_dir import verify_record
 
 VERIFY_MODES = ("full", "size")
+PAD_VALUES = {"mlm_positions": -1, "mlm_labels": -100}  # padding of per-masked columns (0 elsewhere)
 
 
 class CacheCorruptError(CacheError):
@@ -111,14 +115,18 @@ class TeacherCache:
         lengths = torch.from_numpy(list_lengths(columns["input_ids"]).astype(np.int64))
         out = self._token_inputs(torch.from_numpy(flat_values(columns["input_ids"]).astype(np.int64)), lengths)
         out.update(self._row_fields(columns))
+        masked = torch.from_numpy(list_lengths(columns["mlm_positions"]).astype(np.int64)) \
+            if "mlm_positions" in columns else None
         for column in self._value_columns():
             scale = flat_values(columns[column.scale]) if column.scale else None
-            out[column.name] = self._shape(column, self._decode(column, flat_values(columns[column.name]), scale), lengths)
+            values = self._decode(column, flat_values(columns[column.name]), scale)
+            out[column.name] = self._shape(column, values, masked if column.layout == "per_masked" else lengths)
         return out
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """DataLoader `collate_fn` for rows of `cache.dataset` (torch format)."""
         lengths = torch.tensor([len(e["input_ids"]) for e in examples])
+        masked = torch.tensor([len(e["mlm_positions"]) for e in examples]) if "mlm_positions" in examples[0] else None
         out = self._token_inputs(torch.cat([e["input_ids"].long() for e in examples]), lengths)
         labels = [e.get("label") for e in examples]
         if labels and all(lab is None or isinstance(lab, (int, torch.Tensor)) for lab in labels):
@@ -128,8 +136,15 @@ class TeacherCache:
         for column in self._value_columns():
             flat = torch.cat([e[column.name].reshape(-1) for e in examples]).numpy()
             scale = torch.cat([e[column.scale].reshape(-1) for e in examples]).numpy() if column.scale else None
-            out[column.name] = self._shape(column, self._decode(column, flat, scale), lengths)
+            out[column.name] = self._shape(column, self._decode(column, flat, scale),
+                                           masked if column.layout == "per_masked" else lengths)
         return out
+
+    def attention_weights(self) -> dict[int, dict[str, torch.Tensor]] | None:
+        """The teacher's query/key weights of the recomputed attention layers (`attention: recompute`)."""
+        from distill.cache.attention_qk import read_attention_weights
+
+        return read_attention_weights(self.path / TEACHER_FILES_DIR) if self.features.attention_mode == "recompute" else None
 
     # -- helpers ----------------------------------------------------------------------------
     def _value_columns(self) -> list[Column]:
@@ -158,7 +173,7 @@ class TeacherCache:
 
     def _decode(self, column: Column, values: np.ndarray, scale: np.ndarray | None) -> torch.Tensor:
         """Stored dtype → `self.dtype`: bfloat16 bits reinterpreted, int8 rescaled by its per-vector scale."""
-        if column.dtype == "int32":
+        if column.dtype in ("int32", "uint16"):
             return torch.from_numpy(values.astype(np.int64))
         if column.dtype == "int8":
             width = column.shape[-1]
@@ -168,10 +183,12 @@ class TeacherCache:
 
     @staticmethod
     def _shape(column: Column, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        batch, width = len(lengths), int(lengths.max())
-        if column.layout == "per_token":
+        """Padded [B, width, *shape] (`lengths` = tokens per row, or masked positions for `per_masked`)."""
+        batch, width = len(lengths), int(lengths.max()) if len(lengths) else 0
+        if column.layout in ("per_token", "per_masked"):
             mask = torch.arange(width)[None, :] < lengths[:, None]
-            padded = torch.zeros(batch, width, *column.shape, dtype=values.dtype)
+            pad = PAD_VALUES.get(column.kind, 0)
+            padded = torch.full((batch, width, *column.shape), pad, dtype=values.dtype)
             padded[mask] = values.view(-1, *column.shape)
             return padded
         if column.layout == "square":

@@ -30,33 +30,66 @@ def _vectors(column: Column, tensor: torch.Tensor, lengths: np.ndarray | None) -
     return out
 
 
+def topk_targets(logits: torch.Tensor, k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The k largest logits, their indices, and log Σ_j exp(z_j / T) over the whole label space:
+    with it a loss knows the teacher's exact top-k probabilities at T and the tail's mass."""
+    logits = logits.float()
+    top = logits.topk(k, dim=-1)
+    return top.indices, top.values, torch.logsumexp(logits / temperature, dim=-1)
+
+
+def _topk_columns(features: FeatureSet, logits: torch.Tensor, lengths: np.ndarray | None) -> dict[str, pa.Array]:
+    """Top-k columns: fixed per example (classification) or one entry per masked position (`lengths`)."""
+    indices, values, lse = topk_targets(logits, features.topk, features.topk_temperature)
+    index_dtype = features.topk_index_dtype
+    index_values = indices.to(torch.int32).cpu().numpy().astype(np.uint16 if index_dtype == "uint16" else np.int32)
+    index_type = pa.uint16() if index_dtype == "uint16" else pa.int32()
+    columns = {}
+    for name, array, value_type in (("topk_indices", index_values, index_type),
+                                    ("topk_logits", to_numpy(values, features.dtype), ARROW_TYPES[features.dtype]),
+                                    ("topk_logsumexp", lse.cpu().numpy().astype(np.float32), pa.float32())):
+        columns[name] = fixed_array(array, value_type) if lengths is None else ragged_array(array, lengths, value_type)
+    return columns
+
+
 def encode_batch(
     features: FeatureSet,
     input_ids: torch.Tensor,
     mask: torch.Tensor,
-    logits: torch.Tensor,
+    logits: torch.Tensor | None,
     hidden_states: Sequence[torch.Tensor] | None = None,
     scores: Mapping[int, torch.Tensor] | None = None,
+    mlm: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
 ) -> dict[str, pa.Array]:
     """Columns for one padded batch, rows in batch order.
 
-    `input_ids` and `mask` [B, T] on the host; `logits` [B, labels], `hidden_states` (transformers'
-    tuple: 0 = embeddings, i = layer i, each [B, T, H]) and pre-softmax `scores` {layer: [B, heads,
-    T, T]} on any device: they are cast to the storage dtype there, so less crosses to the host.
+    `input_ids` and `mask` [B, T] on the host; `logits` [B, labels] (classification), [N, vocab]
+    at the batch's N masked positions in row-major order (masked LM), or None (encoder);
+    `hidden_states` (transformers' tuple: 0 = embeddings, i = layer i, each [B, T, H]) and pre-softmax
+    `scores` {layer: [B, heads, T, T]} on any device: they are cast to the storage dtype there, so
+    less crosses to the host. `mlm` = (positions, true ids) per row, for masked-corpus input.
     """
     lengths = mask.sum(dim=1).numpy()
     real = mask.bool()
-    on_device = real.to(logits.device)
+    device = logits.device if logits is not None else (hidden_states[0].device if hidden_states else "cpu")
+    on_device = real.to(device)
     columns: dict[str, pa.Array] = {
         "input_ids": ragged_array(input_ids[real].to(torch.int32).cpu().numpy(), lengths, pa.int32()),
     }
+    masked_lengths = None
+    if features.masked:
+        positions, labels = mlm
+        masked_lengths = np.array([len(p) for p in positions], dtype=np.int64)
+        flat = lambda parts: np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)  # noqa: E731
+        columns["mlm_positions"] = ragged_array(flat(positions), masked_lengths, pa.int32())
+        columns["mlm_labels"] = ragged_array(flat(labels), masked_lengths, pa.int32())
     for column in features.columns():
         if column.kind == "logits":
             columns.update(_vectors(column, logits.float(), None))
         elif column.kind == "topk_indices":
-            top = logits.float().topk(features.topk, dim=-1)
-            columns["topk_indices"] = fixed_array(top.indices.to(torch.int32).cpu().numpy(), pa.int32())
-            columns["topk_logits"] = fixed_array(to_numpy(top.values, features.dtype), ARROW_TYPES[features.dtype])
+            if features.legacy_logits:
+                raise ValueError("format-2 caches are read, not written")
+            columns.update(_topk_columns(features, logits, masked_lengths if features.head == "masked_lm" else None))
         elif column.kind == "cls":
             cls = torch.stack([hidden_states[layer][:, 0] for layer in features.cls_layers], dim=1).float()
             columns.update(_vectors(column, cls, None))

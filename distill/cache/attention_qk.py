@@ -1,0 +1,86 @@
+"""Attention targets recomputed from the cache instead of stored (`attention: recompute`).
+
+TinyBERT's attention target of teacher layer l is its pre-softmax score matrix
+(h_{l-1} W_qᵀ + b_q)(h_{l-1} W_kᵀ + b_k)ᵀ / √d per head: a function of the layer's input, which
+the cache stores anyway for the hidden-state loss, and of four small tensors per layer. Storing
+those tensors (`teacher_files/attention_qk.safetensors`) instead of heads × len² scores per
+example removes the only O(len²) term from disk, at the cost of two projections and one batched
+matmul per layer per training step (docs/design.md, "Store O(len), recompute O(len²)").
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from distill.cache.format import ATTENTION_QK_NAME
+from distill.common.models import weight_files
+
+# BERT-family names of layer i's query/key projections (BERT, RoBERTa, MiniLM, ELECTRA encoders)
+_PROJECTION = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.attention\.self\.(query|key)\.(weight|bias)$")
+
+
+def teacher_attention_weights(model_dir: Path, layers: list[int]) -> dict[str, torch.Tensor]:
+    """`layer.<l>.<query|key>.<weight|bias>` of 1-based `layers`, read from the weight files
+    without building the model. Refuses, in one line, a teacher whose names do not follow BERT's."""
+    from safetensors import safe_open
+
+    wanted = {layer - 1 for layer in layers}
+    found: dict[str, torch.Tensor] = {}
+    for file in weight_files(model_dir):
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as handle:
+                for name in handle.keys():
+                    match = _PROJECTION.search(name)
+                    if match and int(match.group(1)) in wanted:
+                        found[f"layer.{int(match.group(1)) + 1}.{match.group(2)}.{match.group(3)}"] = handle.get_tensor(name)
+        else:
+            state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            for name, value in state.items():
+                match = _PROJECTION.search(name)
+                if match and int(match.group(1)) in wanted:
+                    found[f"layer.{int(match.group(1)) + 1}.{match.group(2)}.{match.group(3)}"] = value.clone()
+    expected = {f"layer.{l}.{p}.{w}" for l in layers for p in ("query", "key") for w in ("weight", "bias")}
+    if expected - found.keys():
+        raise KeyError(f"{model_dir}: attention: recompute needs BERT-style query/key weights of layers {layers} "
+                       f"(encoder.layer.N.attention.self.query/key); missing {sorted(expected - found.keys())[:2]}; "
+                       "use attention: stored for this teacher")
+    return {name: found[name].float().contiguous() for name in sorted(expected)}
+
+
+def write_attention_weights(directory: Path, model_dir: Path, layers: list[int], num_heads: int) -> None:
+    from safetensors.torch import save_file
+
+    tensors = teacher_attention_weights(model_dir, layers)
+    save_file(tensors, str(directory / ATTENTION_QK_NAME), metadata={"num_heads": str(num_heads)})
+
+
+def read_attention_weights(teacher_files: Path) -> dict[int, dict[str, torch.Tensor]]:
+    """{layer: {query.weight, query.bias, key.weight, key.bias, num_heads}} from a cache."""
+    from safetensors import safe_open
+
+    out: dict[int, dict[str, torch.Tensor]] = {}
+    with safe_open(str(teacher_files / ATTENTION_QK_NAME), framework="pt") as handle:
+        heads = int(handle.metadata()["num_heads"])
+        for name in handle.keys():
+            _, layer, rest = name.split(".", 2)
+            out.setdefault(int(layer), {"num_heads": heads})[rest] = handle.get_tensor(name)
+    return out
+
+
+def recompute_scores(hidden: torch.Tensor, mask: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Pre-softmax scores [B, heads, T, T] of one layer from its input `hidden` [B, T, H], zero
+    outside real query/key pairs (as stored scores are)."""
+    heads = int(weights["num_heads"])
+    batch, width, _ = hidden.shape
+    hidden = hidden.to(weights["query.weight"].dtype)
+    query = torch.nn.functional.linear(hidden, weights["query.weight"], weights["query.bias"])
+    key = torch.nn.functional.linear(hidden, weights["key.weight"], weights["key.bias"])
+    head_dim = query.shape[-1] // heads
+    query = query.view(batch, width, heads, head_dim).transpose(1, 2)
+    key = key.view(batch, width, heads, head_dim).transpose(1, 2)
+    scores = torch.matmul(query, key.transpose(2, 3)) * head_dim ** -0.5
+    pair = (mask[:, :, None] & mask[:, None, :])[:, None]
+    return scores * pair
