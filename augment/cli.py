@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 
 from augment.config import AugmentConfig, ConfigError
 from augment.rules import UnknownRuleError
@@ -13,7 +12,7 @@ from augment.stage import run
 from distill.storage.lock import OutputLockedError
 from distill.storage.stage_dir import StageMismatchError
 from distill.common.text_inputs import InputError
-from distill.common.interrupt import INTERRUPTED
+from distill.common.interrupt import run_entry_point
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,14 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
+
+    def body() -> int:
         config = AugmentConfig.load(args.recipe, overrides_from_args(args))
-        result = run(args.input, args.output, config, address=args.address, overwrite=args.overwrite)
-    except (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    print(result.summary())
-    return 0
+        print(run(args.input, args.output, config, address=args.address, overwrite=args.overwrite).summary())
+        return 0
+
+    return run_entry_point(body, (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError,
+                                  FileNotFoundError))

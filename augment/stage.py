@@ -16,7 +16,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from distill.storage.lock import OutputLock
 from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
+from distill.storage.stage_result import StageResult
 from distill.common.text_inputs import InputError, TextTable, input_format, read_text_table
 from distill.storage.versions import library_versions, package_version
 
@@ -47,21 +47,12 @@ POS_COUNTS_NAME = "_pos_unigrams.parquet"
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AugmentResult:
-    output_dir: Path
-    manifest: dict[str, Any]
-    skipped: bool  # the stage was already complete for this fingerprint
-    shards_written: int
-    seconds: float
-
+class AugmentResult(StageResult):
     def summary(self) -> str:
         totals = self.manifest["totals"]
-        state = "up to date, nothing to do" if self.skipped else f"wrote {self.shards_written} shard(s)"
         return (
             f"augment: {totals['source_rows']} source rows ({totals['rejected_rows']} rejected) -> "
-            f"{totals['rows']} rows in {len(self.manifest['shards'])} shards at {self.output_dir} "
-            f"[{state}, {self.seconds:.1f}s]"
+            f"{totals['rows']} rows in {len(self.manifest['shards'])} shards at {self.output_dir} {self.state()}"
         )
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from distill.corpus.cli import main
+
+sys.exit(main())
