@@ -26,14 +26,14 @@ class CrossEntropy(Loss):
             raise ValueError(f"ce.augmented must be teacher, skip or gold, not {self.augmented!r}")
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
-        return {"logits": []} if self.augmented == "teacher" else {}
+        return {"predictions": []} if self.augmented == "teacher" else {}
 
     def targets(self, teacher) -> torch.Tensor:
         labels = teacher.tensors["labels"].clone()
         augmented = teacher.tensors["aug_index"] > 0
         if self.augmented == "teacher":
             replace = augmented | (labels < 0)  # also unlabelled originals
-            labels[replace] = teacher.logits.argmax(dim=-1)[replace]
+            labels[replace] = teacher.predictions()[replace]
         elif self.augmented == "skip":
             labels[augmented] = -100
         return labels
