@@ -18,7 +18,7 @@ from distill.storage.shards import read_shards
 from tests.conftest import SAMPLES, build_tiny_teacher, run_card_code
 
 pytestmark = pytest.mark.slow
-ALL_FEATURES = ["topk", "cls", "hidden", "attention", "embedding"]
+ALL_FEATURES = ["cls", "hidden", "attention", "embedding"]  # topk replaces logits: its own cache below
 
 
 def _augment(out, source, overrides):
@@ -95,8 +95,6 @@ def test_cached_features_equal_a_direct_forward(full_cache, sentences, tiny_teac
             scores = batch[f"attention_{layer}"][row, :, :n, :n]
             torch.testing.assert_close(scores.softmax(-1), out.attentions[layer - 1][0], rtol=5e-3, atol=5e-3)
             assert batch[f"attention_{layer}"][row, :, n:, :].abs().sum() == 0  # padding is zero
-        top = out.logits[0].topk(2)
-        assert batch["topk_indices"][row].tolist() == top.indices.tolist()
     assert batch["hidden_1"].shape == (24, batch["input_ids"].shape[1], 32)
     assert batch["attention_1"].shape == (24, 4, batch["input_ids"].shape[1], batch["input_ids"].shape[1])
     assert batch["cls"].shape == (24, 2, 32)
@@ -237,3 +235,55 @@ def test_a_corrupt_cache_shard_is_detected_and_only_it_is_relabelled(sentences, 
     assert not again.skipped and again.shards_written == 1
     assert {s["file"]: s["sha256"] for s in again.manifest["shards"]} == shards  # rewritten byte-identical
     assert {p.name: p.stat().st_mtime_ns for p in again.cache_dir.glob("part-*") if p != victim} == untouched
+
+
+def test_a_topk_cache_stores_the_k_largest_and_the_normaliser_instead_of_logits(sentences, tiny_teacher_dir, tmp_path):
+    """A classifier's top-k path (many-label heads): no full logits on disk, indices as uint16, and
+    log Σ exp(z/T) so a loss knows the exact top-k probabilities and the tail's mass."""
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=["topk"], topk=1, topk_temperature=2.0)
+    cache = load(run(sentences, tmp_path, config).cache_dir)
+    assert "logits" not in cache.table.column_names
+    assert cache.table.schema.field("topk_indices").type == pa.list_(pa.uint16(), 1)
+    picks = np.linspace(0, len(cache) - 1, 12).astype(int)
+    batch = cache.batch(picks)
+    texts_a, _ = _rows_by_uid(sentences, cache.table.column("uid").take(pa.array(picks)).to_pylist())
+    for row, (_, out) in enumerate(_direct(tiny_teacher_dir, texts_a)):
+        logits = out.logits[0]
+        assert batch["topk_indices"][row].tolist() == logits.topk(1).indices.tolist()
+        torch.testing.assert_close(batch["topk_logits"][row], logits.topk(1).values, rtol=2e-3, atol=2e-3)
+        torch.testing.assert_close(batch["topk_logsumexp"][row], torch.logsumexp(logits / 2.0, -1), rtol=1e-4, atol=1e-4)
+
+
+def _by_uid(cache, uids):
+    index = {u: i for i, u in enumerate(cache.table.column("uid").to_pylist())}
+    return cache.batch([index[u] for u in uids])
+
+
+def test_recomputed_attention_equals_stored_scores(sentences, tiny_teacher_dir, tmp_path):
+    """`attention: recompute` stores h_{l-1} and the teacher's W_q, W_k instead of heads × len² scores:
+    the scores rebuilt at training time equal the stored ones (float32: to rounding; int8 hidden
+    states: a bounded error), and no attention column reaches the disk."""
+    from distill.teacher_batch import TeacherBatch
+
+    def label(name, **options):
+        return load(run(sentences, tmp_path / name, LabelConfig(teacher=str(tiny_teacher_dir), **options)).cache_dir)
+
+    stored = label("stored", features=["attention"], dtype="float32")
+    exact = label("recompute", features=["attention"], attention="recompute", dtype="float32")
+    coarse = label("int8", features=["attention"], attention="recompute", quantize_hidden=True)
+    assert not [c for c in exact.table.column_names if c.startswith("attention")]
+    assert {"embedding", "hidden_1"} <= set(exact.table.column_names)  # the inputs of layers 1 and 2
+    assert exact.manifest["totals"]["bytes_per_example"] < 0.8 * stored.manifest["totals"]["bytes_per_example"]
+    uids = stored.table.column("uid").to_pylist()[::7][:40]
+    reference = _by_uid(stored, uids)
+    for cache, tolerance in ((exact, 1e-5), (coarse, 0.05)):
+        batch = TeacherBatch(_by_uid(cache, uids), 2, attention_weights=cache.attention_weights())
+        assert torch.equal(batch.tensors["input_ids"], reference["input_ids"])
+        for layer in (1, 2):
+            want, got = reference[f"attention_{layer}"], batch.attention(layer)
+            if tolerance < 1e-3:
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=tolerance)
+            else:  # int8 inputs: relative Frobenius error of the score matrices
+                assert float((got - want).norm() / want.norm()) < tolerance
+            mask = reference["attention_mask"].bool()
+            assert got[~(mask[:, None, :, None] & mask[:, None, None, :]).expand_as(got)].abs().sum() == 0

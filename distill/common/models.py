@@ -23,6 +23,14 @@ def resolve_model_dir(name_or_path: str) -> Path:
         raise FileNotFoundError(f"model {name_or_path!r}: not a local directory and not reachable on the hub ({err})") from err
 
 
+def model_class(head: str):
+    """The transformers auto class of a head: a classifier, a masked LM, or the encoder alone."""
+    import transformers
+
+    return {"classification": transformers.AutoModelForSequenceClassification,
+            "masked_lm": transformers.AutoModelForMaskedLM, "none": transformers.AutoModel}[head]
+
+
 SAFETENSORS_PATTERN = "*.safetensors"
 TORCH_WEIGHTS_PATTERN = "pytorch_model*.bin"  # torch.save of a state dict, read with weights_only=True
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "spiece.model", "vocab.json",

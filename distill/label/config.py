@@ -18,6 +18,9 @@ STORAGE_DTYPES = get_args(StorageDtype)
 PRECISIONS = get_args(Precision)
 
 
+HEADS = ("auto", "classification", "masked_lm", "none")
+
+
 @dataclass
 class LabelConfig(YamlConfig):
     teacher: NonEmptyStr | None = None  # fine-tuned AutoModelForSequenceClassification: hub name or directory
@@ -29,7 +32,17 @@ class LabelConfig(YamlConfig):
     # cls (per-layer [CLS], BERT-PKD), hidden (token states, TinyBERT / DistilBERT cosine),
     # attention (pre-softmax scores, TinyBERT), embedding (embedding-layer output, TinyBERT).
     features: list[str] = field(default_factory=lambda: ["logits"])
-    topk: PositiveInt = 10
+    topk: PositiveInt = 10  # with topk on, full logits are not stored (k largest + the log-normaliser instead)
+    # temperature of the stored log-normaliser, which a tail-bucket KD loss must share;
+    # None = 2 for masked-LM teachers (DistilBERT's T), else 1
+    topk_temperature: PositiveFloat | None = None
+    # what the teacher outputs: auto = from its config's architectures for a masked corpus
+    # (…ForMaskedLM → masked_lm, else none: an encoder, TinyBERT general distillation), and a
+    # classifier for task data
+    head: Literal["auto", "classification", "masked_lm", "none"] = "auto"
+    # attention targets: stored pre-softmax scores (heads × len² per example), or recompute them at
+    # training time from the stored layer inputs h_{l-1} and the teacher's W_q, W_k (O(len) on disk)
+    attention: Literal["stored", "recompute"] = "stored"
     # Layer lists are checked against the teacher's depth once it is known (`layers`).
     cls_layers: list[NonNegativeInt] | None = None  # 0 = embeddings, 1..L encoder layers; None = 1..L
     hidden_layers: list[NonNegativeInt] | None = None  # None = 1..L
@@ -50,7 +63,8 @@ class LabelConfig(YamlConfig):
         if unknown:
             raise ConfigError(f"unknown feature(s) {', '.join(map(str, unknown))}; choose from {', '.join(FEATURES)}",
                               "features")
-        enums = (("dtype", STORAGE_DTYPES), ("precision", PRECISIONS), ("shard_format", ("arrow", "parquet")))
+        enums = (("dtype", STORAGE_DTYPES), ("precision", PRECISIONS), ("shard_format", ("arrow", "parquet")),
+                 ("head", HEADS), ("attention", ("stored", "recompute")))
         for name, allowed in enums:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{getattr(self, name)!r} is not allowed (choose {', '.join(allowed)})", name)
@@ -74,15 +88,39 @@ class LabelConfig(YamlConfig):
             raise ConfigError(f"{feature}_layers {bad} out of range {lowest}..{num_layers} for this teacher")
         return layers
 
-    def feature_set(self, dims: TeacherDims) -> FeatureSet:
-        """The cache columns this config asks for, for a teacher of `dims`."""
+    def resolved_head(self, architectures: list[str], corpus: bool) -> str:
+        """The teacher's head: as configured, or from its config (`auto`, see `head`)."""
+        if self.head != "auto":
+            return self.head
+        if not corpus:
+            return "classification"
+        return "masked_lm" if any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in architectures) else "none"
+
+    def feature_set(self, dims: TeacherDims, head: str = "classification", masked_input: bool = False) -> FeatureSet:
+        """The cache columns this config asks for, for a teacher of `dims` with `head`."""
         for name in ("cls", "hidden", "attention"):
             self.layers(name, dims.num_layers)  # a bad layer list is an error even if the feature is off
+        if head == "masked_lm" and not masked_input:
+            raise ConfigError("a masked-LM teacher labels masked positions: give it a masked corpus "
+                              "(pipelines/general_distill_data.py), or a classifier for task data", "head")
+        if head == "none" and not masked_input and not self.wants("hidden") and not self.wants("attention"):
+            raise ConfigError("an encoder-only teacher has no logits: cache hidden/attention/embedding features, "
+                              "or fine-tune a classifier (pipelines/finetune_teacher.py)", "head")
+        topk = None
+        if head == "masked_lm":
+            topk = min(self.topk, dims.vocab_size)  # always top-k: a vocabulary of logits per position is never stored
+        elif head == "classification" and self.wants("topk"):
+            topk = min(self.topk, dims.num_labels)
+        temperature = self.topk_temperature or (2.0 if head == "masked_lm" else 1.0)
         return FeatureSet(
             dims=dims,
             dtype=self.dtype,
             quantize_hidden=self.quantize_hidden,
-            topk=min(self.topk, dims.num_labels) if self.wants("topk") else None,
+            topk=topk,
+            head=head,
+            attention_mode=self.attention,
+            topk_temperature=temperature,
+            has_mlm_columns=masked_input,
             cls_layers=self.layers("cls", dims.num_layers) if self.wants("cls") else [],
             hidden_layers=self.layers("hidden", dims.num_layers) if self.wants("hidden") else [],
             attention_layers=self.layers("attention", dims.num_layers) if self.wants("attention") else [],

@@ -143,15 +143,17 @@ class PreparedTeacher:
     labels: dict[str, Any]  # id2label / label2id as the teacher's config has them, for the manifest
 
 
-def prepare_teacher(config: LabelConfig) -> PreparedTeacher:
+def prepare_teacher(config: LabelConfig, corpus: bool = False) -> PreparedTeacher:
     """Resolve the teacher and tokenizer, refuse mismatches and bad layer lists. Cheap (no weights
-    loaded), so a pipeline calls it before augmenting rather than failing after."""
+    loaded), so a pipeline calls it before augmenting rather than failing after. `corpus`: the
+    input will be a masked corpus (general distillation), which decides an `auto` head."""
     model_dir, tokenizer_dir = resolve_teacher(config.teacher, config.tokenizer)
-    dims = teacher_dims(model_dir, config.trust_remote_code)
+    model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    head = config.resolved_head(model_config.get("architectures") or [], corpus)
+    dims = teacher_dims(model_dir, config.trust_remote_code, head)
     tokenizer = load_tokenizer(tokenizer_dir, config.trust_remote_code)
     check_vocabulary(tokenizer, dims, tokenizer_dir, model_dir, strict=config.check_vocab)
-    features = config.feature_set(dims)
-    model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    features = config.feature_set(dims, head, masked_input=corpus)
     identity = teacher_identity(model_dir, tokenizer_dir, dims, config.teacher, model_config.get("model_type"))
     return PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, identity, LabelSpace.from_config(model_config),
                            _label_names(model_config))
@@ -178,7 +180,13 @@ def run(
     started = time.perf_counter()
     augmented_dir, output_root = Path(augmented_dir), Path(output_root)
     input_manifest = read_input_manifest(augmented_dir)
-    teacher = teacher or prepare_teacher(config)
+    corpus = input_manifest.get("kind") == "corpus"
+    teacher = teacher or prepare_teacher(config, corpus)
+    if teacher.features.masked != corpus:
+        raise InputError(f"{augmented_dir}: {'a corpus' if corpus else 'task data'}, but the teacher was prepared for "
+                         f"{'task data' if corpus else 'a corpus'}")
+    if corpus:
+        check_corpus_tokenizer(input_manifest, teacher.tokenizer, augmented_dir)
     model_dir, tokenizer_dir, features, identity = teacher.model_dir, teacher.tokenizer_dir, teacher.features, teacher.identity
     teacher_fp, fingerprint = _cache_fingerprint(identity, config, input_manifest)
     cache_dir = output_root / CACHE_SUBDIR / fingerprint[:16]
@@ -210,14 +218,16 @@ def run(
         if missing:
             raise RuntimeError(f"{cache_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
         teacher_files = write_teacher_files(cache_dir, model_dir, teacher.tokenizer,
-                                            distinct_token_ids(read_shard(cache_dir / r.file) for r in records))
+                                            distinct_token_ids(read_shard(cache_dir / r.file) for r in records),
+                                            features.attention_layers if features.attention_mode == "recompute" else [],
+                                            features.dims.num_heads)
         body = {
             "format_version": FORMAT_VERSION,
             "stage_version": STAGE_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "input": {"path": str(augmented_dir), "fingerprint": input_manifest["fingerprint"],
                       "rows": input_manifest["totals"]["rows"], "is_pair": bool(input_manifest.get("is_pair")),
-                      "label_type": input_manifest.get("label_type")},
+                      "label_type": input_manifest.get("label_type"), "kind": input_manifest.get("kind", "augmented")},
             "teacher": identity,
             "teacher_fingerprint": teacher_fp,
             "labels": teacher.labels,
@@ -239,6 +249,17 @@ def run(
                              rows_labelled, labelling_seconds)
         log.info(result.summary())
         return result
+
+
+def check_corpus_tokenizer(input_manifest: dict[str, Any], tokenizer, corpus_dir: Path) -> None:
+    """A corpus is tokenised already: its ids must be the teacher tokenizer's ids."""
+    from distill.corpus import vocab_fingerprint
+
+    recorded = (input_manifest.get("tokenizer") or {}).get("vocab_fingerprint")
+    if recorded != vocab_fingerprint(tokenizer):
+        raise InputError(f"{corpus_dir}: the corpus was tokenised with another vocabulary "
+                         f"({(input_manifest.get('tokenizer') or {}).get('name')}) than the teacher's tokenizer; "
+                         "rebuild it with --tokenizer <the teacher>")
 
 
 def _finished(stage: StageDir) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from distill.cache.features import TeacherDims
 from distill.storage.fingerprint import model_fingerprint
-from distill.common.models import check_model_files, resolve_model_dir
+from distill.common.models import check_model_files, model_class, resolve_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +21,14 @@ class TeacherMismatchError(ValueError):
     """The tokenizer cannot be the one the teacher was trained with."""
 
 
-def teacher_dims(model_dir: Path, trust_remote_code: bool = False) -> TeacherDims:
+def teacher_dims(model_dir: Path, trust_remote_code: bool = False, head: str = "classification") -> TeacherDims:
+    """`num_labels` is the head's output size: the classes, the vocabulary (masked LM) or 0 (encoder)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    outputs = {"classification": config.num_labels, "masked_lm": config.vocab_size, "none": 0}[head]
     return TeacherDims(
-        num_labels=config.num_labels,
+        num_labels=outputs,
         hidden_size=config.hidden_size,
         num_layers=config.num_hidden_layers,
         num_heads=config.num_attention_heads,
@@ -82,11 +84,10 @@ def teacher_identity(model_dir: Path, tokenizer_dir: Path, dims: TeacherDims, na
     return identity
 
 
-def load_model(model_dir: Path, device: str, attn_implementation: str, trust_remote_code: bool = False):
+def load_model(model_dir: Path, device: str, attn_implementation: str, trust_remote_code: bool = False,
+               head: str = "classification"):
     """The teacher in eval mode on `device`; safetensors (or weights_only torch files) only."""
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = model_class(head).from_pretrained(
         model_dir, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation
     )
     return model.to(device).eval()

@@ -71,8 +71,8 @@ class TeacherLabeler:
         self.is_pair = is_pair
         self.label_space = label_space
         self.tokenizer = load_tokenizer(Path(tokenizer_dir), config.trust_remote_code)
-        implementation = attention.register() if features.attention_layers else "sdpa"
-        self.model = load_model(Path(model_dir), self.device, implementation, config.trust_remote_code)
+        implementation = attention.register() if features.stored_attention_layers else "sdpa"
+        self.model = load_model(Path(model_dir), self.device, implementation, config.trust_remote_code, features.head)
         self.precision, self.autocast = autocast_for(config.precision, self.device)
         self.forward_batches = 0
 
@@ -92,10 +92,14 @@ class TeacherLabeler:
         return read_shard(path)
 
     def tokenize(self, table: pa.Table) -> tuple[list[list[int]], list[list[int]] | None]:
-        """Input ids, and segment ids for pairs when the tokenizer's models use them (BERT, not RoBERTa)."""
+        """Input ids, and segment ids for pairs when the tokenizer's models use them (BERT, not RoBERTa).
+        A corpus shard is tokenised already (packed, masked sequences): its ids are used as they are."""
+        segments = self.is_pair and "token_type_ids" in self.tokenizer.model_input_names
+        if "input_ids" in table.column_names:
+            ids = table.column("input_ids").to_pylist()
+            return ids, table.column("token_type_ids").to_pylist() if segments else None
         texts_a = table.column("text_a").to_pylist()
         texts_b = table.column("text_b").to_pylist() if self.is_pair else None
-        segments = self.is_pair and "token_type_ids" in self.tokenizer.model_input_names
         encoded = self.tokenizer(
             texts_a, texts_b, truncation=True, max_length=self.config.max_length, padding=False,
             return_attention_mask=False, return_token_type_ids=segments,
@@ -109,6 +113,10 @@ class TeacherLabeler:
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         buckets = length_buckets(lengths, self.config.batch_size, self.config.max_batch_tokens)
         kept = self._gold_ids(table.select([c for c in KEPT_COLUMNS if c in table.column_names]), name)
+        masked = None
+        if self.features.masked:
+            masked = ([np.asarray(p, dtype=np.int64) for p in table.column("mlm_positions").to_pylist()],
+                      [np.asarray(p, dtype=np.int64) for p in table.column("mlm_labels").to_pylist()])
         schema = pa.schema(list(kept.schema) + self.features.fields())
         out_name = Path(name).stem + "." + self.config.shard_format
         calls_before = self.forward_batches
@@ -120,7 +128,7 @@ class TeacherLabeler:
             "precision": self.precision,
             "device": self.device,
         }
-        batches = self._batches(kept, ids, segments, lengths, buckets, schema, extra, started)
+        batches = self._batches(kept, ids, segments, lengths, buckets, schema, extra, started, masked)
         record = self.stage_dir.commit_shard_batches(batches, schema, out_name, extra)
         seconds = record.extra["seconds"]
         log.info("%s: %d rows, %d forward passes, %.1f rows/s", out_name, record.rows,
@@ -136,7 +144,8 @@ class TeacherLabeler:
         ids = self.label_space.ids(values, list(range(1, len(values) + 1)), str(self.input_dir / name))
         return kept.set_column(kept.schema.get_field_index("label"), "label", pa.array(ids, type=pa.int64()))
 
-    def _batches(self, kept, ids, segments, lengths, buckets, schema, extra: dict, started: float) -> Iterator[pa.RecordBatch]:
+    def _batches(self, kept, ids, segments, lengths, buckets, schema, extra: dict, started: float,
+                 masked=None) -> Iterator[pa.RecordBatch]:
         """Forward each bucket and yield its rows; records the shard's labeling time in `extra` at the end."""
         pad = self.tokenizer.pad_token_id or 0
         for rows in buckets:
@@ -149,7 +158,8 @@ class TeacherLabeler:
                 mask[i, : lengths[row]] = 1
                 if segments is not None:
                     token_types[i, : lengths[row]] = torch.tensor(segments[row])
-            columns = self.forward(input_ids, mask, token_types)
+            mlm = ([masked[0][r] for r in rows.tolist()], [masked[1][r] for r in rows.tolist()]) if masked else None
+            columns = self.forward(input_ids, mask, token_types, mlm)
             picked = kept.take(pa.array(rows))
             arrays = [picked.column(f.name).combine_chunks() if f.name in picked.column_names else columns[f.name]
                       for f in schema]
@@ -157,18 +167,40 @@ class TeacherLabeler:
         extra["seconds"] = round(time.perf_counter() - started, 3)
 
     @torch.inference_mode()
-    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None) -> dict[str, pa.Array]:
-        layers = self.features.attention_layers
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None,
+                mlm: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> dict[str, pa.Array]:
+        layers = self.features.stored_attention_layers
         recorder = attention.ScoreRecorder(layers) if layers else nullcontext()
+        inputs = dict(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                      token_type_ids=None if token_types is None else token_types.to(self.device))
         with recorder, self.autocast():
-            outputs = self.model(
-                input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                token_type_ids=None if token_types is None else token_types.to(self.device),
-                output_hidden_states=self.features.needs_hidden_states,
-            )
+            if self.features.head == "masked_lm":
+                logits, hidden_states = masked_lm_logits(self.model, inputs, mlm[0], self.features.needs_hidden_states)
+            else:
+                outputs = self.model(**inputs, output_hidden_states=self.features.needs_hidden_states)
+                logits = outputs.logits if self.features.head == "classification" else None
+                hidden_states = outputs.hidden_states
         if layers:
             recorder.check(self.features.dims.num_layers)
         self.forward_batches += 1
-        return encode_batch(self.features, input_ids, mask, outputs.logits, outputs.hidden_states,
-                            recorder.scores if layers else None)
+        return encode_batch(self.features, input_ids, mask, logits, hidden_states,
+                            recorder.scores if layers else None, mlm)
+
+
+def masked_lm_logits(model, inputs: dict, positions: list[np.ndarray], hidden_states: bool):
+    """Vocabulary logits [N, V] at the batch's N masked positions (row-major), and the hidden states.
+
+    The LM head runs only where a target is kept: at 128 tokens and 15 % masking that is ~20 of 128
+    positions, so a [B, T, 30 522] logit tensor is never built (BERT's `cls`, RoBERTa's `lm_head`;
+    other heads run in full and are gathered)."""
+    rows = torch.from_numpy(np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)]).astype(np.int64))
+    cols = torch.from_numpy(np.concatenate(positions).astype(np.int64)) if positions else torch.zeros(0, dtype=torch.long)
+    head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
+    if head is None:
+        outputs = model(**inputs, output_hidden_states=True)
+        device = outputs.logits.device
+        return outputs.logits[rows.to(device), cols.to(device)], outputs.hidden_states
+    outputs = model.base_model(**inputs, output_hidden_states=hidden_states)
+    sequence = outputs.last_hidden_state
+    picked = sequence[rows.to(sequence.device), cols.to(sequence.device)]
+    return head(picked), outputs.hidden_states
