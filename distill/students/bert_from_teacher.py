@@ -3,12 +3,15 @@
 Embeddings, pooler and classifier are copied from the teacher, and student layer i from teacher
 layer `layers[i]` (0-based). `layers: spread` picks round(linspace(0, L−1, k)), which for
 12 → 6 is DistilBERT's reference choice [0, 2, 4, 7, 9, 11]; `first` takes the first k
-(BERT-PKD initialises from the bottom layers); a list gives them explicitly.
+(BERT-PKD initialises from the bottom layers); a list gives them explicitly. `init:` starts
+instead from a saved student (a general DistilBERT-style student of this project).
+The head is the teacher's (a classifier, a masked LM for DistilBERT's general stage, or none).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,8 +19,12 @@ import numpy as np
 
 from distill.students.bert_student import BertStudent
 from distill.students.context import BuildContext
-from distill.common.config_io import NonNegativeInt, PositiveInt
+from distill.common.config_io import NonEmptyStr, NonNegativeInt, PositiveInt
+from distill.common.models import model_class
 from distill.students.registry import check_student_options, register_student
+
+
+_LAYER = re.compile(r"^(.*\.)?encoder\.layer\.(\d+)\.(.*)$")
 
 
 def init_layers(spec, num_layers: int, teacher_layers: int) -> list[int]:
@@ -35,6 +42,7 @@ def init_layers(spec, num_layers: int, teacher_layers: int) -> list[int]:
 class BertFromTeacherOptions:
     num_layers: PositiveInt = 6  # DistilBERT: half of BERT-base's 12
     layers: Literal["spread", "first"] | list[NonNegativeInt] = "spread"  # which teacher layers to copy
+    init: NonEmptyStr | None = None  # start from this saved student instead of copying teacher layers
 
 
 @register_student("bert_from_teacher")
@@ -45,28 +53,30 @@ class BertFromTeacher(BertStudent):
 
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BertFromTeacher":
-        from transformers import AutoModelForSequenceClassification
-
         options = BertFromTeacherOptions(**cls.check_options(dict(options)))
+        auto = model_class(context.head)
+        if options.init:
+            from distill.students.narrow_bert import from_init
+
+            labels = {"num_labels": context.num_labels} if context.head == "classification" else {}
+            return cls(from_init(auto, options.init, labels), head=context.head)
         num_layers, spec = options.num_layers, options.layers
         config = copy.deepcopy(context.teacher_config)
         chosen = init_layers(spec, num_layers, config.num_hidden_layers)
         teacher_dir = context.teacher_weights("bert_from_teacher (it copies teacher layers)")
-        teacher_state = AutoModelForSequenceClassification.from_pretrained(teacher_dir).state_dict()
+        teacher_state = auto.from_pretrained(teacher_dir).state_dict()
         config.num_hidden_layers = num_layers
-        model = AutoModelForSequenceClassification.from_config(config)
+        model = auto.from_config(config)
         state = {}
         for name, value in teacher_state.items():
-            if ".encoder.layer." not in name:
+            match = _LAYER.match(name)  # "bert.encoder.layer.3.…" (with a head) or "encoder.layer.3.…" (encoder)
+            if match is None:
                 state[name] = value
-                continue
-            prefix, rest = name.split(".encoder.layer.", 1)
-            index, tail = rest.split(".", 1)
-            if int(index) in chosen:
-                state[f"{prefix}.encoder.layer.{chosen.index(int(index))}.{tail}"] = value
+            elif int(match.group(2)) in chosen:
+                state[f"{match.group(1) or ''}encoder.layer.{chosen.index(int(match.group(2)))}.{match.group(3)}"] = value
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise RuntimeError(f"copying teacher layers {chosen}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-        student = cls(model)
+        student = cls(model, head=context.head)
         student.copied_layers = chosen
         return student

@@ -1,17 +1,21 @@
-"""The wrapper both BERT students share: a Hugging Face sequence classifier plus, for narrow
-students, the projections W_e / W_h to the teacher's width (TinyBERT). Saved with
-`save_pretrained` (safetensors), so `AutoModelForSequenceClassification.from_pretrained(dir)`
-loads the student; the projections, needed only for training, go to `projections.safetensors`."""
+"""The wrapper both BERT students share: a Hugging Face model with the teacher's head (a sequence
+classifier, a masked LM, or the encoder alone for general distillation) plus, for narrow students,
+the projections W_e / W_h to the teacher's width (TinyBERT). Saved with `save_pretrained`
+(safetensors), so `AutoModelForSequenceClassification.from_pretrained(dir)` loads a task student
+and a general student alike (a new classifier on its encoder: what `init:` of a task recipe
+does); the projections, needed only for training, go to `projections.safetensors`."""
 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from distill import attention
+from distill.common.models import model_class
 from distill.students.output import StudentOutput
 
 PROJECTIONS_NAME = "projections.safetensors"
@@ -21,9 +25,10 @@ KIND_NAME = "student_config.json"
 class BertStudent(nn.Module):
     name = "bert"
 
-    def __init__(self, model, teacher_hidden: int | None = None) -> None:
+    def __init__(self, model, teacher_hidden: int | None = None, head: str = "classification") -> None:
         super().__init__()
         self.model = model
+        self.head = head
         width = model.config.hidden_size
         if teacher_hidden and teacher_hidden != width:
             self.project_embedding = nn.Linear(width, teacher_hidden)  # W_e
@@ -38,20 +43,33 @@ class BertStudent(nn.Module):
     def forward(self, tensors: dict[str, torch.Tensor], needs_hidden: bool = False, attention_layers=()) -> StudentOutput:
         recorder = attention.ScoreRecorder(list(attention_layers)) if attention_layers else None
         inputs = {k: tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in tensors}
-        if recorder is not None:
-            with recorder:
+        with recorder if recorder is not None else nullcontext():
+            if self.head == "classification":
                 outputs = self.model(**inputs, output_hidden_states=needs_hidden)
+                logits, mlm_logits = outputs.logits, None
+            else:
+                outputs = self.model.base_model(**inputs, output_hidden_states=needs_hidden)
+                logits, mlm_logits = None, self._masked_lm_logits(outputs.last_hidden_state, tensors)
+        if recorder is not None:
             recorder.check(self.num_layers)
-        else:
-            outputs = self.model(**inputs, output_hidden_states=needs_hidden)
         return StudentOutput(
-            logits=outputs.logits,
+            logits=logits,
             num_layers=self.num_layers,
             hidden_states=outputs.hidden_states if needs_hidden else None,
             scores=recorder.scores if recorder is not None else {},
             project_embedding=self.project_embedding,
             project_layer=self.project_layer,
+            mlm_logits=mlm_logits,
         )
+
+    def _masked_lm_logits(self, sequence: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The LM head at the masked positions only ([N, vocab]): a [B, T, 30 522] tensor is never built."""
+        if self.head != "masked_lm" or "mlm_positions" not in tensors:
+            return None
+        positions = tensors["mlm_positions"]
+        real = positions >= 0
+        rows = torch.arange(positions.shape[0], device=positions.device)[:, None].expand_as(positions)[real]
+        return self.model.cls(sequence[rows, positions[real]])
 
     def capture_attention(self) -> None:
         """Route attention through the score-recording function (pre-softmax scores for TinyBERT)."""
@@ -67,16 +85,17 @@ class BertStudent(nn.Module):
             tensors.update({f"project_layer.{k}": v for k, v in self.project_layer.state_dict().items()})
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(directory / PROJECTIONS_NAME))
         teacher_hidden = self.project_layer.out_features if self.project_layer is not None else None
-        (directory / KIND_NAME).write_text(json.dumps({"student": self.name, "teacher_hidden": teacher_hidden}))
+        (directory / KIND_NAME).write_text(json.dumps({"student": self.name, "teacher_hidden": teacher_hidden,
+                                                       "head": self.head}))
 
     @classmethod
     def load(cls, directory: str | Path) -> "BertStudent":
         from safetensors.torch import load_file
-        from transformers import AutoModelForSequenceClassification
 
         directory = Path(directory)
         meta = json.loads((directory / KIND_NAME).read_text())
-        student = cls(AutoModelForSequenceClassification.from_pretrained(directory), meta.get("teacher_hidden"))
+        head = meta.get("head", "classification")
+        student = cls(model_class(head).from_pretrained(directory), meta.get("teacher_hidden"), head)
         if (directory / PROJECTIONS_NAME).exists():
             student.load_state_dict(load_file(str(directory / PROJECTIONS_NAME)), strict=False)
         return student

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from distill.common.config_io import PositiveInt, Probability
+from distill.common.config_io import ConfigError, PositiveInt, Probability
 from distill.common.models import INPUT_EMBEDDINGS, model_tensor
 from distill.students.output import StudentOutput
 from distill.students.registry import check_student_options, register_student
@@ -96,6 +96,9 @@ class BiLSTMStudent(nn.Module):
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BiLSTMStudent":
         options = cls.check_options(dict(options))
+        if context.head != "classification":
+            raise ConfigError(f"the BiLSTM is a classifier; this cache's teacher head is {context.head} "
+                              "(general distillation trains narrow_bert or bert_from_teacher)", "student.name")
         kept = None
         if options.get("vocabulary", "cache") == "cache":
             kept = torch.from_numpy(context.token_ids()).long()

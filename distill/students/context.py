@@ -28,3 +28,4 @@ class BuildContext:
     token_ids: Callable[[], np.ndarray]  # distinct wordpiece ids in the cache
     input_embeddings: Callable[[], dict[str, torch.Tensor] | None]  # token_ids, rows, mean; None if absent
     teacher_weights: Callable[[str], Path]  # a verified teacher directory, or a one-line error naming `why`
+    head: str = "classification"  # the teacher's head, which the student gets too: classification, masked_lm, none

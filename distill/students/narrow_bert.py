@@ -1,7 +1,9 @@
 """Narrow BERT (TinyBERT, Jiao et al. 2020): fewer and narrower layers, random init or a given
-checkpoint (a general-distillation TinyBERT), plus learned projections W_e, W_h to the
-teacher's width for the embedding and hidden-state losses. TinyBERT-4 defaults: 4 layers,
-hidden 312, 12 heads, intermediate 1200. The vocabulary and label count are the teacher's."""
+checkpoint (`init:`, e.g. a general-distillation student saved by this project, or a published
+general TinyBERT), plus learned projections W_e, W_h to the teacher's width for the embedding and
+hidden-state losses. TinyBERT-4 defaults: 4 layers, hidden 312, 12 heads, intermediate 1200. The
+vocabulary and label count are the teacher's; so is the head (a classifier on task caches, none
+or a masked LM on corpus caches), so the same student trains generally and then per task."""
 
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ from typing import Any
 from distill.students.bert_student import BertStudent
 from distill.students.context import BuildContext
 from distill.common.config_io import NonEmptyStr, PositiveInt
+from distill.common.models import model_class
 from distill.students.registry import check_student_options, register_student
 
 
 @dataclass
 class NarrowBertOptions:
-    init: NonEmptyStr | None = None  # directory or hub name of a pretrained narrow BERT (general TinyBERT)
+    init: NonEmptyStr | None = None  # directory or hub name of a pretrained (narrow) BERT, e.g. a general student
     num_hidden_layers: PositiveInt = 4  # TinyBERT-4
     hidden_size: PositiveInt = 312
     num_attention_heads: PositiveInt = 12
@@ -32,18 +35,25 @@ class NarrowBert(BertStudent):
 
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "NarrowBert":
-        from transformers import AutoModelForSequenceClassification
-
         options = NarrowBertOptions(**cls.check_options(dict(options)))
         teacher = context.teacher_config
+        auto = model_class(context.head)
+        labels = {"num_labels": context.num_labels} if context.head == "classification" else {}
         if options.init:
-            model = AutoModelForSequenceClassification.from_pretrained(options.init, num_labels=context.num_labels)
+            model = from_init(auto, options.init, labels)
         else:
             sizes = {k: v for k, v in dataclasses.asdict(options).items() if k != "init"}
             config = teacher.__class__(
                 vocab_size=teacher.vocab_size, max_position_embeddings=teacher.max_position_embeddings,
-                type_vocab_size=teacher.type_vocab_size, num_labels=context.num_labels,
-                pad_token_id=context.pad_token_id, **sizes,
+                type_vocab_size=teacher.type_vocab_size, pad_token_id=context.pad_token_id, **labels, **sizes,
             )
-            model = AutoModelForSequenceClassification.from_config(config)
-        return cls(model, teacher_hidden=teacher.hidden_size)
+            model = auto.from_config(config)
+        return cls(model, teacher_hidden=teacher.hidden_size, head=context.head)
+
+
+def from_init(auto, init: str, labels: dict):
+    """A model of class `auto` from a saved checkpoint of any head (a general student's encoder gets
+    a new task head): a local directory or a hub name."""
+    from distill.common.models import resolve_model_dir
+
+    return auto.from_pretrained(resolve_model_dir(init), **labels)

@@ -10,12 +10,13 @@ import torch
 
 @dataclass
 class StudentOutput:
-    logits: torch.Tensor
+    logits: torch.Tensor | None  # classification logits [B, labels]; None for masked-LM and encoder students
     num_layers: int
     hidden_states: tuple[torch.Tensor, ...] | None = None  # 0 = embedding output, j = layer j
     scores: dict[int, torch.Tensor] = field(default_factory=dict)  # pre-softmax attention per layer
     project_embedding: Callable[[torch.Tensor], torch.Tensor] | None = None  # TinyBERT W_e
     project_layer: Callable[[torch.Tensor], torch.Tensor] | None = None  # TinyBERT W_h
+    mlm_logits: torch.Tensor | None = None  # [N, vocab] at the batch's N masked positions, row-major
 
     def hidden(self, layer: int) -> torch.Tensor:
         if self.hidden_states is None:

@@ -19,6 +19,7 @@ import torch
 from distill.cache import TeacherCache, load
 from distill.cache.assets import read_input_embeddings
 from distill.cache.teacher_ref import find_teacher, require_teacher
+from distill.common.config_io import ConfigError
 from distill.common.labels import LabelSpace
 from distill.common.text_inputs import Columns
 from distill.students import get_student
@@ -60,6 +61,7 @@ def build_context(cache: TeacherCache, teacher_dir: Path | None) -> BuildContext
         token_ids=cache.token_ids,
         input_embeddings=lambda: read_input_embeddings(cache.path),
         teacher_weights=lambda why: require_teacher(cache.manifest, teacher_dir, why),
+        head=cache.features.head,
     )
 
 
@@ -107,6 +109,11 @@ def train(
     teacher_dir = find_teacher(cache.manifest, teacher)
     if online:
         require_teacher(cache.manifest, teacher_dir, "--online")
+        if cache.features.head != "classification":
+            raise ConfigError("--online runs classifier teachers only; general distillation reads its cache")
+    if dev_file and cache.features.head != "classification":
+        raise ConfigError(f"--eval scores a classifier; {cache.path} holds {cache.features.head} teacher targets "
+                          "(general distillation): evaluate the student after a task stage")
     num_teacher_layers = cache.dims.num_layers
     device = _device(config)
     torch.manual_seed(config.seed)
@@ -134,6 +141,9 @@ def train(
     metrics = open(run_dir / METRICS_NAME, "a", encoding="utf-8")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" and config.amp == "auto" else nullcontext()
     teacher_online = None
+    attention_weights = cache.attention_weights()
+    if attention_weights is not None:  # attention: recompute — moved to the device once
+        attention_weights = TeacherBatch({}, num_teacher_layers, attention_weights=attention_weights).to(device).attention_weights
     started, data_seconds, dev_metrics = time.perf_counter(), 0.0, None
     for stage_index in range(state["stage"], len(stages)):
         stage = stages[stage_index]
@@ -167,7 +177,8 @@ def train(
             for tensors in loader:
                 data_seconds += time.perf_counter() - fetched
                 student.train()
-                targets = TeacherBatch(tensors, num_teacher_layers, cache.features.cls_layers).to(device)
+                targets = TeacherBatch(tensors, num_teacher_layers, cache.features.cls_layers, attention_weights,
+                                       cache.features.topk_temperature).to(device)
                 if teacher_online is not None:
                     targets = teacher_online(targets.tensors)
                 with autocast:
