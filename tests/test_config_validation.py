@@ -221,6 +221,13 @@ def test_every_shipped_recipe_and_config_loads():
     for path in configs:
         config = load_config(build_parser().parse_args(["--config", str(path)]))
         assert config.input and config.output and config.augment.rules
+    from pipelines.general_distill_data import load_config as load_general
+
+    general = sorted((REPO / "pipelines" / "configs" / "general").glob("*.yaml"))
+    assert len(general) == 2
+    for path in general:
+        config, _ = load_general(["--config", str(path), "--input", "x.txt", "--output", "out", "--teacher", "t"])
+        assert config.corpus.max_length == 128 and config.corpus.tokenizer == "t" and config.label.features
 
 
 # --- YAML files --------------------------------------------------------------------------------

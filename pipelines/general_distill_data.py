@@ -1,0 +1,98 @@
+"""Build a general-distillation cache: unlabelled corpus → packed, masked sequences → teacher targets.
+
+    python pipelines/general_distill_data.py --input wiki.txt --output out/general \\
+        --teacher path/or/hub-name --config pipelines/configs/general/tinybert.yaml
+
+The config is a YAML file (`--config`) with top-level `input`, `output`, `address` and one section
+per stage (`corpus:` → distill.corpus.CorpusConfig, `label:` → LabelConfig); flags and
+`--set section.key=value` override it. The corpus is tokenised with the teacher's tokenizer unless
+`corpus.tokenizer` names another. Output: `<output>/corpus/` and `<output>/teacher/<fingerprint>/`,
+which `pipelines/train_student.py --cache <output>` reads with the general recipes
+(`pipelines/recipes/students/tinybert_general.yaml`, `distilbert_general.yaml`). Rerunning skips
+finished stages and resumes killed ones. This file only wires the stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+
+from distill import corpus, label
+from distill.common.config_io import ConfigError, NonEmptyStr, apply_override, build_config, read_yaml
+from distill.common.interrupt import run_entry_point
+from distill.common.ray_runtime import ray_session
+from distill.common.text_inputs import InputError
+from distill.storage.lock import OutputLockedError
+from distill.storage.stage_dir import StageMismatchError
+
+EXPECTED_ERRORS = (ConfigError, InputError, OutputLockedError, StageMismatchError, FileNotFoundError, KeyError,
+                   label.TeacherMismatchError)
+
+
+@dataclass
+class GeneralConfig:
+    input: NonEmptyStr | None = None
+    output: NonEmptyStr | None = None
+    address: NonEmptyStr | None = None  # None: embedded local Ray; "auto" or "ray://host:port": a cluster
+    corpus: corpus.CorpusConfig = field(default_factory=corpus.CorpusConfig)
+    label: label.LabelConfig = field(default_factory=label.LabelConfig)
+
+
+def load_config(argv: list[str] | None) -> tuple[GeneralConfig, argparse.Namespace]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML with input, output, address, corpus:, label:")
+    parser.add_argument("--input", help="txt, jsonl, parquet, a datasets folder, or a hub dataset name")
+    parser.add_argument("--output", help="output root: corpus/ and teacher/<fingerprint>/ go here")
+    parser.add_argument("--teacher", help="teacher: a masked LM (DistilBERT) or an encoder (TinyBERT); directory or hub name")
+    parser.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)")
+    parser.add_argument("--overwrite", action="store_true", help="replace corpus output of a different config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any key, e.g. --set corpus.copies=1 --set label.topk=32")
+    args = parser.parse_args(argv)
+    data = read_yaml(args.config) if args.config else {}
+    for key in ("input", "output", "address", "teacher"):
+        value = getattr(args, key)
+        if value is not None:
+            apply_override(data, f"{'label.' if key == 'teacher' else ''}{key}={json.dumps(value)}")
+    for item in args.overrides:
+        apply_override(data, item)
+    config = build_config(GeneralConfig, data)
+    if not config.input or not config.output:
+        raise ConfigError("--input and --output (or input:/output: in --config) are required")
+    if config.corpus.tokenizer is None:
+        config.corpus.tokenizer = config.label.tokenizer or config.label.teacher
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_entry_point(lambda: build(argv), EXPECTED_ERRORS)
+
+
+def build(argv: list[str] | None) -> int:
+    started = time.perf_counter()
+    config, args = load_config(argv)
+    teacher = label.prepare_teacher(config.label, corpus=True)  # a wrong teacher fails before the corpus is built
+    with ray_session(config.address):
+        built = corpus.run(config.input, f"{config.output}/corpus", config.corpus, overwrite=args.overwrite)
+        command = shlex.join(["python", "pipelines/general_distill_data.py", *(sys.argv[1:] if argv is None else argv)])
+        labelled = label.run(built.output_dir, config.output, config.label, teacher=teacher, command=command)
+    totals, cache = built.manifest["totals"], labelled.manifest["totals"]
+    features = labelled.manifest["features"]
+    print(f"""
+summary ({time.perf_counter() - started:.1f}s)
+  corpus            {totals['documents']} documents -> {totals['sequences']} sequences x {max(config.corpus.copies, 1)} \
+masked copies = {totals['rows']} rows ({totals['tokens']} wordpieces) at {built.output_dir}
+  teacher head      {features['head']}{f", top-{features['topk']} at masked positions" if features['head'] == 'masked_lm' else ''}
+  teacher cache     {labelled.cache_dir}{' (reused, no forward pass)' if labelled.skipped else ''}
+  bytes/example     {cache['bytes_per_example']:.0f} ({', '.join(f'{k} {v:.0f}' for k, v in cache['column_bytes_per_example'].items())})""")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
