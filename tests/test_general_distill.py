@@ -167,3 +167,19 @@ def test_losses_that_need_masked_lm_targets_are_refused_on_other_caches(encoder_
     with pytest.raises(ConfigError, match="masked-LM teacher's top-k") as error:
         train(config, encoder_cache, tmp_path / "run")
     assert "\n" not in str(error.value)
+
+
+def test_the_general_pipeline_builds_a_cache_and_reuses_it(ray_local, corpus_file, encoder_dir, tmp_path, capsys):
+    from pipelines.general_distill_data import main
+
+    args = ["--config", str(REPO / "pipelines" / "configs" / "general" / "tinybert.yaml"), "--input", str(corpus_file),
+            "--output", str(tmp_path / "out"), "--teacher", str(encoder_dir), "--set", "corpus.max_length=64"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "teacher head      none" in first and "masked copies" in first
+    cache = load(tmp_path / "out")
+    assert cache.features.attention_mode == "recompute" and cache.manifest["input"]["kind"] == "corpus"
+    assert main(args) == 0  # a rerun: both stages found complete
+    assert "reused, no forward pass" in capsys.readouterr().out
+    code = main([*args[:-2], "--set", "corpus.max_length=4"])
+    assert code == 2 and capsys.readouterr().err.count("\n") == 1  # one line: max_length must be >= 8

@@ -31,6 +31,12 @@ def model_class(head: str):
             "masked_lm": transformers.AutoModelForMaskedLM, "none": transformers.AutoModel}[head]
 
 
+def masked_lm_head(model):
+    """The module mapping final hidden states to vocabulary logits of a masked LM (BERT's `cls`,
+    RoBERTa's `lm_head`), or None: callers run it only at masked positions."""
+    return getattr(model, "cls", None) or getattr(model, "lm_head", None)
+
+
 SAFETENSORS_PATTERN = "*.safetensors"
 TORCH_WEIGHTS_PATTERN = "pytorch_model*.bin"  # torch.save of a state dict, read with weights_only=True
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "spiece.model", "vocab.json",

@@ -23,6 +23,7 @@ from distill.batching import length_buckets, padded_tokens
 from distill.cache.features import FeatureSet
 from distill.cache.writer import encode_batch
 from distill.common.hardware import worker_device
+from distill.common.models import masked_lm_head
 from distill.common.labels import LabelSpace
 from distill.label.config import LabelConfig
 from distill.label.teacher import load_model, load_tokenizer
@@ -195,7 +196,7 @@ def masked_lm_logits(model, inputs: dict, positions: list[np.ndarray], hidden_st
     other heads run in full and are gathered)."""
     rows = torch.from_numpy(np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)]).astype(np.int64))
     cols = torch.from_numpy(np.concatenate(positions).astype(np.int64)) if positions else torch.zeros(0, dtype=torch.long)
-    head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
+    head = masked_lm_head(model)
     if head is None:
         outputs = model(**inputs, output_hidden_states=True)
         device = outputs.logits.device

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from distill import attention
-from distill.common.models import model_class
+from distill.common.models import masked_lm_head, model_class
 from distill.students.output import StudentOutput
 
 PROJECTIONS_NAME = "projections.safetensors"
@@ -69,7 +69,10 @@ class BertStudent(nn.Module):
         positions = tensors["mlm_positions"]
         real = positions >= 0
         rows = torch.arange(positions.shape[0], device=positions.device)[:, None].expand_as(positions)[real]
-        return self.model.cls(sequence[rows, positions[real]])
+        head = masked_lm_head(self.model)
+        if head is None:
+            raise ValueError(f"{type(self.model).__name__} has no separable masked-LM head (BERT's cls, RoBERTa's lm_head)")
+        return head(sequence[rows, positions[real]])
 
     def capture_attention(self) -> None:
         """Route attention through the score-recording function (pre-softmax scores for TinyBERT)."""
