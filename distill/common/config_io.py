@@ -236,7 +236,9 @@ def _one_line(err: pydantic.ValidationError, key: str) -> ConfigError:
     # of a union's alternatives, the error that got furthest into the value says most (`layers[1]`)
     error = max(err.errors(include_url=False), key=lambda e: len(e["loc"]))
     # drop the union-member tags pydantic puts in the path (`literal['spread','first']`, `list[int]`)
-    loc = [part for part in error["loc"] if not (isinstance(part, str) and "[" in part and part != "[key]")]
+    # and the constraint tags of annotated alternatives (`constrained-int` of `PositiveInt | Literal[...]`)
+    loc = [part for part in error["loc"] if not (isinstance(part, str) and (("[" in part and part != "[key]")
+                                                                           or part.startswith("constrained-")))]
     is_key = loc[-1:] == ["[key]"]  # a mapping's key, not its value
     if is_key:
         loc[-2:] = [str(loc[-2])]
