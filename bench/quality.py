@@ -1,7 +1,8 @@
 """SST-2 distillation results table: the whole pipeline on real data, with fixed seeds.
 
-    python bench/quality.py                       # about 37 min on 2 CPU cores
+    python bench/quality.py                       # about 37 min on 2 CPU cores (+ the general row below)
     python bench/quality.py --quick               # smoke run on 2 000 sentences, a few minutes
+    python bench/quality.py --only tinybert       # the teacher, the TinyBERT cache and the two TinyBERT rows
 
 Steps (each is cached by the project's own fingerprints, so a rerun resumes where it stopped):
 1. split `train.tsv`: the last `--dev-rows` rows are the held-out dev set, never trained on;
@@ -9,7 +10,13 @@ Steps (each is cached by the project's own fingerprints, so a rerun resumes wher
 3. three teacher caches (augment → label): the training set as is (logits + per-layer [CLS]),
    the training set + Tang augmentation (logits), and a TinyBERT cache (hidden states,
    attention scores, embedding output) over the augmented first `--tiny-sources` sentences;
-4. train each student of `STUDENTS` from its cache and evaluate it on the dev set.
+4. general distillation for the TinyBERT-style student (`distill.corpus` + `distill.label` +
+   `pipelines/recipes/students/tinybert_general.yaml`): WikiText-2 (`../shared/data/wikitext-2`,
+   validation + test, 455 k words) packed into 128-wordpiece pairs, labelled by the *pre-trained*
+   MiniLM-L6 encoder (no head; TinyBERT's general teacher is the pre-trained BERT, not the
+   fine-tuned one), attention recomputed from the stored hidden states;
+5. train each student of `STUDENTS` from its cache and evaluate it on the dev set; the TinyBERT
+   task recipe runs twice on the same budget: from random init and from the general student.
 
 Prints one markdown table (also `<out>/results.md` and `results.json`). Student checkpoints:
 `<out>/students/<name>/student/`. Masked-LM substitution needs a pretrained masked LM that is not
@@ -58,10 +65,15 @@ class Sizes:
     lstm_epochs: float = 3.0  # on the training set; the augmented set gets the same number of steps
     bert_epochs: float = 0.5  # ~1 000 steps: the copied layers start close to the teacher
     tiny_epochs: tuple[float, float] = (1.0, 1.0)  # intermediate, prediction
+    general_documents: int | None = None  # WikiText-2 paragraphs for general distillation (None: all)
+    general_epochs: float = 3.0  # TinyBERT's general distillation runs 3 epochs
 
 
 QUICK = Sizes(dev_rows=500, train_rows=2000, teacher_epochs=2.0, aug_n=2, tiny_sources=600, lstm_epochs=2.0,
-              bert_epochs=1.0)
+              bert_epochs=1.0, general_documents=200, general_epochs=0.5)
+WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
+NARROW = {"name": "narrow_bert", "num_hidden_layers": 4, "hidden_size": 312, "num_attention_heads": 12,
+          "intermediate_size": 1200}
 
 BILSTM = {"name": "bilstm", "init_embeddings": "teacher", "hidden_size": 150, "mlp_size": 200}
 TANG_LOSSES = {"ce": {"weight": 0.5, "augmented": "teacher"}, "logit_mse": {"weight": 0.5}}
@@ -86,16 +98,45 @@ def students(sizes: Sizes, aug_ratio: float) -> list[dict[str, Any]]:
         {"name": "bert3-pkd", "student": "3-layer BERT", "data": "train", "losses": "KD + CE + PKD-skip",
          "recipe": {**bert, "student": {"name": "bert_from_teacher", "num_layers": 3, "layers": "first"},
                     "losses": {**KD, "pkd": {"weight": 500}}}},
-        {"name": "tinybert4", "student": "narrow BERT 4x312 (TinyBERT-style, random init)", "data": "tiny",
-         "losses": "intermediate (emb/hidden/attn) then prediction",
-         "recipe": {"student": {"name": "narrow_bert", "num_hidden_layers": 4, "hidden_size": 312,
-                                "num_attention_heads": 12, "intermediate_size": 1200},
-                    "batch_size": 32,
-                    "stages": [{"name": "intermediate", "epochs": sizes.tiny_epochs[0], "learning_rate": 1e-4,
-                                "losses": {"tinybert_embedding": {}, "tinybert_hidden": {}, "tinybert_attention": {}}},
-                               {"name": "prediction", "epochs": sizes.tiny_epochs[1], "learning_rate": 1e-4,
-                                "losses": {"soft_ce": {"temperature": 1.0}}}]}},
+        tinybert_task(sizes, "tinybert4", "narrow BERT 4x312 (TinyBERT-style, random init)", NARROW),
     ]
+
+
+def tinybert_task(sizes: Sizes, name: str, student: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The TinyBERT task recipe (intermediate, then prediction) on the tiny cache: one budget for both inits."""
+    return {"name": name, "student": student, "data": "tiny", "losses": "intermediate (emb/hidden/attn) then prediction",
+            "recipe": {"student": options, "batch_size": 32,
+                       "stages": [{"name": "intermediate", "epochs": sizes.tiny_epochs[0], "learning_rate": 1e-4,
+                                   "losses": {"tinybert_embedding": {}, "tinybert_hidden": {}, "tinybert_attention": {}}},
+                                  {"name": "prediction", "epochs": sizes.tiny_epochs[1], "learning_rate": 1e-4,
+                                   "losses": {"soft_ce": {"temperature": 1.0}}}]}}
+
+
+def general_student(out: Path, sizes: Sizes, encoder: str) -> tuple[Path, dict[str, Any]]:
+    """TinyBERT general distillation on WikiText-2: corpus → encoder targets → the 4×312 student."""
+    from distill import corpus
+
+    lines = []
+    for split_name in ("valid", "test"):
+        lines += (WIKITEXT / f"{split_name}.txt").read_text(encoding="utf-8").splitlines()
+    paragraphs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("=")]
+    paragraphs = paragraphs[: sizes.general_documents] if sizes.general_documents else paragraphs
+    source = _write_if_changed(out / "data" / "wikitext-2.txt", paragraphs)
+    started = time.perf_counter()
+    built = corpus.run(source, out / "general" / "corpus", corpus.CorpusConfig(tokenizer=encoder, max_length=128,
+                                                                               copies=1))
+    labelled = label.run(built.output_dir, out / "general", label.LabelConfig(
+        teacher=encoder, features=["embedding", "hidden", "attention"], hidden_layers=[1, 2, 3, 4],
+        attention_layers=[1, 2, 3, 4], attention="recompute", precision="auto"))
+    label_seconds = time.perf_counter() - started
+    config = TrainConfig.load(REPO / "pipelines" / "recipes" / "students" / "tinybert_general.yaml",
+                              [f"epochs={sizes.general_epochs}", "checkpoint_every=500", "seed=0"])
+    result = train(config, labelled.cache_dir, out / "general" / "student-run", overwrite=True)
+    facts = {"documents": built.manifest["totals"]["documents"], "sequences": built.manifest["totals"]["sequences"],
+             "wordpieces": built.manifest["totals"]["tokens"], "cache_bytes": labelled.manifest["totals"]["bytes"],
+             "bytes_per_example": labelled.manifest["totals"]["bytes_per_example"], "label_seconds": label_seconds,
+             "train_seconds": result.seconds, "steps": result.steps}
+    return result.student_dir, facts
 
 
 def overlapping(train_texts: list[str], dev_texts: list[str]) -> set[int]:
@@ -201,6 +242,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 000 sentences: checks the wiring in a few minutes")
     parser.add_argument("--investigate", action="store_true", help="also the extra 3-layer BERT runs of the README")
     parser.add_argument("--rerun", nargs="*", help="students to train again although finished, e.g. bert3-kd")
+    parser.add_argument("--only", choices=["tinybert"], help="tinybert: only the teacher, the TinyBERT cache and its rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bench").setLevel(logging.INFO)
@@ -230,14 +272,23 @@ def main() -> None:
         log.info("teacher caches")
         # The training set as it is: one mask sample at p = 0 equals the original and is dropped
         # (n_iter must be >= 1), so the augmented shards hold the original rows only.
-        caches["train"] = build_cache(train_tsv, out / "cache-train", teacher, {"mask": {"p": 0.0}}, 1, ["cls"])
-        caches["train + Tang augmentation"] = build_cache(train_tsv, out / "cache-aug", teacher, TANG_RULES, sizes.aug_n, [])
+        if args.only != "tinybert":
+            caches["train"] = build_cache(train_tsv, out / "cache-train", teacher, {"mask": {"p": 0.0}}, 1, ["cls"])
+            caches["train + Tang augmentation"] = build_cache(train_tsv, out / "cache-aug", teacher, TANG_RULES,
+                                                              sizes.aug_n, [])
         caches["tiny"] = build_cache(head(train_tsv, sizes.tiny_sources), out / "cache-tiny", teacher, tiny_rules,
                                      sizes.aug_n, ["hidden", "attention", "embedding"], quantize_hidden=True)
-    aug_ratio = caches["train + Tang augmentation"][1]["rows"] / caches["train"][1]["rows"]
+        log.info("general distillation of the TinyBERT-style student on WikiText-2")
+        general_dir, general = general_student(out, sizes, str(base))
+    aug_ratio = caches["train + Tang augmentation"][1]["rows"] / caches["train"][1]["rows"] if "train" in caches else 1.0
 
+    specs = students(sizes, aug_ratio) + (investigation(sizes, aug_ratio) if args.investigate else [])
+    specs.append(tinybert_task(sizes, "tinybert4-general", "narrow BERT 4x312 (TinyBERT-style, from general "
+                               "distillation on WikiText-2)", {**NARROW, "init": str(general_dir)}))
+    if args.only == "tinybert":
+        specs = [s for s in specs if s["name"].startswith("tinybert4")]
     results = []
-    for spec in students(sizes, aug_ratio) + (investigation(sizes, aug_ratio) if args.investigate else []):
+    for spec in specs:
         cache_dir, totals = caches[spec["data"]]
         run_dir = out / "students" / spec["name"]
         done = run_dir / "result.json"
@@ -269,11 +320,16 @@ def main() -> None:
         if not torch.cuda.is_available() else torch.cuda.get_device_name()
     summary = (f"{text}\n\ntrain {record['train_rows']} sentences ({dropped} rows overlapping dev dropped), "
                f"dev {sizes.dev_rows} (held out: the last rows); "
-               f"labelled rows: " + ", ".join(f"{k} {v[1]['rows']:,}" for k, v in caches.items()) + f"; {hardware}")
+               f"labelled rows: " + ", ".join(f"{k} {v[1]['rows']:,}" for k, v in caches.items()) + f"; {hardware}"
+               f"\n\ngeneral distillation: {general['documents']:,} WikiText-2 paragraphs -> {general['sequences']:,} "
+               f"128-wordpiece sequences ({general['wordpieces']:,} wordpieces), cache {general['cache_bytes'] / 1e9:.2f} GB "
+               f"({general['bytes_per_example'] / 1e3:.0f} kB/sequence, attention recomputed), labelled in "
+               f"{general['label_seconds'] / 60:.1f} min, student trained {general['steps']} steps in "
+               f"{general['train_seconds'] / 60:.1f} min (not in the row's train time)")
     print(summary)
     (out / "results.md").write_text(summary + "\n")
     (out / "results.json").write_text(json.dumps({"sizes": sizes.__dict__, "dropped_overlapping_rows": dropped,
-                                                  "rows": results, "hardware": hardware}, indent=2))
+                                                  "rows": results, "hardware": hardware, "general": general}, indent=2))
 
 
 if __name__ == "__main__":
