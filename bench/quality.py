@@ -32,6 +32,7 @@ import json
 import logging
 import platform
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -131,11 +132,17 @@ def general_student(out: Path, sizes: Sizes, encoder: str) -> tuple[Path, dict[s
     label_seconds = time.perf_counter() - started
     config = TrainConfig.load(REPO / "pipelines" / "recipes" / "students" / "tinybert_general.yaml",
                               [f"epochs={sizes.general_epochs}", "checkpoint_every=500", "seed=0"])
-    result = train(config, labelled.cache_dir, out / "general" / "student-run", overwrite=True)
+    run_dir = out / "general" / "student-run"
+    record = run_dir / "general.json"
+    stored = json.loads(record.read_text()) if record.exists() else {}
+    if stored.get("cache") == str(labelled.cache_dir) and stored.get("epochs") == sizes.general_epochs:
+        return run_dir / "student", stored["facts"]  # finished earlier: its timings are the first run's
+    result = train(config, labelled.cache_dir, run_dir, overwrite=True)
     facts = {"documents": built.manifest["totals"]["documents"], "sequences": built.manifest["totals"]["sequences"],
              "wordpieces": built.manifest["totals"]["tokens"], "cache_bytes": labelled.manifest["totals"]["bytes"],
              "bytes_per_example": labelled.manifest["totals"]["bytes_per_example"], "label_seconds": label_seconds,
              "train_seconds": result.seconds, "steps": result.steps}
+    record.write_text(json.dumps({"cache": str(labelled.cache_dir), "epochs": sizes.general_epochs, "facts": facts}))
     return result.student_dir, facts
 
 
@@ -222,12 +229,41 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def with_seeds(specs: list[dict[str, Any]], seeds: int) -> list[dict[str, Any]]:
+    """The TinyBERT rows once per training seed (seed 0 keeps its name, so a finished run is reused)."""
+    out = []
+    for spec in specs:
+        for seed in range(seeds if spec["name"].startswith("tinybert4") else 1):
+            name = spec["name"] if seed == 0 else f"{spec['name']}-seed{seed}"
+            out.append({**spec, "name": name, "recipe": {**spec["recipe"], "seed": seed}})
+    return out
+
+
+def merge_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (student, data, losses): accuracy as the mean over its seeds, with their spread."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        key = (row["student"], row["data"], row["losses"])
+        if key in merged:
+            merged[key]["accuracies"].append(row["accuracy"])
+            merged[key]["seconds_all"].append(row["seconds"])
+        else:
+            merged[key] = {**row, "accuracies": [row["accuracy"]], "seconds_all": [row["seconds"]]}
+    for row in merged.values():
+        row["accuracy"] = statistics.mean(row["accuracies"])
+        row["seconds"] = statistics.mean(row["seconds_all"])
+        row["std"] = statistics.stdev(row["accuracies"]) if len(row["accuracies"]) > 1 else None
+    return list(merged.values())
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| student | data | losses | dev acc | params | train time | teacher-cache bytes |",
              "|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
         cache = f"{r['cache_bytes'] / 1e6:,.1f} MB ({r['cache_rows']:,} rows)" if r.get("cache_bytes") else "–"
-        lines.append(f"| {r['student']} | {r['data']} | {r['losses']} | {100 * r['accuracy']:.2f} | "
+        accuracy = f"{100 * r['accuracy']:.2f}" + (f" ± {100 * r['std']:.2f} ({len(r['accuracies'])} seeds)"
+                                                     if r.get("std") is not None else "")
+        lines.append(f"| {r['student']} | {r['data']} | {r['losses']} | {accuracy} | "
                      f"{r['parameters'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min | {cache} |")
     return "\n".join(lines)
 
@@ -243,6 +279,8 @@ def main() -> None:
     parser.add_argument("--investigate", action="store_true", help="also the extra 3-layer BERT runs of the README")
     parser.add_argument("--rerun", nargs="*", help="students to train again although finished, e.g. bert3-kd")
     parser.add_argument("--only", choices=["tinybert"], help="tinybert: only the teacher, the TinyBERT cache and its rows")
+    parser.add_argument("--tiny-seeds", type=int, default=1,
+                        help="training seeds of the two TinyBERT task rows (mean ± std; one general student)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bench").setLevel(logging.INFO)
@@ -287,6 +325,7 @@ def main() -> None:
                                "distillation on WikiText-2)", {**NARROW, "init": str(general_dir)}))
     if args.only == "tinybert":
         specs = [s for s in specs if s["name"].startswith("tinybert4")]
+    specs = with_seeds(specs, args.tiny_seeds)
     results = []
     for spec in specs:
         cache_dir, totals = caches[spec["data"]]
@@ -315,6 +354,7 @@ def main() -> None:
                         "accuracy": report["student"]["accuracy"], "parameters": report["student"]["parameters"],
                         "seconds": seconds, "cache_bytes": directory_bytes(cache_dir) if uses_teacher else 0,
                         "cache_rows": totals["rows"]})
+    results = merge_seeds(results)
     text = table(results)
     hardware = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, no GPU" \
         if not torch.cuda.is_available() else torch.cuda.get_device_name()
