@@ -175,8 +175,10 @@ def mlm_rows(out: Path, source: Path, teacher: Path, ks: list[int], steps: int) 
     rows_per_batch, batches = 32, max(2, steps // 2)
     uids = first.table.column("uid").to_pylist()[: rows_per_batch * batches]
 
+    opened = {cache_dir: load(cache_dir) for cache_dir, _ in caches.values()}
+
     def targets(cache_dir: Path, start: int) -> TeacherBatch:
-        cache = load(cache_dir)
+        cache = opened[cache_dir]
         index = {u: i for i, u in enumerate(cache.table.column("uid").to_pylist())}
         return TeacherBatch(cache.batch([index[u] for u in uids[start : start + rows_per_batch]]), cache.dims.num_layers,
                             topk_temperature=2.0)
@@ -221,14 +223,14 @@ def mlm_rows(out: Path, source: Path, teacher: Path, ks: list[int], steps: int) 
             measured.append(step(batch, lambda z: topk_kl(z, t["topk_indices"][real], t["topk_logits"][real],
                                                           t["topk_logsumexp"][real], 2.0, "bucket")))
         errors = [abs(m[0] - r[0]) / r[0] for m, r in zip(measured, reference)]
-        cache = load(caches[k][0])
+        cache = opened[caches[k][0]]
         sample = cache.batch(list(range(min(len(cache), 256))))
         real = sample["mlm_positions"] >= 0
         mass = torch.exp(sample["topk_logits"][real] / 2.0 - sample["topk_logsumexp"][real][:, None]).sum(-1)
         cosines = [float(torch.nn.functional.cosine_similarity(m[1].flatten(), r[1].flatten(), dim=0))
                    for m, r in zip(measured, reference)]
         rows.append({"target": f"top-{k} (uint16 indices, float16 values, float32 normaliser)",
-                     "bytes": sum(load(caches[k][0]).manifest["totals"]["column_bytes_per_example"][c]
+                     "bytes": sum(cache.manifest["totals"]["column_bytes_per_example"][c]
                                   for c in ("topk_indices", "topk_logits", "topk_logsumexp")),
                      "error": f"{100 * float(np.mean(errors)):.1f} %", "cosine": float(np.mean(cosines)),
                      "mass": float(mass.mean()),
