@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from distill.cache.format import ATTENTION_QK_NAME
-from distill.common.models import weight_files
+from distill.common.models import model_tensors
 
 # BERT-family names of layer i's query/key projections (BERT, RoBERTa, MiniLM, ELECTRA encoders)
 _PROJECTION = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.attention\.self\.(query|key)\.(weight|bias)$")
@@ -25,23 +25,16 @@ _PROJECTION = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.attention\.self\.(quer
 def teacher_attention_weights(model_dir: Path, layers: list[int]) -> dict[str, torch.Tensor]:
     """`layer.<l>.<query|key>.<weight|bias>` of 1-based `layers`, read from the weight files
     without building the model. Refuses, in one line, a teacher whose names do not follow BERT's."""
-    from safetensors import safe_open
-
     wanted = {layer - 1 for layer in layers}
+
+    def ours(name: str) -> re.Match | None:
+        match = _PROJECTION.search(name)
+        return match if match and int(match.group(1)) in wanted else None
+
     found: dict[str, torch.Tensor] = {}
-    for file in weight_files(model_dir):
-        if file.suffix == ".safetensors":
-            with safe_open(str(file), framework="pt") as handle:
-                for name in handle.keys():
-                    match = _PROJECTION.search(name)
-                    if match and int(match.group(1)) in wanted:
-                        found[f"layer.{int(match.group(1)) + 1}.{match.group(2)}.{match.group(3)}"] = handle.get_tensor(name)
-        else:
-            state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-            for name, value in state.items():
-                match = _PROJECTION.search(name)
-                if match and int(match.group(1)) in wanted:
-                    found[f"layer.{int(match.group(1)) + 1}.{match.group(2)}.{match.group(3)}"] = value.clone()
+    for name, tensor in model_tensors(model_dir, lambda name: ours(name) is not None):
+        layer, projection, kind = ours(name).groups()
+        found[f"layer.{int(layer) + 1}.{projection}.{kind}"] = tensor
     expected = {f"layer.{l}.{p}.{w}" for l in layers for p in ("query", "key") for w in ("weight", "bias")}
     if expected - found.keys():
         raise KeyError(f"{model_dir}: attention: recompute needs BERT-style query/key weights of layers {layers} "

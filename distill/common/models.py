@@ -4,7 +4,9 @@ every stage needs, and read single tensors without instantiating the model."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 INPUT_EMBEDDINGS = "word_embeddings.weight"  # name suffix of BERT-family input embeddings
 
@@ -89,9 +91,10 @@ def check_model_files(model_dir: str | Path, tokenizer_dir: str | Path | None = 
                               "tokenizer with the model (tokenizer.save_pretrained) or pass --tokenizer")
 
 
-def model_tensor(model_dir: str | Path, suffix: str):
-    """The tensor whose name ends with `suffix` (e.g. `word_embeddings.weight`), read without
-    instantiating the model: from safetensors, or from a `pytorch_model.bin` with weights_only."""
+def model_tensors(model_dir: str | Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, Any]]:
+    """(name, tensor) of every weight whose name `wanted` accepts, read without instantiating the
+    model: from safetensors (only the accepted tensors are loaded), or from a `pytorch_model.bin`
+    with weights_only."""
     from safetensors import safe_open
 
     files = weight_files(model_dir)
@@ -101,10 +104,16 @@ def model_tensor(model_dir: str | Path, suffix: str):
         if file.suffix == ".safetensors":
             with safe_open(str(file), framework="pt") as handle:
                 for name in handle.keys():
-                    if name.endswith(suffix):
-                        return handle.get_tensor(name)
+                    if wanted(name):
+                        yield name, handle.get_tensor(name)
         else:
             for name, value in _torch_state(file).items():
-                if name.endswith(suffix):
-                    return value.clone()
+                if wanted(name):
+                    yield name, value.clone()
+
+
+def model_tensor(model_dir: str | Path, suffix: str):
+    """The tensor whose name ends with `suffix` (e.g. `word_embeddings.weight`)."""
+    for _, tensor in model_tensors(model_dir, lambda name: name.endswith(suffix)):
+        return tensor
     raise KeyError(f"{model_dir}: no tensor named *{suffix}")
