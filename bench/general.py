@@ -46,6 +46,7 @@ import torch  # noqa: E402
 from bench.common import SST2_TRAIN, sst2_head  # noqa: E402
 from distill import corpus  # noqa: E402
 from distill.cache import load  # noqa: E402
+from distill.common.models import at_masked  # noqa: E402
 from distill.label import LabelConfig, run as label_run  # noqa: E402
 from distill.losses.topk import full_kl, topk_kl  # noqa: E402
 from distill.teacher_batch import TeacherBatch  # noqa: E402
@@ -188,9 +189,7 @@ def mlm_rows(out: Path, source: Path, teacher: Path, ks: list[int], steps: int) 
         with torch.no_grad():
             logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"],
                            token_type_ids=t.get("token_type_ids")).logits
-        real = batch.masked_positions
-        rows = torch.arange(real.shape[0])[:, None].expand_as(real)[real]
-        return logits[rows, t["mlm_positions"][real]].half().float()  # as a float16 cache would hold them
+        return at_masked(logits, t["mlm_positions"]).half().float()  # as a float16 cache would hold them
 
     def step(batch: TeacherBatch, loss_fn) -> tuple[float, torch.Tensor, float]:
         started = time.perf_counter()

@@ -39,6 +39,16 @@ def masked_lm_head(model):
     return getattr(model, "cls", None) or getattr(model, "lm_head", None)
 
 
+def at_masked(values, positions):
+    """Rows of `values` [B, T, ...] at the masked `positions` [B, M] (−1 = padding), row-major:
+    [N, ...], the order the cache's per-masked columns use."""
+    import torch
+
+    real = positions >= 0
+    rows = torch.arange(positions.shape[0], device=positions.device)[:, None].expand_as(positions)[real]
+    return values[rows, positions[real]]
+
+
 SAFETENSORS_PATTERN = "*.safetensors"
 TORCH_WEIGHTS_PATTERN = "pytorch_model*.bin"  # torch.save of a state dict, read with weights_only=True
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "spiece.model", "vocab.json",

@@ -23,7 +23,7 @@ from distill.batching import length_buckets, padded_tokens
 from distill.cache.features import FeatureSet
 from distill.cache.writer import encode_batch
 from distill.common.hardware import worker_device
-from distill.common.models import masked_lm_head
+from distill.common.models import at_masked, masked_lm_head
 from distill.common.labels import LabelSpace
 from distill.label.config import LabelConfig
 from distill.label.teacher import load_model, load_tokenizer
@@ -194,14 +194,13 @@ def masked_lm_logits(model, inputs: dict, positions: list[np.ndarray], hidden_st
     The LM head runs only where a target is kept: at 128 tokens and 15 % masking that is ~20 of 128
     positions, so a [B, T, 30 522] logit tensor is never built (BERT's `cls`, RoBERTa's `lm_head`;
     other heads run in full and are gathered)."""
-    rows = torch.from_numpy(np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)]).astype(np.int64))
-    cols = torch.from_numpy(np.concatenate(positions).astype(np.int64)) if positions else torch.zeros(0, dtype=torch.long)
+    padded = torch.full((len(positions), max((len(p) for p in positions), default=0)), -1, dtype=torch.long)
+    for row, p in enumerate(positions):
+        padded[row, : len(p)] = torch.from_numpy(np.asarray(p, dtype=np.int64))
     head = masked_lm_head(model)
     if head is None:
         outputs = model(**inputs, output_hidden_states=True)
-        device = outputs.logits.device
-        return outputs.logits[rows.to(device), cols.to(device)], outputs.hidden_states
+        return at_masked(outputs.logits, padded.to(outputs.logits.device)), outputs.hidden_states
     outputs = model.base_model(**inputs, output_hidden_states=hidden_states)
     sequence = outputs.last_hidden_state
-    picked = sequence[rows.to(sequence.device), cols.to(sequence.device)]
-    return head(picked), outputs.hidden_states
+    return head(at_masked(sequence, padded.to(sequence.device))), outputs.hidden_states

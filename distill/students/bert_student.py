@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from distill import attention
-from distill.common.models import masked_lm_head, model_class
+from distill.common.models import at_masked, masked_lm_head, model_class
 from distill.students.output import StudentOutput
 
 PROJECTIONS_NAME = "projections.safetensors"
@@ -66,13 +66,10 @@ class BertStudent(nn.Module):
         """The LM head at the masked positions only ([N, vocab]): a [B, T, 30 522] tensor is never built."""
         if self.head != "masked_lm" or "mlm_positions" not in tensors:
             return None
-        positions = tensors["mlm_positions"]
-        real = positions >= 0
-        rows = torch.arange(positions.shape[0], device=positions.device)[:, None].expand_as(positions)[real]
         head = masked_lm_head(self.model)
         if head is None:
             raise ValueError(f"{type(self.model).__name__} has no separable masked-LM head (BERT's cls, RoBERTa's lm_head)")
-        return head(sequence[rows, positions[real]])
+        return head(at_masked(sequence, tensors["mlm_positions"]))
 
     def capture_attention(self) -> None:
         """Route attention through the score-recording function (pre-softmax scores for TinyBERT)."""
