@@ -31,7 +31,7 @@ from distill.storage.lock import OutputLockedError
 from distill.common.ray_runtime import ray_session
 from distill.storage.stage_dir import StageMismatchError
 from distill.common.text_inputs import InputError
-from distill.common.interrupt import INTERRUPTED
+from distill.common.interrupt import run_entry_point
 
 EXPECTED_ERRORS = (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError,
                    FileNotFoundError, label.TeacherMismatchError)
@@ -118,29 +118,23 @@ def _speed(result: label.LabelResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    started, config = time.perf_counter(), None
-    try:
-        config = load_config(args)
-        teacher = label.prepare_teacher(config.label)  # a wrong teacher fails now, not after augmenting
-        source = remote.local_input(config.input, config.staging)
-        with remote.staged_output(config.output, config.staging, config.sync_seconds) as output, \
-                ray_session(config.address):  # one Ray for both stages
-            augmented = augment.run(source, output / "augmented", config.augment, overwrite=args.overwrite,
-                                    validate=lambda text: label.check_input_labels(teacher, text, config.input))
-            command = shlex.join(["python", "pipelines/augment_and_label.py", *(sys.argv[1:] if argv is None else argv)])
-            labelled = label.run(output / "augmented", output, config.label, teacher=teacher, command=command)
-    except EXPECTED_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    except Exception as err:
-        message = disk_full_message(err, config.output if config else args.output)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    loaded: list[PipelineConfig] = []  # the config once read: a full disk is reported against its output
+    return run_entry_point(lambda: run_pipeline(args, argv, loaded), EXPECTED_ERRORS,
+                           lambda err: disk_full_message(err, loaded[0].output if loaded else args.output))
+
+
+def run_pipeline(args: argparse.Namespace, argv: list[str] | None, loaded: list[PipelineConfig]) -> int:
+    started = time.perf_counter()
+    config = load_config(args)
+    loaded.append(config)
+    teacher = label.prepare_teacher(config.label)  # a wrong teacher fails now, not after augmenting
+    source = remote.local_input(config.input, config.staging)
+    with remote.staged_output(config.output, config.staging, config.sync_seconds) as output, \
+            ray_session(config.address):  # one Ray for both stages
+        augmented = augment.run(source, output / "augmented", config.augment, overwrite=args.overwrite,
+                                validate=lambda text: label.check_input_labels(teacher, text, config.input))
+        command = shlex.join(["python", "pipelines/augment_and_label.py", *(sys.argv[1:] if argv is None else argv)])
+        labelled = label.run(output / "augmented", output, config.label, teacher=teacher, command=command)
     totals, cache = augmented.manifest["totals"], labelled.manifest["totals"]
     print(f"""
 summary ({time.perf_counter() - started:.1f}s)

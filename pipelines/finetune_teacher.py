@@ -15,7 +15,7 @@ import sys
 from distill.finetune import FinetuneConfig, finetune
 from distill.common.config_io import ConfigError, apply_override
 from distill.common.text_inputs import InputError
-from distill.common.interrupt import INTERRUPTED
+from distill.common.interrupt import run_entry_point
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,18 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = {"base_model": args.base_model,
             "columns": {"text_a": args.text_a, "text_b": args.text_b, "label": args.label}}
-    try:
+
+    def body() -> int:
         for item in args.overrides:
             apply_override(data, item)
         record = finetune(args.train, args.output, FinetuneConfig.from_dict(data))
-    except (ConfigError, InputError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    print(json.dumps({k: record[k] for k in ("train_rows", "dev_rows", "dev_accuracy", "train_accuracy", "seconds")}))
-    return 0
+        print(json.dumps({k: record[k] for k in ("train_rows", "dev_rows", "dev_accuracy", "train_accuracy", "seconds")}))
+        return 0
+
+    return run_entry_point(body, (ConfigError, InputError, FileNotFoundError))
 
 
 if __name__ == "__main__":

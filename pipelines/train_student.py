@@ -22,7 +22,7 @@ from distill.common.text_inputs import Columns, InputError
 from distill.train.config import TrainConfig
 from distill.train.loop import train
 from distill.train.run_dir import RunMismatchError
-from distill.common.interrupt import INTERRUPTED
+from distill.common.interrupt import run_entry_point
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,23 +47,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a recipe key, e.g. --set batch_size=64 --set max_steps=100")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body() -> int:
         config = TrainConfig.load(args.recipe, args.overrides)
         result = train(config, args.cache, args.out, args.dev, Columns(text_a=args.text_a, text_b=args.text_b, label=args.label),
                        online=args.online, teacher_report=not args.no_teacher_report, teacher=args.teacher,
                        overwrite=args.overwrite, verify=args.verify_cache)
-    except (ConfigError, InputError, CacheError, RunMismatchError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "
-          f"{100 * result.data_seconds / max(result.seconds, 1e-9):.0f}% waiting for data)")
-    if result.report:
-        print((result.run_dir / "report.md").read_text())
-    return 0
+        print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "
+              f"{100 * result.data_seconds / max(result.seconds, 1e-9):.0f}% waiting for data)")
+        if result.report:
+            print((result.run_dir / "report.md").read_text())
+        return 0
 
+    return run_entry_point(body, (ConfigError, InputError, CacheError, RunMismatchError, FileNotFoundError, KeyError))
 
 if __name__ == "__main__":
     sys.exit(main())
