@@ -46,9 +46,10 @@ class LabelSpace:
         named = f": {', '.join(f'{i}={n}' for n, i in names)}" if names else ""
         return f"the teacher's {self.num_labels} classes (ids 0..{self.num_labels - 1}{named})"
 
-    def ids(self, values: Sequence[Any], rows: Sequence[int], source: str) -> list[int | None]:
+    def ids(self, values: Sequence[Any], rows: Sequence[int], source: str, what: str = "label") -> list[int | None]:
         """Class ids of gold `values` (None stays None: unlabelled); refuses the first value the
-        teacher cannot have produced. `rows` are the values' 1-based row numbers in `source`."""
+        teacher cannot have produced. `rows` are the values' 1-based row numbers in `source`;
+        `what` names a value in the refusal (`tag` for the words of a token task)."""
         if self.is_regression:
             bad = next(((r, v) for r, v in zip(rows, values) if v is not None and isinstance(v, str)), None)
             if bad:
@@ -60,10 +61,10 @@ class LabelSpace:
             if value is None:
                 out.append(None)
                 continue
-            out.append(self._id(value, row, source))
+            out.append(self._id(value, row, source, what))
         return out
 
-    def _id(self, value: Any, row: int, source: str) -> int:
+    def _id(self, value: Any, row: int, source: str, what: str = "label") -> int:
         if isinstance(value, str):
             if self.label2id and value in self.label2id:
                 return self.label2id[value]
@@ -71,15 +72,15 @@ class LabelSpace:
                 value = int(value)
             else:
                 known = f"its label names are {sorted(self.label2id)}" if self.label2id else "it has no label names"
-                raise LabelError(f"{source}: row {row}: label {value!r} is not one of the teacher's labels "
+                raise LabelError(f"{source}: row {row}: {what} {value!r} is not one of the teacher's labels "
                                  f"({known}); pass a teacher fine-tuned on these labels")
         if isinstance(value, float):
             if not value.is_integer():
-                raise LabelError(f"{source}: row {row}: label {value!r} is not a class id, but the teacher is a "
+                raise LabelError(f"{source}: row {row}: {what} {value!r} is not a class id, but the teacher is a "
                                  f"{self.num_labels}-class classifier")
             value = int(value)
         if not 0 <= int(value) < self.num_labels:
-            raise LabelError(f"{source}: row {row}: label {value!r} is outside {self.describe()}; "
+            raise LabelError(f"{source}: row {row}: {what} {value!r} is outside {self.describe()}; "
                              "pass a teacher fine-tuned on these labels")
         return int(value)
 

@@ -26,10 +26,11 @@ def resolve_model_dir(name_or_path: str) -> Path:
 
 
 def model_class(head: str):
-    """The transformers auto class of a head: a classifier, a masked LM, or the encoder alone."""
+    """The transformers auto class of a head: a sequence or token classifier, a masked LM, or the encoder alone."""
     import transformers
 
     return {"classification": transformers.AutoModelForSequenceClassification,
+            "token_classification": transformers.AutoModelForTokenClassification,
             "masked_lm": transformers.AutoModelForMaskedLM, "none": transformers.AutoModel}[head]
 
 
@@ -47,6 +48,18 @@ def at_masked(values, positions):
     real = positions >= 0
     rows = torch.arange(positions.shape[0], device=positions.device)[:, None].expand_as(positions)[real]
     return values[rows, positions[real]]
+
+
+def at_words(values, word_starts):
+    """`values` [B, T, ...] at each word's first piece, `word_starts` [B, W] (−1 = padding):
+    [B, W, ...], zero at padding, so a token task's logits line up with the cache's per-word rows."""
+    import torch
+
+    real = word_starts >= 0
+    index = word_starts.clamp_min(0)
+    gathered = torch.gather(values, 1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(
+        *index.shape, *values.shape[2:]))
+    return gathered * real.view(*real.shape, *([1] * (values.dim() - 2))).to(gathered.dtype)
 
 
 SAFETENSORS_PATTERN = "*.safetensors"
