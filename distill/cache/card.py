@@ -50,6 +50,10 @@ def render_card(manifest: dict[str, Any]) -> str:
         f"{'yes' if 'logits' in features.get('columns', ['logits']) else 'no'}; top-k: {features.get('topk') or 'no'}"
         + (f" (indices {layout.get('topk_indices', {}).get('dtype')}, log-normaliser at T = {features.get('topk_temperature')})"
            if features.get("topk") and features.get("topk_temperature") else ""),
+        *([f"- token task: logits and gold tag ids per word at its first wordpiece (`word_starts`); "
+           f"{totals.get('words_truncated', 0)} of {totals.get('words', 0)} words cut by max length, "
+           f"{totals.get('words_without_pieces', 0)} without a wordpiece (dropped with their tags)"]
+          if features.get("head") == "token_classification" else []),
         f"- [CLS] of layers: {_layers(features['cls_layers'])}",
         f"- token hidden states of layers: {_layers(features['hidden_layers'])}; embedding output: "
         f"{'yes' if features['embedding'] or 0 in features['hidden_layers'] else 'no'}",
@@ -73,6 +77,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         "Layouts: `fixed` = one value of that shape per example; `per_token` = one per real token "
         "(no padding stored); `square` = heads × len × len per example, row-major, pre-softmax, unmasked. "
         "`per_masked` = one per masked position, in `mlm_positions` order. "
+        "`per_word` = one per kept word of a token task, in word order. "
         "`bfloat16` is stored as its uint16 bit pattern; `int8` columns have a float32 per-vector scale "
         "in `<column>_scale`. Rows of a shard are in length order; `uid` joins them to the augmented rows.",
         "",
@@ -118,7 +123,8 @@ def render_card(manifest: dict[str, Any]) -> str:
         "Train a student from it (no teacher needed unless the student copies teacher layers):",
         "",
         "```bash",
-        "python pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml "
+        "python pipelines/train_student.py --recipe pipelines/recipes/students/"
+        f"{'ner_bilstm' if features.get('head') == 'token_classification' else 'tang_bilstm'}.yaml "
         "--cache <cache> --out <run>",
         "```",
         "",

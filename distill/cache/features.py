@@ -15,6 +15,11 @@ masked-LM targets at masked positions only (`per_masked` layout, one entry per m
 with the corpus's `mlm_positions` / `mlm_labels`), and `attention_mode: recompute`: attention
 layers are served from stored hidden states h_{l-1} and the teacher's query/key weights instead of
 O(len²) columns (docs/design.md, "Store O(len), recompute O(len²)").
+
+Format 4 adds token-classification teachers (`head: token_classification`) and the `per_word`
+layout: one value per kept word (`word_starts`, the index in `input_ids` of each word's first
+piece; `labels`, the gold tag id per word, −100 if unlabelled; `logits` [num_labels] per word,
+the teacher's at the first piece).
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import pyarrow as pa
 from distill.cache.encoding import ARROW_TYPES, fixed_type
 
 # Column kinds. "hidden" at layer 0 is the embedding output, stored as the `embedding` column.
-KINDS = ("input_ids", "logits", "topk_indices", "topk_logits", "topk_logsumexp", "mlm_positions", "mlm_labels",
+KINDS = ("input_ids", "word_starts", "labels", "logits", "topk_indices", "topk_logits", "topk_logsumexp", "mlm_positions", "mlm_labels",
          "cls", "embedding", "hidden", "attention")
 # Layouts: `fixed` = one [*shape] value per example; `per_token` = one [*shape] value per real
 # token (list<...>); `square` = heads x len x len per example, row-major (list<value>);
-# `per_masked` = one [*shape] value per masked position (list<...>, in `mlm_positions` order).
-LAYOUTS = ("fixed", "per_token", "square", "per_masked")
-HEADS = ("classification", "masked_lm", "none")
+# `per_masked` = one [*shape] value per masked position (list<...>, in `mlm_positions` order);
+# `per_word` = one [*shape] value per kept word of a token task (list<...>, in word order).
+LAYOUTS = ("fixed", "per_token", "square", "per_masked", "per_word")
+HEADS = ("classification", "token_classification", "masked_lm", "none")
 ATTENTION_MODES = ("stored", "recompute")
 UINT16_LIMIT = 1 << 16  # top-k indices below this are stored as uint16
 
@@ -68,7 +74,7 @@ class Column:
 
     name: str
     kind: str
-    layout: str  # fixed | per_token | square
+    layout: str  # fixed | per_token | square | per_masked | per_word
     dtype: str  # storage dtype: float16 | bfloat16 (as uint16 bits) | float32 | int8 | int32 | uint16
     shape: tuple[int, ...]  # per example (fixed), per token (per_token), (heads,) (square)
     layer: int | None = None
@@ -80,7 +86,7 @@ class Column:
         if self.layout == "square":
             return pa.list_(value)
         inner = fixed_type(value, self.shape)
-        return pa.list_(inner) if self.layout in ("per_token", "per_masked") else inner
+        return pa.list_(inner) if self.layout in ("per_token", "per_masked", "per_word") else inner
 
     def scale_column(self) -> "Column":
         return Column(self.scale, "scale", self.layout, "float32", self.shape[:-1], self.layer)
@@ -99,7 +105,7 @@ class FeatureSet:
     hidden_layers: list[int] = field(default_factory=list)
     attention_layers: list[int] = field(default_factory=list)
     embedding: bool = False
-    head: str = "classification"  # the teacher's output: classification logits, masked-LM logits, or none
+    head: str = "classification"  # the teacher's output: (token) classification logits, masked-LM logits, or none
     attention_mode: str = "stored"  # stored scores, or recompute from hidden h_{l-1} + the teacher's W_q, W_k
     topk_temperature: float = 1.0  # the temperature of `topk_logsumexp` (a tail-bucket loss must use it)
     legacy_logits: bool = False  # format 2: full logits were stored beside top-k
@@ -112,11 +118,18 @@ class FeatureSet:
             raise ValueError(f"unknown attention mode {self.attention_mode!r} (known: {', '.join(ATTENTION_MODES)})")
         if self.head == "masked_lm" and not self.topk:
             raise ValueError("a masked-LM teacher's targets are stored as top-k (the full vocabulary is never stored)")
+        if self.head == "token_classification" and self.topk:
+            raise ValueError("a token-classification teacher stores full logits per word (top-k is for large label spaces)")
 
     @property
     def stores_logits(self) -> bool:
-        """Full logits per example: classification teachers without top-k (and every format-2 cache)."""
-        return self.head == "classification" and (not self.topk or self.legacy_logits)
+        """Full logits per example (per word for token tasks): classifiers without top-k (and every format-2 cache)."""
+        return self.per_word or (self.head == "classification" and (not self.topk or self.legacy_logits))
+
+    @property
+    def per_word(self) -> bool:
+        """A token task: word starts, per-word gold tags and per-word logits."""
+        return self.head == "token_classification"
 
     @property
     def masked(self) -> bool:
@@ -173,6 +186,8 @@ class FeatureSet:
             return {0} if self.topk and self.head == "classification" else set()
         if kind == "mlm":
             return {0} if self.masked else set()
+        if kind == "words":
+            return {0} if self.per_word else set()
         if kind == "predictions":
             return {0} if self.stores_logits or (self.topk and self.head == "classification") else set()
         raise ValueError(f"unknown cache feature {kind!r}")
@@ -187,8 +202,12 @@ class FeatureSet:
         """Every stored column in schema order, int8 scale columns right after their values."""
         hidden = self.dims.hidden_size
         out = [Column("input_ids", "input_ids", "per_token", "int32", ())]
+        if self.per_word:
+            out += [Column("word_starts", "word_starts", "per_word", "int32", ()),
+                    Column("labels", "labels", "per_word", "int32", ())]
         if self.stores_logits:
-            out.append(Column("logits", "logits", "fixed", self.dtype, (self.dims.num_labels,)))
+            out.append(Column("logits", "logits", "per_word" if self.per_word else "fixed", self.dtype,
+                              (self.dims.num_labels,)))
         if self.masked:
             out += [Column("mlm_positions", "mlm_positions", "per_masked", "int32", ()),
                     Column("mlm_labels", "mlm_labels", "per_masked", "int32", ())]

@@ -22,9 +22,10 @@ from typing import Any
 from distill.storage.stage_dir import MANIFEST_NAME
 
 # 1: before caches carried format_version, teacher files and a card; 2: before teacher heads
-# (masked LM, encoder), top-k replacing full logits, per-masked columns and recomputed attention.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)  # format 2 reads as a classifier cache whose top-k sits beside full logits
+# (masked LM, encoder), top-k replacing full logits, per-masked columns and recomputed attention;
+# 3: before token-classification teachers and the per-word layout (word_starts, per-word labels/logits).
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)  # format 2 reads as a classifier cache whose top-k sits beside full logits
 CARD_NAME = "README.md"
 TEACHER_FILES_DIR = "teacher_files"
 EMBEDDINGS_NAME = "input_embeddings.safetensors"

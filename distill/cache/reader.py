@@ -11,7 +11,9 @@ each cached feature under its `column_name`: `cls` [B, layers, H], `embedding` /
 [B, T, H], `attention_<l>` [B, heads, T, T] (0 at padding), `topk_indices` / `topk_logits` [B, k]
 and `topk_logsumexp` [B] (classification). Masked-corpus caches add `mlm_positions` [B, M] (−1 at
 padding) and `mlm_labels` [B, M] (−100 at padding); a masked-LM teacher's top-k is then per masked
-position: [B, M, k] and [B, M]. Everything about shapes and dtypes comes from the manifest's
+position: [B, M, k] and [B, M]. Token-task caches (per-word layout) give `word_starts` [B, W] (−1 at
+padding), per-word gold `labels` [B, W] (−100 at padding), `logits` [B, W, C] (0 at padding) and
+`word_mask` = word_starts >= 0. Everything about shapes and dtypes comes from the manifest's
 feature description.
 """
 
@@ -36,7 +38,9 @@ from distill.storage.shards import ShardRecord, read_shard
 from distill.storage.stage_dir import verify_record
 
 VERIFY_MODES = ("full", "size")
-PAD_VALUES = {"mlm_positions": -1, "mlm_labels": -100}  # padding of per-masked columns (0 elsewhere)
+# padding of per-masked and per-word columns (0 elsewhere)
+PAD_VALUES = {"mlm_positions": -1, "mlm_labels": -100, "word_starts": -1, "labels": -100}
+RAGGED = {"per_masked": "mlm_positions", "per_word": "word_starts"}  # layout -> the column whose lengths it has
 
 
 class CacheCorruptError(CacheError):
@@ -115,18 +119,19 @@ class TeacherCache:
         lengths = torch.from_numpy(list_lengths(columns["input_ids"]).astype(np.int64))
         out = self._token_inputs(torch.from_numpy(flat_values(columns["input_ids"]).astype(np.int64)), lengths)
         out.update(self._row_fields(columns))
-        masked = torch.from_numpy(list_lengths(columns["mlm_positions"]).astype(np.int64)) \
-            if "mlm_positions" in columns else None
+        ragged = {layout: torch.from_numpy(list_lengths(columns[name]).astype(np.int64))
+                  for layout, name in RAGGED.items() if name in columns}
         for column in self._value_columns():
             scale = flat_values(columns[column.scale]) if column.scale else None
             values = self._decode(column, flat_values(columns[column.name]), scale)
-            out[column.name] = self._shape(column, values, masked if column.layout == "per_masked" else lengths)
-        return out
+            out[column.name] = self._shape(column, values, ragged.get(column.layout, lengths))
+        return self._with_word_mask(out)
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """DataLoader `collate_fn` for rows of `cache.dataset` (torch format)."""
         lengths = torch.tensor([len(e["input_ids"]) for e in examples])
-        masked = torch.tensor([len(e["mlm_positions"]) for e in examples]) if "mlm_positions" in examples[0] else None
+        ragged = {layout: torch.tensor([len(e[name]) for e in examples])
+                  for layout, name in RAGGED.items() if name in examples[0]}
         out = self._token_inputs(torch.cat([e["input_ids"].long() for e in examples]), lengths)
         labels = [e.get("label") for e in examples]
         if labels and all(lab is None or isinstance(lab, (int, torch.Tensor)) for lab in labels):
@@ -136,9 +141,8 @@ class TeacherCache:
         for column in self._value_columns():
             flat = torch.cat([e[column.name].reshape(-1) for e in examples]).numpy()
             scale = torch.cat([e[column.scale].reshape(-1) for e in examples]).numpy() if column.scale else None
-            out[column.name] = self._shape(column, self._decode(column, flat, scale),
-                                           masked if column.layout == "per_masked" else lengths)
-        return out
+            out[column.name] = self._shape(column, self._decode(column, flat, scale), ragged.get(column.layout, lengths))
+        return self._with_word_mask(out)
 
     def attention_weights(self) -> dict[int, dict[str, torch.Tensor]] | None:
         """The teacher's query/key weights of the recomputed attention layers (`attention: recompute`)."""
@@ -147,6 +151,12 @@ class TeacherCache:
         return read_attention_weights(self.path / TEACHER_FILES_DIR) if self.features.attention_mode == "recompute" else None
 
     # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _with_word_mask(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if "word_starts" in out:
+            out["word_mask"] = out["word_starts"] >= 0
+        return out
+
     def _value_columns(self) -> list[Column]:
         return [c for c in self.features.columns() if c.kind not in ("input_ids", "scale")]
 
@@ -185,7 +195,7 @@ class TeacherCache:
     def _shape(column: Column, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Padded [B, width, *shape] (`lengths` = tokens per row, or masked positions for `per_masked`)."""
         batch, width = len(lengths), int(lengths.max()) if len(lengths) else 0
-        if column.layout in ("per_token", "per_masked"):
+        if column.layout in ("per_token", "per_masked", "per_word"):
             mask = torch.arange(width)[None, :] < lengths[:, None]
             pad = PAD_VALUES.get(column.kind, 0)
             padded = torch.full((batch, width, *column.shape), pad, dtype=values.dtype)

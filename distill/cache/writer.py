@@ -52,6 +52,14 @@ def _topk_columns(features: FeatureSet, logits: torch.Tensor, lengths: np.ndarra
     return columns
 
 
+def _at_word_starts(logits: torch.Tensor, starts: list[np.ndarray]) -> torch.Tensor:
+    """[B, T, C] logits at each row's word starts, row-major: [sum(words), C] (float32)."""
+    rows = np.concatenate([np.full(len(s), i, dtype=np.int64) for i, s in enumerate(starts)]) if starts else np.zeros(0, np.int64)
+    positions = np.concatenate([np.asarray(s, dtype=np.int64) for s in starts]) if starts else np.zeros(0, np.int64)
+    index = (torch.from_numpy(rows).to(logits.device), torch.from_numpy(positions).to(logits.device))
+    return logits[index].float()
+
+
 def encode_batch(
     features: FeatureSet,
     input_ids: torch.Tensor,
@@ -60,6 +68,7 @@ def encode_batch(
     hidden_states: Sequence[torch.Tensor] | None = None,
     scores: Mapping[int, torch.Tensor] | None = None,
     mlm: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+    words: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
 ) -> dict[str, pa.Array]:
     """Columns for one padded batch, rows in batch order.
 
@@ -68,6 +77,8 @@ def encode_batch(
     `hidden_states` (transformers' tuple: 0 = embeddings, i = layer i, each [B, T, H]) and pre-softmax
     `scores` {layer: [B, heads, T, T]} on any device: they are cast to the storage dtype there, so
     less crosses to the host. `mlm` = (positions, true ids) per row, for masked-corpus input.
+    `words` = (first-piece index, gold tag id) per kept word of each row, for token tasks: `logits`
+    is then [B, T, labels] and is stored at the first pieces only.
     """
     lengths = mask.sum(dim=1).numpy()
     real = mask.bool()
@@ -83,8 +94,17 @@ def encode_batch(
         flat = lambda parts: np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)  # noqa: E731
         columns["mlm_positions"] = ragged_array(flat(positions), masked_lengths, pa.int32())
         columns["mlm_labels"] = ragged_array(flat(labels), masked_lengths, pa.int32())
+    word_lengths = None
+    if features.per_word:
+        starts, labels = words
+        word_lengths = np.array([len(s) for s in starts], dtype=np.int64)
+        flat = lambda parts: np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)  # noqa: E731
+        columns["word_starts"] = ragged_array(flat(starts), word_lengths, pa.int32())
+        columns["labels"] = ragged_array(flat(labels), word_lengths, pa.int32())
     for column in features.columns():
-        if column.kind == "logits":
+        if column.kind == "logits" and column.layout == "per_word":
+            columns.update(_vectors(column, _at_word_starts(logits, words[0]), word_lengths))
+        elif column.kind == "logits":
             columns.update(_vectors(column, logits.float(), None))
         elif column.kind == "topk_indices":
             if features.legacy_logits:
