@@ -18,12 +18,13 @@ STORAGE_DTYPES = get_args(StorageDtype)
 PRECISIONS = get_args(Precision)
 
 
-HEADS = ("auto", "classification", "masked_lm", "none")
+HEADS = ("auto", "classification", "token_classification", "masked_lm", "none")
+TOKEN_TASK = "token_classification"  # the augmented manifest's `task` of tagged words (absent = sequence)
 
 
 @dataclass
 class LabelConfig(YamlConfig):
-    teacher: NonEmptyStr | None = None  # fine-tuned AutoModelForSequenceClassification: hub name or directory
+    teacher: NonEmptyStr | None = None  # fine-tuned AutoModelFor{Sequence,Token}Classification: hub name or directory
     tokenizer: NonEmptyStr | None = None  # default: the teacher's own; checked against the teacher's vocabulary
     check_vocab: bool = True  # refuse a tokenizer whose vocabulary size differs from the teacher's embeddings
     trust_remote_code: bool = False  # only for teachers whose code you trust
@@ -37,9 +38,9 @@ class LabelConfig(YamlConfig):
     # None = 2 for masked-LM teachers (DistilBERT's T), else 1
     topk_temperature: PositiveFloat | None = None
     # what the teacher outputs: auto = from its config's architectures for a masked corpus
-    # (…ForMaskedLM → masked_lm, else none: an encoder, TinyBERT general distillation), and a
-    # classifier for task data
-    head: Literal["auto", "classification", "masked_lm", "none"] = "auto"
+    # (…ForMaskedLM → masked_lm, else none: an encoder, TinyBERT general distillation), and for task
+    # data a token classifier (…ForTokenClassification, or tagged-word input) or else a sequence classifier
+    head: Literal["auto", "classification", "token_classification", "masked_lm", "none"] = "auto"
     # attention targets: stored pre-softmax scores (heads × len² per example), or recompute them at
     # training time from the stored layer inputs h_{l-1} and the teacher's W_q, W_k (O(len) on disk)
     attention: Literal["stored", "recompute"] = "stored"
@@ -88,12 +89,14 @@ class LabelConfig(YamlConfig):
             raise ConfigError(f"{feature}_layers {bad} out of range {lowest}..{num_layers} for this teacher")
         return layers
 
-    def resolved_head(self, architectures: list[str], corpus: bool) -> str:
-        """The teacher's head: as configured, or from its config (`auto`, see `head`)."""
+    def resolved_head(self, architectures: list[str], corpus: bool, task: str | None = None) -> str:
+        """The teacher's head: as configured, or from its config (`auto`, see `head`); `task` is the
+        input's (the augmented manifest's `task`), when known."""
         if self.head != "auto":
             return self.head
         if not corpus:
-            return "classification"
+            tagger = any(a.endswith("ForTokenClassification") for a in architectures) or task == TOKEN_TASK
+            return TOKEN_TASK if tagger else "classification"
         return "masked_lm" if any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in architectures) else "none"
 
     def feature_set(self, dims: TeacherDims, head: str = "classification", masked_input: bool = False) -> FeatureSet:
@@ -106,6 +109,11 @@ class LabelConfig(YamlConfig):
         if head == "none" and not masked_input and not self.wants("hidden") and not self.wants("attention"):
             raise ConfigError("an encoder-only teacher has no logits: cache hidden/attention/embedding features, "
                               "or fine-tune a classifier (pipelines/finetune_teacher.py)", "head")
+        if head == TOKEN_TASK and self.wants("topk"):
+            raise ConfigError("a token-classification teacher stores full logits per word; drop the topk feature",
+                              "features")
+        if head == TOKEN_TASK and masked_input:
+            raise ConfigError("a token-classification teacher labels tagged words, not a masked corpus", "head")
         topk = None
         if head == "masked_lm":
             topk = min(self.topk, dims.vocab_size)  # always top-k: a vocabulary of logits per position is never stored

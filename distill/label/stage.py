@@ -27,7 +27,7 @@ from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.common.hardware import cpu_precision_warning
 from distill.common.labels import LabelSpace
 from distill.common.text_inputs import InputError, TextTable
-from distill.label.config import LabelConfig
+from distill.label.config import TOKEN_TASK, LabelConfig
 from distill.label.teacher import check_vocabulary, load_tokenizer, resolve_teacher, teacher_dims, teacher_identity
 from distill.label.worker import TeacherLabeler
 from distill.storage.atomic import write_bytes_atomic
@@ -127,7 +127,16 @@ def _totals(cache_dir: Path, records: list[ShardRecord], columns: list[str]) -> 
         # summed over shards: one actor's speed, without start-up (wall-clock speed is in the run's log)
         "actor_seconds": round(actor_seconds, 2),
         "rows_per_actor_second": rows / actor_seconds if actor_seconds else 0.0,
+        **_word_totals(records),
     }
+
+
+def _word_totals(records: list[ShardRecord]) -> dict[str, int]:
+    """Token tasks: words in, and words dropped (cut by max_length, or without any wordpiece)."""
+    keys = ("words", "words_truncated", "words_without_pieces")
+    if not records or "words" not in records[0].extra:
+        return {}
+    return {key: sum(r.extra.get(key, 0) for r in records) for key in keys}
 
 
 @dataclass
@@ -143,13 +152,14 @@ class PreparedTeacher:
     labels: dict[str, Any]  # id2label / label2id as the teacher's config has them, for the manifest
 
 
-def prepare_teacher(config: LabelConfig, corpus: bool = False) -> PreparedTeacher:
+def prepare_teacher(config: LabelConfig, corpus: bool = False, task: str | None = None) -> PreparedTeacher:
     """Resolve the teacher and tokenizer, refuse mismatches and bad layer lists. Cheap (no weights
     loaded), so a pipeline calls it before augmenting rather than failing after. `corpus`: the
-    input will be a masked corpus (general distillation), which decides an `auto` head."""
+    input will be a masked corpus (general distillation), which decides an `auto` head, as does
+    `task: token_classification` (tagged words) or a …ForTokenClassification teacher."""
     model_dir, tokenizer_dir = resolve_teacher(config.teacher, config.tokenizer)
     model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    head = config.resolved_head(model_config.get("architectures") or [], corpus)
+    head = config.resolved_head(model_config.get("architectures") or [], corpus, task)
     dims = teacher_dims(model_dir, config.trust_remote_code, head)
     tokenizer = load_tokenizer(tokenizer_dir, config.trust_remote_code)
     check_vocabulary(tokenizer, dims, tokenizer_dir, model_dir, strict=config.check_vocab)
@@ -163,8 +173,35 @@ def check_input_labels(teacher: PreparedTeacher, text: TextTable, source: str | 
     """Refuse gold labels the teacher cannot have produced (before any augmentation), and warn when
     the data uses only some of its classes."""
     table = text.table
-    ids = teacher.label_space.ids(table.column("label").to_pylist(), table.column("row").to_pylist(), str(source))
+    if "tags" in table.column_names:  # a token task: every word's tag
+        rows, tags = [], []
+        for row, row_tags in zip(table.column("row").to_pylist(), table.column("tags").to_pylist()):
+            rows += [row] * len(row_tags or [])
+            tags += row_tags or []
+        ids = teacher.label_space.ids(tags, rows, str(source), "tag")
+    else:
+        ids = teacher.label_space.ids(table.column("label").to_pylist(), table.column("row").to_pylist(), str(source))
     teacher.label_space.warn_unused(ids, str(source))
+
+
+def check_tags(augmented_dir: Path, input_manifest: dict[str, Any], teacher: PreparedTeacher) -> None:
+    """Refuse, before any actor starts, a tag the token teacher cannot produce: one line naming the
+    shard, the row and the tag (the manifest's `tag_names` say cheaply whether any shard needs a look)."""
+    names = input_manifest.get("tag_names")
+    if names is not None:
+        try:
+            teacher.label_space.ids(list(names), [0] * len(names), str(augmented_dir), "tag")
+            return
+        except InputError:
+            pass  # find the first row that has it
+    for shard in input_manifest["shards"]:
+        path = augmented_dir / shard["file"]
+        table = read_shard(path)
+        if "tags" not in table.column_names:
+            continue
+        for row, row_tags in enumerate(table.column("tags").to_pylist(), start=1):
+            if row_tags:
+                teacher.label_space.ids(row_tags, [row] * len(row_tags), str(path), "tag")
 
 
 def run(
@@ -181,7 +218,14 @@ def run(
     augmented_dir, output_root = Path(augmented_dir), Path(output_root)
     input_manifest = read_input_manifest(augmented_dir)
     corpus = input_manifest.get("kind") == "corpus"
-    teacher = teacher or prepare_teacher(config, corpus)
+    task = input_manifest.get("task", "sequence_classification")
+    teacher = teacher or prepare_teacher(config, corpus, task)
+    if teacher.features.per_word != (task == TOKEN_TASK):
+        raise InputError(f"{augmented_dir}: the input's task is {task}, but the teacher's head is {teacher.features.head}; "
+                         f"pass a {'token' if task == TOKEN_TASK else 'sequence'} classifier (or label.head="
+                         f"{'token_classification' if task == TOKEN_TASK else 'classification'})")
+    if task == TOKEN_TASK:
+        check_tags(augmented_dir, input_manifest, teacher)
     if teacher.features.masked != corpus:
         raise InputError(f"{augmented_dir}: {'a corpus' if corpus else 'task data'}, but the teacher was prepared for "
                          f"{'task data' if corpus else 'a corpus'}")
@@ -227,7 +271,8 @@ def run(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "input": {"path": str(augmented_dir), "fingerprint": input_manifest["fingerprint"],
                       "rows": input_manifest["totals"]["rows"], "is_pair": bool(input_manifest.get("is_pair")),
-                      "label_type": input_manifest.get("label_type"), "kind": input_manifest.get("kind", "augmented")},
+                      "label_type": input_manifest.get("label_type"), "kind": input_manifest.get("kind", "augmented"),
+                      "task": task, **({"tag_names": input_manifest.get("tag_names")} if task == TOKEN_TASK else {})},
             "teacher": identity,
             "teacher_fingerprint": teacher_fp,
             "labels": teacher.labels,
@@ -244,6 +289,11 @@ def run(
                                                                   [r.to_dict() for r in records]}).encode("utf-8"))
         manifest = stage.finalize(records, body)
         _point_latest(cache_dir)
+        if body["totals"].get("words_truncated") or body["totals"].get("words_without_pieces"):
+            log.warning("%d of %d word(s) dropped with their tags: %d cut by max_length %d, %d without a wordpiece",
+                        body["totals"]["words_truncated"] + body["totals"]["words_without_pieces"],
+                        body["totals"]["words"], body["totals"]["words_truncated"], config.max_length,
+                        body["totals"]["words_without_pieces"])
         rows_labelled = sum(inputs[name]["rows"] for name in pending)
         result = LabelResult(cache_dir, manifest, False, len(pending), time.perf_counter() - started,
                              rows_labelled, labelling_seconds)

@@ -26,7 +26,8 @@ def teacher_dims(model_dir: Path, trust_remote_code: bool = False, head: str = "
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    outputs = {"classification": config.num_labels, "masked_lm": config.vocab_size, "none": 0}[head]
+    outputs = {"classification": config.num_labels, "token_classification": config.num_labels,
+               "masked_lm": config.vocab_size, "none": 0}[head]
     return TeacherDims(
         num_labels=outputs,
         hidden_size=config.hidden_size,

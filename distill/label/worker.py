@@ -25,11 +25,13 @@ from distill.cache.writer import encode_batch
 from distill.common.hardware import worker_device
 from distill.common.models import at_masked, masked_lm_head
 from distill.common.labels import LabelSpace
+from distill.common.text_inputs import InputError
 from distill.label.config import LabelConfig
 from distill.label.teacher import load_model, load_tokenizer
 from distill.storage.fingerprint import hash_file
 from distill.storage.shards import read_shard
 from distill.storage.stage_dir import StageDir
+from distill.words import align_words
 
 log = logging.getLogger(__name__)
 KEPT_COLUMNS = ("uid", "source_id", "aug_index", "label")  # copied from the augmented rows
@@ -107,10 +109,36 @@ class TeacherLabeler:
         )
         return encoded["input_ids"], encoded["token_type_ids"] if segments else None
 
+    def tokenize_words(self, table: pa.Table, source: str) -> tuple[list[list[int]], tuple[list, list], dict]:
+        """A token task's rows: input ids, and per kept word its first piece and gold tag id (−100 when
+        the row is unlabelled); words cut by truncation are dropped with their tags and counted."""
+        sentences = table.column("tokens").to_pylist()
+        aligned = align_words(self.tokenizer, sentences, self.config.max_length)
+        tags = table.column("tags").to_pylist() if "tags" in table.column_names else [None] * len(sentences)
+        starts, labels = [], []
+        for row, (words, row_tags, kept) in enumerate(zip(sentences, tags, aligned.kept), start=1):
+            starts.append(np.asarray(aligned.word_starts[row - 1], dtype=np.int32))
+            if row_tags is None:
+                labels.append(np.full(len(kept), -100, dtype=np.int32))
+                continue
+            if len(row_tags) != len(words):
+                raise InputError(f"{source}: row {row}: {len(words)} words but {len(row_tags)} tags")
+            ids = self.label_space.ids([row_tags[w] for w in kept], [row] * len(kept), source, "tag") \
+                if self.label_space is not None else [row_tags[w] for w in kept]
+            labels.append(np.asarray([-100 if i is None else i for i in ids], dtype=np.int32))
+        counts = {"words": aligned.words, "words_truncated": aligned.truncated,
+                  "words_without_pieces": aligned.without_pieces}
+        return aligned.input_ids, (starts, labels), counts
+
     def label_shard(self, name: str):
         started = time.perf_counter()
         table = self._read_input(name)
-        ids, segments = self.tokenize(table)
+        words, word_counts = None, {}
+        if self.features.per_word:
+            ids, words, word_counts = self.tokenize_words(table, str(self.input_dir / name))
+            segments = None
+        else:
+            ids, segments = self.tokenize(table)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         buckets = length_buckets(lengths, self.config.batch_size, self.config.max_batch_tokens)
         kept = self._gold_ids(table.select([c for c in KEPT_COLUMNS if c in table.column_names]), name)
@@ -128,8 +156,12 @@ class TeacherLabeler:
             "forward_batches": len(buckets),
             "precision": self.precision,
             "device": self.device,
+            **word_counts,
         }
-        batches = self._batches(kept, ids, segments, lengths, buckets, schema, extra, started, masked)
+        if word_counts.get("words_truncated"):
+            log.info("%s: %d word(s) cut by max_length %d dropped with their tags", name, word_counts["words_truncated"],
+                     self.config.max_length)
+        batches = self._batches(kept, ids, segments, lengths, buckets, schema, extra, started, masked, words)
         record = self.stage_dir.commit_shard_batches(batches, schema, out_name, extra)
         seconds = record.extra["seconds"]
         log.info("%s: %d rows, %d forward passes, %.1f rows/s", out_name, record.rows,
@@ -146,7 +178,7 @@ class TeacherLabeler:
         return kept.set_column(kept.schema.get_field_index("label"), "label", pa.array(ids, type=pa.int64()))
 
     def _batches(self, kept, ids, segments, lengths, buckets, schema, extra: dict, started: float,
-                 masked=None) -> Iterator[pa.RecordBatch]:
+                 masked=None, words=None) -> Iterator[pa.RecordBatch]:
         """Forward each bucket and yield its rows; records the shard's labeling time in `extra` at the end."""
         pad = self.tokenizer.pad_token_id or 0
         for rows in buckets:
@@ -160,7 +192,8 @@ class TeacherLabeler:
                 if segments is not None:
                     token_types[i, : lengths[row]] = torch.tensor(segments[row])
             mlm = ([masked[0][r] for r in rows.tolist()], [masked[1][r] for r in rows.tolist()]) if masked else None
-            columns = self.forward(input_ids, mask, token_types, mlm)
+            tagged = ([words[0][r] for r in rows.tolist()], [words[1][r] for r in rows.tolist()]) if words else None
+            columns = self.forward(input_ids, mask, token_types, mlm, tagged)
             picked = kept.take(pa.array(rows))
             arrays = [picked.column(f.name).combine_chunks() if f.name in picked.column_names else columns[f.name]
                       for f in schema]
@@ -169,7 +202,8 @@ class TeacherLabeler:
 
     @torch.inference_mode()
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None,
-                mlm: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> dict[str, pa.Array]:
+                mlm: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+                words: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> dict[str, pa.Array]:
         layers = self.features.stored_attention_layers
         recorder = attention.ScoreRecorder(layers) if layers else nullcontext()
         inputs = dict(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
@@ -179,13 +213,13 @@ class TeacherLabeler:
                 logits, hidden_states = masked_lm_logits(self.model, inputs, mlm[0], self.features.needs_hidden_states)
             else:
                 outputs = self.model(**inputs, output_hidden_states=self.features.needs_hidden_states)
-                logits = outputs.logits if self.features.head == "classification" else None
+                logits = outputs.logits if self.features.head in ("classification", "token_classification") else None
                 hidden_states = outputs.hidden_states
         if layers:
             recorder.check(self.features.dims.num_layers)
         self.forward_batches += 1
         return encode_batch(self.features, input_ids, mask, logits, hidden_states,
-                            recorder.scores if layers else None, mlm)
+                            recorder.scores if layers else None, mlm, words)
 
 
 def masked_lm_logits(model, inputs: dict, positions: list[np.ndarray], hidden_states: bool):
