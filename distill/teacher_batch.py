@@ -34,10 +34,20 @@ class TeacherBatch:
         return self.tensors["logits"]
 
     def predictions(self) -> torch.Tensor:
-        """The teacher's argmax class per example: from full logits, else the first top-k index."""
+        """The teacher's argmax class per example (per word for token tasks): from full logits, else the first top-k index."""
         if "logits" in self.tensors:
             return self.tensors["logits"].argmax(dim=-1)
         return self.tensors["topk_indices"][..., 0]
+
+    @property
+    def per_word(self) -> bool:
+        """A token task: logits, labels and predictions are [B, W, ...] over the batch's words."""
+        return "word_starts" in self.tensors
+
+    @property
+    def word_mask(self) -> torch.Tensor:
+        """[B, W] bool: which word slots are real words (token tasks)."""
+        return self.tensors["word_starts"] >= 0
 
     @property
     def mask(self) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Cross-entropy on gold labels. Augmented rows carry the source's gold label, which the
 augmentation may have changed, so by default they take the teacher's argmax instead (Tang et
 al. 2019 §3: "t is provided by the true label or the teacher's prediction"); `skip` ignores
-them, `gold` trusts the inherited label."""
+them, `gold` trusts the inherited label. Token tasks do the same per word (an augmented row's
+words take the teacher's per-word argmax) and average over real words only."""
 
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ class CrossEntropy(Loss):
     def targets(self, teacher) -> torch.Tensor:
         labels = teacher.tensors["labels"].clone()
         augmented = teacher.tensors["aug_index"] > 0
+        if teacher.per_word:  # [B, W]: a row's flag for each of its words; padding words stay -100
+            augmented = augmented[:, None].expand_as(labels) & teacher.word_mask
         if self.augmented == "teacher":
             replace = augmented | (labels < 0)  # also unlabelled originals
+            if teacher.per_word:
+                replace &= teacher.word_mask
             labels[replace] = teacher.predictions()[replace]
         elif self.augmented == "skip":
             labels[augmented] = -100
@@ -42,4 +47,7 @@ class CrossEntropy(Loss):
         targets = self.targets(teacher)
         if (targets >= 0).sum() == 0:
             return student.logits.sum() * 0.0
-        return F.cross_entropy(student.logits.float(), targets, ignore_index=-100)
+        logits = student.logits.float()
+        if logits.dim() == 3:  # token task: [B, W, C] against [B, W]
+            logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+        return F.cross_entropy(logits, targets, ignore_index=-100)

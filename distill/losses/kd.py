@@ -1,4 +1,5 @@
-"""Hinton et al. (2015) KD: KL(softmax(z_t / T) || softmax(z_s / T)) · T², averaged over the batch.
+"""Hinton et al. (2015) KD: KL(softmax(z_t / T) || softmax(z_s / T)) · T², averaged over the batch
+(over the batch's real words for token tasks).
 
 T² keeps the gradient scale independent of T. Defaults follow BERT-PKD's reference (T = 10
 with α = 0.7 against CE) only in recipes; the loss itself defaults to T = 2 (DistilBERT).
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from distill.losses.registry import Loss, register_loss
+from distill.losses.registry import Loss, per_word, register_loss
 from distill.common.config_io import NonNegativeFloat, PositiveFloat
 
 
@@ -23,6 +24,9 @@ class KLDivergence(Loss):
 
     def __call__(self, student, teacher) -> torch.Tensor:
         t = self.temperature
-        student_log = F.log_softmax(student.logits.float() / t, dim=-1)
-        teacher_log = F.log_softmax(teacher.logits.float() / t, dim=-1)
+        student_logits, teacher_logits = per_word(student.logits, teacher.logits, teacher)
+        if not len(student_logits):
+            return student.logits.sum() * 0.0
+        student_log = F.log_softmax(student_logits.float() / t, dim=-1)
+        teacher_log = F.log_softmax(teacher_logits.float() / t, dim=-1)
         return F.kl_div(student_log, teacher_log, log_target=True, reduction="batchmean") * t * t

@@ -30,6 +30,15 @@ def build_loss(name: str, options: dict[str, Any] | None = None) -> Loss:
     return LOSSES.build(name, options)
 
 
+def per_word(student: torch.Tensor, teacher_values: torch.Tensor, teacher) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token tasks: student and teacher values [B, W, C] at real words only, [N, C] (padding words
+    never count); sequence tasks: both unchanged, [B, C]."""
+    if not teacher.per_word:
+        return student, teacher_values
+    mask = teacher.word_mask
+    return student[mask], teacher_values[mask]
+
+
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the positions where `mask` is true (mask broadcasts over the trailing dims)."""
     while mask.dim() < student.dim():

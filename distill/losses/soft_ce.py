@@ -1,4 +1,5 @@
-"""TinyBERT prediction-layer loss: soft cross-entropy −Σ softmax(z_t/T) · log softmax(z_s/T), T = 1."""
+"""TinyBERT prediction-layer loss: soft cross-entropy −Σ softmax(z_t/T) · log softmax(z_s/T), T = 1
+(over real words for token tasks)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from distill.losses.registry import Loss, register_loss
+from distill.losses.registry import Loss, per_word, register_loss
 from distill.common.config_io import NonNegativeFloat, PositiveFloat
 
 
@@ -19,5 +20,8 @@ class SoftCrossEntropy(Loss):
 
     def __call__(self, student, teacher) -> torch.Tensor:
         t = self.temperature
-        teacher = F.softmax(teacher.logits.float() / t, dim=-1)
-        return -(teacher * F.log_softmax(student.logits.float() / t, dim=-1)).sum(dim=-1).mean()
+        student_logits, teacher_logits = per_word(student.logits, teacher.logits, teacher)
+        if not len(student_logits):
+            return student.logits.sum() * 0.0
+        probs = F.softmax(teacher_logits.float() / t, dim=-1)
+        return -(probs * F.log_softmax(student_logits.float() / t, dim=-1)).sum(dim=-1).mean()
