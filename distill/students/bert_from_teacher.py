@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from distill.students.bert_student import BertStudent
-from distill.students.context import BuildContext
+from distill.students.context import BuildContext, task_labels
 from distill.common.config_io import NonEmptyStr, NonNegativeInt, PositiveInt
 from distill.common.models import model_class
 from distill.students.registry import check_student_options, register_student
@@ -58,7 +58,7 @@ class BertFromTeacher(BertStudent):
         if options.init:
             from distill.students.narrow_bert import from_init
 
-            labels = {"num_labels": context.num_labels} if context.head == "classification" else {}
+            labels = task_labels(context)
             return cls(from_init(auto, options.init, labels), head=context.head)
         num_layers, spec = options.num_layers, options.layers
         config = copy.deepcopy(context.teacher_config)

@@ -1,5 +1,5 @@
 """The wrapper both BERT students share: a Hugging Face model with the teacher's head (a sequence
-classifier, a masked LM, or the encoder alone for general distillation) plus, for narrow students,
+or token classifier, a masked LM, or the encoder alone for general distillation) plus, for narrow students,
 the projections W_e / W_h to the teacher's width (TinyBERT). Saved with `save_pretrained`
 (safetensors), so `AutoModelForSequenceClassification.from_pretrained(dir)` loads a task student
 and a general student alike (a new classifier on its encoder: what `init:` of a task recipe
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from distill import attention
-from distill.common.models import at_masked, masked_lm_head, model_class
+from distill.common.models import at_masked, at_words, masked_lm_head, model_class
 from distill.students.output import StudentOutput
 
 PROJECTIONS_NAME = "projections.safetensors"
@@ -44,9 +44,11 @@ class BertStudent(nn.Module):
         recorder = attention.ScoreRecorder(list(attention_layers)) if attention_layers else None
         inputs = {k: tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in tensors}
         with recorder if recorder is not None else nullcontext():
-            if self.head == "classification":
+            if self.head in ("classification", "token_classification"):
                 outputs = self.model(**inputs, output_hidden_states=needs_hidden)
                 logits, mlm_logits = outputs.logits, None
+                if self.head == "token_classification" and "word_starts" in tensors:
+                    logits = at_words(logits, tensors["word_starts"])  # [B, W, C] at each word's first piece
             else:
                 outputs = self.model.base_model(**inputs, output_hidden_states=needs_hidden)
                 logits, mlm_logits = None, self._masked_lm_logits(outputs.last_hidden_state, tensors)

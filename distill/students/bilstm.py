@@ -9,6 +9,9 @@ vocabulary of which a task uses a few thousand does not cost 30 522 rows of para
 optimiser updates every step. Embeddings are random or copied from the teacher's input
 embeddings (`init_embeddings: teacher`, which also sets `embedding_dim` to the teacher's width). Sizes default to the paper's SST-2 setting as we
 read it (300-d embeddings, 150 hidden units per direction, a 200-unit ReLU layer).
+For token tasks (`head: token_classification`, set from the cache) it is a tagger: the LSTM's
+output at every wordpiece, taken at each word's first piece (`word_starts`), goes through the same
+MLP, giving [B, W, labels] per word.
 Saved as `model.safetensors` + `student_config.json`; `BiLSTMStudent.load(dir)` reads it back.
 """
 
@@ -24,7 +27,7 @@ import torch
 from torch import nn
 
 from distill.common.config_io import ConfigError, PositiveInt, Probability
-from distill.common.models import INPUT_EMBEDDINGS, model_tensor
+from distill.common.models import INPUT_EMBEDDINGS, at_words, model_tensor
 from distill.students.output import StudentOutput
 from distill.students.registry import check_student_options, register_student
 from distill.students.context import BuildContext
@@ -48,10 +51,11 @@ class BiLSTMConfig:
     freeze_embeddings: bool = False
     vocabulary: Literal["cache", "full"] = "cache"  # cache: rows only for wordpieces seen in the cache
     table_size: int | None = None  # rows of the embedding table (set when built)
+    head: Literal["classification", "token_classification"] = "classification"  # the cache's: a tagger for token tasks
 
 
 # Set from the cache when the student is built, not by a recipe.
-_FROM_CONTEXT = ("vocab_size", "num_labels", "pad_token_id", "pair", "table_size")
+_FROM_CONTEXT = ("vocab_size", "num_labels", "pad_token_id", "pair", "table_size", "head")
 
 
 def _teacher_rows(context: BuildContext, kept: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,8 +100,8 @@ class BiLSTMStudent(nn.Module):
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BiLSTMStudent":
         options = cls.check_options(dict(options))
-        if context.head != "classification":
-            raise ConfigError(f"the BiLSTM is a classifier; this cache's teacher head is {context.head} "
+        if context.head not in ("classification", "token_classification"):
+            raise ConfigError(f"the BiLSTM is a classifier or tagger; this cache's teacher head is {context.head} "
                               "(general distillation trains narrow_bert or bert_from_teacher)", "student.name")
         kept = None
         if options.get("vocabulary", "cache") == "cache":
@@ -109,7 +113,8 @@ class BiLSTMStudent(nn.Module):
             rows, mean = _teacher_rows(context, kept)
             options["embedding_dim"] = rows.shape[1]
         config = BiLSTMConfig(vocab_size=context.vocab_size, num_labels=context.num_labels,
-                              pad_token_id=context.pad_token_id, pair=context.pair, **options)
+                              pad_token_id=context.pad_token_id, pair=context.pair and context.head == "classification",
+                              head=context.head, **options)
         student = cls(config)
         with torch.no_grad():
             if kept is not None:
@@ -132,6 +137,14 @@ class BiLSTMStudent(nn.Module):
         _, (final, _) = self.lstm(packed)
         return torch.cat([final[0], final[1]], dim=-1)  # forward and backward final states
 
+    def encode_tokens(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[B, T, 2H]: both directions' states at every wordpiece (zero at padding)."""
+        lengths = mask.sum(dim=1).clamp_min(1).cpu()
+        vectors = self.embedding(self.id_map[ids])
+        packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths, batch_first=True, enforce_sorted=False)
+        states, _ = self.lstm(packed)
+        return nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=ids.shape[1])[0]
+
     @staticmethod
     def _segment(tensors: dict[str, torch.Tensor], segment: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-aligned ids and mask of one side of `[CLS] a [SEP] b [SEP]`."""
@@ -143,6 +156,9 @@ class BiLSTMStudent(nn.Module):
         return ids[:, :width], mask[:, :width].long()
 
     def forward(self, tensors: dict[str, torch.Tensor], needs_hidden: bool = False, attention_layers=()) -> StudentOutput:
+        if self.config.head == "token_classification":
+            states = self.encode_tokens(tensors["input_ids"], tensors["attention_mask"])
+            return StudentOutput(logits=self.classifier(at_words(states, tensors["word_starts"])), num_layers=1)
         if self.config.pair:
             h1 = self.encode(*self._segment(tensors, 0))
             h2 = self.encode(*self._segment(tensors, 1))

@@ -28,4 +28,16 @@ class BuildContext:
     token_ids: Callable[[], np.ndarray]  # distinct wordpiece ids in the cache
     input_embeddings: Callable[[], dict[str, torch.Tensor] | None]  # token_ids, rows, mean; None if absent
     teacher_weights: Callable[[str], Path]  # a verified teacher directory, or a one-line error naming `why`
-    head: str = "classification"  # the teacher's head, which the student gets too: classification, masked_lm, none
+    # the teacher's head, which the student gets too: classification, token_classification, masked_lm, none
+    head: str = "classification"
+
+
+def task_labels(context: BuildContext) -> dict[str, Any]:
+    """Config keys of a new classifier head: the label count, and for token tasks the teacher's tag
+    names too (a saved tagger then decodes its own predictions)."""
+    if context.head == "classification":
+        return {"num_labels": context.num_labels}
+    if context.head == "token_classification":
+        config = context.teacher_config
+        return {"num_labels": context.num_labels, "id2label": dict(config.id2label), "label2id": dict(config.label2id)}
+    return {}

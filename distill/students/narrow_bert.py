@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill.students.bert_student import BertStudent
-from distill.students.context import BuildContext
+from distill.students.context import BuildContext, task_labels
 from distill.common.config_io import NonEmptyStr, PositiveInt
 from distill.common.models import model_class
 from distill.students.registry import check_student_options, register_student
@@ -38,7 +38,7 @@ class NarrowBert(BertStudent):
         options = NarrowBertOptions(**cls.check_options(dict(options)))
         teacher = context.teacher_config
         auto = model_class(context.head)
-        labels = {"num_labels": context.num_labels} if context.head == "classification" else {}
+        labels = task_labels(context)
         if options.init:
             model = from_init(auto, options.init, labels)
         else:

@@ -10,7 +10,8 @@ import torch
 
 @dataclass
 class StudentOutput:
-    logits: torch.Tensor | None  # classification logits [B, labels]; None for masked-LM and encoder students
+    # classification logits [B, labels], token tasks [B, W, labels] at word starts; None for masked-LM and encoder students
+    logits: torch.Tensor | None
     num_layers: int
     hidden_states: tuple[torch.Tensor, ...] | None = None  # 0 = embedding output, j = layer j
     scores: dict[int, torch.Tensor] = field(default_factory=dict)  # pre-softmax attention per layer
