@@ -2,6 +2,8 @@
 
     python pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml \\
         --cache out/run --eval dev.tsv --text-a sentence --out out/run/students/bilstm
+    python pipelines/train_student.py --recipe pipelines/recipes/students/ner_bilstm.yaml \\
+        --cache out/ner --eval dev.jsonl --tokens tokens --tags tags --out out/ner/students/bilstm
 
 Reads only the cache (`--cache` may be a copy, or s3://... / any fsspec URL, pulled into local
 staging first): its teacher config, tokenizer and labels travel with it. Writes `<out>/student/` (BERT students: save_pretrained; BiLSTM: safetensors + JSON),
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-a", default="sentence")
     parser.add_argument("--text-b")
     parser.add_argument("--label", default="label")
+    parser.add_argument("--tokens", help="token tasks: the dev file's list-of-words column (default tokens)")
+    parser.add_argument("--tags", help="token tasks: the dev file's list-of-tags column (default tags)")
     parser.add_argument("--online", action="store_true", help="run the teacher every step instead of reading the cache")
     parser.add_argument("--teacher", metavar="PATH_OR_NAME",
                         help="a copy of the cache's teacher (checked against its fingerprint): needed only by students "
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         config = TrainConfig.load(args.recipe, args.overrides)
-        result = train(config, args.cache, args.out, args.dev, Columns(text_a=args.text_a, text_b=args.text_b, label=args.label),
+        result = train(config, args.cache, args.out, args.dev, Columns(text_a=args.text_a, text_b=args.text_b, label=args.label,
+                                                                  tokens=args.tokens, tags=args.tags),
                        online=args.online, teacher_report=not args.no_teacher_report, teacher=args.teacher,
                        overwrite=args.overwrite, verify=args.verify_cache)
         print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "

@@ -54,6 +54,8 @@ class Columns:
     label_type: Literal["auto", "int", "float", "str"] = "auto"  # auto: the type the values have
     max_chars: PositiveInt = 10_000  # longer texts are rejected: they are almost always broken rows
     split: NonEmptyStr = "train"  # for a saved datasets.DatasetDict
+    tokens: str | None = None  # list-of-words column: set => a token task (text_a/text_b/label unused)
+    tags: str | None = None  # same-length list-of-tags column of a token task
 
 
 @dataclass

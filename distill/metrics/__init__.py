@@ -105,3 +105,8 @@ def check_metrics(names: Sequence[str], task: str) -> list[str]:
 def compute_metrics(names: Sequence[str], predictions, gold, task: str) -> dict[str, float]:
     """{name: value} for the scored examples."""
     return {name: METRICS[name][1](predictions, gold) for name in check_metrics(names, task)}
+
+
+from distill.metrics import token as _token  # noqa: E402  (entity F1 / precision / recall, token accuracy)
+
+_token.register()

@@ -27,7 +27,7 @@ from distill.students.context import BuildContext
 from distill.teacher_batch import TeacherBatch
 from distill.train.checkpoint import load_checkpoint, read_state, save_checkpoint
 from distill.train.config import TrainConfig
-from distill.train.data import CacheBatches, dev_batches, epoch_loader
+from distill.train.data import CacheBatches, dev_batches, epoch_loader, token_dev_batches
 from distill.train.evaluate import evaluate
 from distill.train.requirements import check_features
 from distill.train.run_dir import check_run_dir, run_fingerprint, start_run_dir
@@ -63,6 +63,12 @@ def build_context(cache: TeacherCache, teacher_dir: Path | None) -> BuildContext
         teacher_weights=lambda why: require_teacher(cache.manifest, teacher_dir, why),
         head=cache.features.head,
     )
+
+
+def tag_names(cache: TeacherCache) -> list[str]:
+    """A token teacher's tag name per class id (from the cache's labels; ids as names if unnamed)."""
+    id2label = (cache.manifest.get("labels") or {}).get("id2label") or {}
+    return [str(id2label.get(str(i), id2label.get(i, i))) for i in range(cache.dims.num_labels)]
 
 
 def _wanted(losses, student_layers: int, teacher_layers: int) -> dict[str, set[int]]:
@@ -110,8 +116,9 @@ def train(
     if online:
         require_teacher(cache.manifest, teacher_dir, "--online")
         if cache.features.head != "classification":
-            raise ConfigError("--online runs classifier teachers only; general distillation reads its cache")
-    if dev_file and cache.features.head != "classification":
+            raise ConfigError("--online runs sequence-classifier teachers only; general distillation and token "
+                              "tasks read their cache")
+    if dev_file and cache.features.head not in ("classification", "token_classification"):
         raise ConfigError(f"--eval scores a classifier; {cache.path} holds {cache.features.head} teacher targets "
                           "(general distillation): evaluate the student after a task stage")
     num_teacher_layers = cache.dims.num_layers
@@ -130,8 +137,12 @@ def train(
     student.to(device)
     tokenizer = cache.tokenizer()
     labels = LabelSpace.from_config({"num_labels": cache.dims.num_labels, **(cache.manifest.get("labels") or {})})
-    dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels,
-                      cache.manifest["tokenizer"]["max_length"]) if dev_file else None
+    dev = None
+    if dev_file and cache.features.per_word:
+        dev = token_dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels, tag_names(cache),
+                                cache.manifest["tokenizer"]["max_length"])
+    elif dev_file:
+        dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels, cache.manifest["tokenizer"]["max_length"])
     if dev is not None:
         log.info("dev set: %s", dev.describe())
     start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
