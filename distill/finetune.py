@@ -1,4 +1,5 @@
-"""Fine-tune a sequence classifier on gold labels: the project's own way to obtain a teacher.
+"""Fine-tune a sequence classifier (or, with `columns.tokens`, a token classifier) on gold labels:
+the project's own way to obtain a teacher.
 
 Real users bring a fine-tuned teacher; the demo and the SST-2 experiment make one from a
 pretrained encoder (offline: the MiniLM-L6 encoder). A plain PyTorch loop in the BERT paper's
@@ -6,6 +7,8 @@ recipe: AdamW, linear warm-up (10 %) and decay, lr 5e-5 for short runs, gradient
 1.0, dynamic padding, bf16 autocast on GPU. The result is saved with `save_pretrained`
 (safetensors) together with its tokenizer and `finetune.json` (config, label map, dev
 accuracy); a rerun with the same inputs and config finds it and returns without training.
+A token teacher learns each word's tag at its first piece (−100 elsewhere, as in BERT's CoNLL
+setup); its `id2label` / `label2id` are the sorted tag set, and its dev accuracy is per word.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ RECORD_NAME = "finetune.json"
 
 @dataclass
 class FinetuneConfig(YamlConfig):
-    base_model: NonEmptyStr = "bert-base-uncased"  # any encoder; a classification head is added
+    base_model: NonEmptyStr = "bert-base-uncased"  # any encoder; a classification (or token-classification) head is added
     columns: Columns = field(default_factory=Columns)
     epochs: PositiveFloat = 3.0  # BERT paper: 2-4 epochs for GLUE
     learning_rate: PositiveFloat = 5e-5  # BERT paper grid {2e-5, 3e-5, 5e-5}
@@ -81,30 +84,91 @@ def _tensors(encoded: list[dict], labels: list[int], batches: list[np.ndarray]):
             for key in batch:
                 values = encoded[r][key] if key != "attention_mask" else [1] * len(encoded[r]["input_ids"])
                 batch[key][i, : len(values)] = torch.tensor(values)
-        yield batch, torch.tensor([labels[r] for r in rows])
+        if isinstance(labels[rows[0]], list):  # token task: per-piece labels, -100 past each row's end
+            gold = torch.full((len(rows), width), -100, dtype=torch.long)
+            for i, r in enumerate(rows):
+                gold[i, : len(labels[r])] = torch.tensor(labels[r])
+            yield batch, gold
+        else:
+            yield batch, torch.tensor([labels[r] for r in rows])
 
 
 def accuracy(model, encoded, labels, batch_size: int, device: str) -> float:
+    """Examples (or, for token tasks, words) whose argmax is the gold label."""
     model.eval()
-    correct = 0
+    correct = scored = 0
     order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")  # sorted: little padding
     batches = [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
     with torch.inference_mode():
         for batch, gold in _tensors(encoded, labels, batches):
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            correct += int((logits.argmax(-1).cpu() == gold).sum())
-    return correct / max(len(labels), 1)
+            real = gold != -100
+            correct += int(((logits.argmax(-1).cpu() == gold) & real).sum())
+            scored += int(real.sum())
+    return correct / max(scored, 1)
+
+
+def _fingerprinted(config: FinetuneConfig) -> dict[str, Any]:
+    """The config as hashed: unset token columns left out, so teachers fine-tuned before token tasks still match."""
+    data = dataclasses.asdict(config)
+    for key in ("tokens", "tags"):
+        if data["columns"].get(key) is None:
+            data["columns"].pop(key, None)
+    return data
+
+
+def _examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list[int], dict[Any, int]]:
+    """Sequence task: encoded rows, class ids, and the label map."""
+    text = read_text_table(train_path, config.columns)
+    if text.rejects:
+        log.warning("%d row(s) of %s rejected (first: %s)", len(text.rejects), train_path, text.rejects[0])
+    labels_raw = text.table.column("label").to_pylist()
+    if any(x is None for x in labels_raw):
+        raise ConfigError(f"{train_path}: fine-tuning needs a gold label on every row")
+    label_map = _label_map(labels_raw)
+    texts_b = text.table.column("text_b").to_pylist() if config.columns.text_b else None
+    encoded_all = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True,
+                            max_length=config.max_length, return_token_type_ids=True)
+    encoded = [{k: encoded_all[k][i] for k in ("input_ids", "token_type_ids")} for i in range(len(labels_raw))]
+    return encoded, [label_map[x] for x in labels_raw], label_map
+
+
+def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list[list[int]], dict[Any, int]]:
+    """Token task: encoded rows, per-piece labels (the word's tag id at its first piece, −100
+    elsewhere and at special tokens), and the tag map."""
+    from distill.common.tagged_input import read_tagged
+    from distill.words import align_words
+
+    tagged = read_tagged(train_path, config.columns)
+    if tagged.rejects:
+        log.warning("%d row(s) of %s rejected (first: %s)", len(tagged.rejects), train_path, tagged.rejects[0])
+    if not tagged.rows or any(t is None for t in tagged.tags or [None]):
+        raise ConfigError(f"{train_path}: fine-tuning needs gold tags on every row")
+    label_map = _label_map([t for row in tagged.tags for t in row])
+    aligned = align_words(tokenizer, tagged.words, config.max_length, token_type_ids=True)
+    if aligned.truncated:
+        log.warning("%s: %d word(s) past max_length %d not learned", train_path, aligned.truncated, config.max_length)
+    encoded, labels = [], []
+    for i, (starts, kept) in enumerate(zip(aligned.word_starts, aligned.kept)):
+        encoded.append({"input_ids": aligned.input_ids[i], "token_type_ids": aligned.token_type_ids[i]})
+        row = [-100] * len(aligned.input_ids[i])
+        for position, word in zip(starts, kept):
+            row[position] = label_map[tagged.tags[i][word]]
+        labels.append(row)
+    return encoded, labels, label_map
 
 
 def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune `config.base_model` on `train_path`; returns the saved `finetune.json` record."""
     from tqdm.auto import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from distill.common.models import model_class
 
     output_dir = Path(output_dir)
     base_dir = resolve_model_dir(config.base_model)
     fingerprint = fingerprint_json({"train": hash_path(train_path), "base": model_fingerprint(base_dir),
-                                    "config": dataclasses.asdict(config)})
+                                    "config": _fingerprinted(config)})
     record_path = output_dir / RECORD_NAME
     if record_path.exists():
         record = json.loads(record_path.read_text(encoding="utf-8"))
@@ -115,23 +179,13 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    text = read_text_table(train_path, config.columns)
-    if text.rejects:
-        log.warning("%d row(s) of %s rejected (first: %s)", len(text.rejects), train_path, text.rejects[0])
-    labels_raw = text.table.column("label").to_pylist()
-    if any(x is None for x in labels_raw):
-        raise ConfigError(f"{train_path}: fine-tuning needs a gold label on every row")
-    label_map = _label_map(labels_raw)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    texts_b = text.table.column("text_b").to_pylist() if config.columns.text_b else None
-    encoded_all = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True,
-                            max_length=config.max_length, return_token_type_ids=True)
-    encoded = [{k: encoded_all[k][i] for k in ("input_ids", "token_type_ids")} for i in range(len(labels_raw))]
-    labels = [label_map[x] for x in labels_raw]
+    tokens = bool(config.columns.tokens)
+    encoded, labels, label_map = (_tagged_examples if tokens else _examples)(train_path, config, tokenizer)
     split = len(encoded) - config.dev_rows
     train, dev = (encoded[:split], labels[:split]), (encoded[split:], labels[split:])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = model_class("token_classification" if tokens else "classification").from_pretrained(
         base_dir, num_labels=len(label_map),
         id2label={i: str(x) for x, i in label_map.items()}, label2id={str(x): i for x, i in label_map.items()},
     ).to(device)
@@ -175,6 +229,7 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
         "dev_accuracy": dev_accuracy,
         "train_accuracy": accuracy(model, train[0][:2000], train[1][:2000], config.batch_size, device),
         "label_map": {str(k): v for k, v in label_map.items()},
+        "task": "token_classification" if tokens else "sequence_classification",
         "steps": steps,
         "seconds": round(time.perf_counter() - started, 1),
         "config": dataclasses.asdict(config),

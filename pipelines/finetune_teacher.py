@@ -1,6 +1,9 @@
 """Fine-tune a teacher classifier on gold labels (the demo's and the experiments' teacher).
 
     python pipelines/finetune_teacher.py TRAIN OUTPUT_DIR --base-model DIR_OR_HUB_NAME --text-a sentence [--text-b ...]
+    python pipelines/finetune_teacher.py TRAIN.jsonl OUTPUT_DIR --base-model DIR --tokens tokens --tags tags
+
+`--tokens` makes it a token classifier (NER): tags learned at each word's first piece.
 
 Real users with a fine-tuned teacher skip this and pass its path to augment_and_label.py.
 """
@@ -26,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-a", default="text_a")
     parser.add_argument("--text-b")
     parser.add_argument("--label", default="label")
+    parser.add_argument("--tokens", help="token task: list-of-words column (jsonl); makes a token classifier")
+    parser.add_argument("--tags", help="token task: same-length list-of-tags column (default tags)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any FinetuneConfig key, e.g. --set epochs=2 --set dev_rows=2000")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = {"base_model": args.base_model,
             "columns": {"text_a": args.text_a, "text_b": args.text_b, "label": args.label}}
+    if args.tokens:
+        data["columns"].update(tokens=args.tokens, tags=args.tags or "tags", label=None)
 
     def body() -> int:
         for item in args.overrides:
