@@ -241,3 +241,11 @@ def kill_group_when(proc, ready, poll_seconds: float = 0.05, delay: float = 0.0,
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_token_teacher_dir(tmp_path_factory, minilm_dir) -> Path:
+    """A random 2-layer BertForTokenClassification with tags O, B-PER, I-PER, B-LOC, I-LOC (tests/token_data.py)."""
+    from tests.token_data import build_tiny_token_teacher
+
+    return build_tiny_token_teacher(tmp_path_factory.mktemp("tiny-token-teacher"), minilm_dir)
