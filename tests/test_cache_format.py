@@ -18,8 +18,9 @@ from distill.cache import FORMAT_VERSION, CacheFormatError, FeatureSet, load
 from tests.conftest import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures" / f"cache_format_v{FORMAT_VERSION}"
-KINDS = ("float16", "bfloat16-int8", "topk-recompute")
-OLD_FORMATS = [("cache_format_v2", "float16"), ("cache_format_v2", "bfloat16-int8")]  # still read
+KINDS = ("float16", "bfloat16-int8", "topk-recompute", "token")
+OLD_FORMATS = [("cache_format_v2", "float16"), ("cache_format_v2", "bfloat16-int8"),  # still read
+               ("cache_format_v3", "float16"), ("cache_format_v3", "bfloat16-int8"), ("cache_format_v3", "topk-recompute")]
 
 
 @pytest.mark.parametrize("version_dir, kind", [(FIXTURES.name, k) for k in KINDS] + OLD_FORMATS)
@@ -43,10 +44,14 @@ def test_a_checked_in_cache_reads_back_unchanged(version_dir, kind):
 
 def test_the_fixtures_cover_every_layout_and_storage_dtype():
     columns = [c for kind in KINDS for c in load(FIXTURES / kind).features.columns()]
-    assert {c.layout for c in columns} >= {"fixed", "per_token", "square"}
+    assert {c.layout for c in columns} >= {"fixed", "per_token", "square", "per_word"}
     assert {c.dtype for c in columns} >= {"float16", "bfloat16", "int8", "int32", "float32", "uint16"}
     assert {c.kind for c in columns} >= {"logits", "topk_indices", "topk_logsumexp", "cls", "embedding", "hidden",
                                          "attention", "scale"}
+    token = load(FIXTURES / "token")
+    batch = token.batch(list(range(len(token))))
+    assert token.features.head == "token_classification" and token.manifest["totals"]["words_truncated"] > 0
+    assert batch["logits"].shape == (*batch["word_starts"].shape, 3) and (batch["labels"] == -100).any()
     recompute = load(FIXTURES / "topk-recompute")
     assert recompute.features.attention_mode == "recompute" and recompute.attention_weights()[1]["num_heads"] == 2
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import augment
-from distill.cache import CacheCorruptError, load
+from distill.cache import FORMAT_VERSION, CacheCorruptError, load
 from distill.cache.assets import read_input_embeddings
 from distill.cache.teacher_ref import TeacherRequiredError
 from distill.common.models import INPUT_EMBEDDINGS, model_tensor
@@ -72,7 +72,7 @@ def _sentence():
 
 def test_the_cache_carries_its_teacher_files_and_a_card(portable):
     cache = load(portable["cache"])
-    assert cache.manifest["format_version"] == 3
+    assert cache.manifest["format_version"] == FORMAT_VERSION
     assert cache.tokenizer()("a fine film")["input_ids"][0] == cache.manifest["tokenizer"]["cls_token_id"]
     assert cache.teacher_config().num_hidden_layers == cache.dims.num_layers == 2
     assert set(cache.manifest["teacher_files"]) >= {"config.json", "tokenizer.json", "input_embeddings.safetensors"}
