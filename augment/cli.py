@@ -17,7 +17,9 @@ from distill.common.interrupt import run_entry_point
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m augment", description=__doc__)
-    parser.add_argument("input", help="csv, tsv, jsonl, parquet file or a datasets directory")
+    parser.add_argument("input", help="csv, tsv, jsonl, parquet file, a datasets directory, or a hub dataset "
+                                      "(glue/sst2, hf://owner/name:config)")
+    parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
     parser.add_argument("output", help="output directory for part-* shards and _manifest.json")
     parser.add_argument("--recipe", help="YAML recipe (see pipelines/recipes/)")
     parser.add_argument("--rules", help="comma-separated rules, e.g. mask,pos,ngram or mlm,glove")
@@ -46,7 +48,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     if args.rules:
         out.append(f"rules={json.dumps(args.rules.split(','))}")
     for flag, key in (("text_a", "columns.text_a"), ("text_b", "columns.text_b"), ("label", "columns.label"),
-                      ("id_column", "columns.id"), ("mlm_model", "rules.mlm.model"), ("glove", "rules.glove.path")):
+                      ("id_column", "columns.id"), ("split", "columns.split"), ("mlm_model", "rules.mlm.model"),
+                      ("glove", "rules.glove.path")):
         value = getattr(args, flag)
         if value is not None:
             out.append(f"{key}={json.dumps(value) if value != '' else 'null'}")

@@ -28,13 +28,13 @@ from augment.rules import build_rule
 from augment.rules.pos import sum_pos_counts
 from augment.workers import ShardWriter, WordSplitter
 from distill.storage.atomic import write_bytes_atomic
-from distill.storage.fingerprint import fingerprint_json, hash_path
+from distill.storage.fingerprint import fingerprint_json
 from distill.storage.lock import OutputLock
 from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
 from distill.storage.stage_result import StageResult
-from distill.common.text_inputs import InputError, TextTable, input_format, read_text_table
+from distill.common.text_inputs import InputError, TextTable, input_format, input_identity, read_text_table
 from distill.storage.versions import library_versions, package_version
 
 STAGE = "augment"
@@ -201,19 +201,20 @@ def run(
     written, so a refused input leaves nothing that would block the corrected rerun."""
     started = time.perf_counter()
     config = config or AugmentConfig()
-    input_path, output_dir = Path(input_path), Path(output_dir)
-    if not input_path.exists():
-        raise InputError(f"{input_path}: input file not found")
-    input_format(input_path)
+    output_dir = Path(output_dir)
+    if input_format(input_path) != "hub":
+        input_path = Path(input_path)
+        if not input_path.exists():
+            raise InputError(f"{input_path}: input file not found")
     text = read_text_table(input_path, config.columns)
     if validate is not None:
         validate(text)
     with OutputLock(output_dir):
         identities = model_identities(config)
-        input_fingerprint = hash_path(input_path)
+        source = input_identity(input_path, config.columns.split)
         resolved = config.resolved()
         fingerprint = fingerprint_json(
-            {"stage": STAGE, "version": STAGE_VERSION, "input": input_fingerprint, "config": resolved, "models": identities}
+            {"stage": STAGE, "version": STAGE_VERSION, "input": source["fingerprint"], "config": resolved, "models": identities}
         )
         stage = StageDir(output_dir, STAGE, fingerprint)
         if stage.is_complete():
@@ -239,7 +240,7 @@ def run(
         missing = [n for n, r in zip(names, records) if r is None]
         if missing:
             raise RuntimeError(f"{output_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
-        body = _manifest_body(input_path, input_fingerprint, text, resolved, identities, records)
+        body = _manifest_body(source, text, resolved, identities, records)
         body["rows_per_shard"] = shard_rows
         manifest = stage.finalize(records, body)
         result = AugmentResult(output_dir, manifest, False, len(pending), time.perf_counter() - started)
@@ -247,7 +248,7 @@ def run(
         return result
 
 
-def _manifest_body(input_path, input_fingerprint, text, resolved, identities, records: list[ShardRecord]) -> dict:
+def _manifest_body(source: dict[str, str], text, resolved, identities, records: list[ShardRecord]) -> dict:
     by_rule: dict[str, int] = {}
     for record in records:
         for rule, count in record.extra["rules"].items():
@@ -255,7 +256,7 @@ def _manifest_body(input_path, input_fingerprint, text, resolved, identities, re
     return {
         "stage_version": STAGE_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": {"path": str(input_path), "format": input_format(input_path), "fingerprint": input_fingerprint},
+        "input": source,
         "config": resolved,
         "models": identities,
         "versions": library_versions(),

@@ -1,4 +1,4 @@
-"""Fine-tune a sequence classifier on gold labels: the project's own way to obtain a teacher.
+"""Fine-tune a sequence classifier (or a one-output regressor) on gold labels: the project's own way to obtain a teacher.
 
 Real users bring a fine-tuned teacher; the demo and the SST-2 experiment make one from a
 pretrained encoder (offline: the MiniLM-L6 encoder). A plain PyTorch loop in the BERT paper's
@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,9 +28,11 @@ from distill.common.config_io import (
     ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed,
     YamlConfig,
 )
-from distill.storage.fingerprint import fingerprint_json, hash_path, model_fingerprint
+from distill.metrics import compute_metrics, default_metrics
+from distill.storage.fingerprint import fingerprint_json, model_fingerprint
 from distill.common.models import resolve_model_dir
-from distill.common.text_inputs import Columns, read_text_table
+from distill.common.text_inputs import Columns, input_identity, read_text_table
+from distill.train.evaluate import predictions_of
 
 log = logging.getLogger(__name__)
 RECORD_NAME = "finetune.json"
@@ -47,7 +49,10 @@ class FinetuneConfig(YamlConfig):
     max_length: PositiveInt = 128
     warmup_ratio: Probability = 0.1
     weight_decay: NonNegativeFloat = 0.01
-    dev_rows: NonNegativeInt = 0  # hold out the last N valid rows for a dev accuracy (0 = none)
+    dev_rows: NonNegativeInt = 0  # hold out the last N valid rows for dev metrics (0 = none)
+    # classification (num_labels = the distinct labels), regression (one output, MSE: STS-B), or
+    # auto: regression when the labels are floats, else classification
+    task: Literal["auto", "classification", "regression"] = "auto"
     seed: Seed = 0
 
     def __post_init__(self) -> None:
@@ -84,16 +89,31 @@ def _tensors(encoded: list[dict], labels: list[int], batches: list[np.ndarray]):
         yield batch, torch.tensor([labels[r] for r in rows])
 
 
-def accuracy(model, encoded, labels, batch_size: int, device: str) -> float:
+@torch.inference_mode()
+def predict(model, encoded, batch_size: int, device: str, task: str) -> np.ndarray:
+    """Predicted classes (or regression scores) of `encoded`, in input order."""
     model.eval()
-    correct = 0
     order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")  # sorted: little padding
     batches = [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
-    with torch.inference_mode():
-        for batch, gold in _tensors(encoded, labels, batches):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            correct += int((logits.argmax(-1).cpu() == gold).sum())
-    return correct / max(len(labels), 1)
+    out = np.zeros(len(encoded), dtype=np.float64 if task == "regression" else np.int64)
+    for rows, (batch, _) in zip(batches, _tensors(encoded, [0] * len(encoded), batches)):
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+        out[rows] = predictions_of(logits, task).numpy()
+    return out
+
+
+def task_metrics(model, encoded, labels, batch_size: int, device: str, task: str, num_labels: int) -> dict[str, float]:
+    """The task's usual metrics (`distill.metrics.default_metrics`) on `encoded`; {} when empty."""
+    if not labels:
+        return {}
+    return compute_metrics(default_metrics(task, num_labels), predict(model, encoded, batch_size, device, task),
+                           np.asarray(labels), task)
+
+
+def _task(config: FinetuneConfig, labels: list) -> str:
+    if config.task != "auto":
+        return config.task
+    return "regression" if any(isinstance(x, float) for x in labels) else "classification"
 
 
 def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneConfig) -> dict[str, Any]:
@@ -103,13 +123,14 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
 
     output_dir = Path(output_dir)
     base_dir = resolve_model_dir(config.base_model)
-    fingerprint = fingerprint_json({"train": hash_path(train_path), "base": model_fingerprint(base_dir),
+    fingerprint = fingerprint_json({"train": input_identity(train_path, config.columns.split)["fingerprint"], "base": model_fingerprint(base_dir),
                                     "config": dataclasses.asdict(config)})
     record_path = output_dir / RECORD_NAME
     if record_path.exists():
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("fingerprint") == fingerprint:
-            log.info("teacher at %s is already fine-tuned for these inputs (dev acc %s)", output_dir, record["dev_accuracy"])
+            log.info("teacher at %s is already fine-tuned for these inputs (dev %s)", output_dir,
+                     record.get("dev_metrics", record.get("dev_accuracy")))
             return record
     started = time.perf_counter()
     random.seed(config.seed)
@@ -121,20 +142,28 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     labels_raw = text.table.column("label").to_pylist()
     if any(x is None for x in labels_raw):
         raise ConfigError(f"{train_path}: fine-tuning needs a gold label on every row")
-    label_map = _label_map(labels_raw)
+    task = _task(config, labels_raw)
+    if task == "regression":
+        bad = next((i for i, x in enumerate(labels_raw) if isinstance(x, str)), None)
+        if bad is not None:
+            raise ConfigError(f"{train_path}: row {text.table.column('row')[bad].as_py()}: label {labels_raw[bad]!r} "
+                              "is not a number (task: regression)")
+        label_map = {}
+    else:
+        label_map = _label_map(labels_raw)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     texts_b = text.table.column("text_b").to_pylist() if config.columns.text_b else None
     encoded_all = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True,
                             max_length=config.max_length, return_token_type_ids=True)
     encoded = [{k: encoded_all[k][i] for k in ("input_ids", "token_type_ids")} for i in range(len(labels_raw))]
-    labels = [label_map[x] for x in labels_raw]
+    labels = [float(x) for x in labels_raw] if task == "regression" else [label_map[x] for x in labels_raw]
     split = len(encoded) - config.dev_rows
     train, dev = (encoded[:split], labels[:split]), (encoded[split:], labels[split:])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_dir, num_labels=len(label_map),
-        id2label={i: str(x) for x, i in label_map.items()}, label2id={str(x): i for x, i in label_map.items()},
-    ).to(device)
+    head = {"num_labels": 1, "problem_type": "regression"} if task == "regression" else {
+        "num_labels": len(label_map), "problem_type": "single_label_classification",
+        "id2label": {i: str(x) for x, i in label_map.items()}, "label2id": {str(x): i for x, i in label_map.items()}}
+    model = AutoModelForSequenceClassification.from_pretrained(base_dir, **head).to(device)
     steps = int(np.ceil(len(train[0]) / config.batch_size) * config.epochs)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
@@ -163,7 +192,9 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
             if step >= steps:
                 break
     progress.close()
-    dev_accuracy = accuracy(model, dev[0], dev[1], config.batch_size, device) if dev[0] else None
+    num_labels = model.config.num_labels
+    dev_metrics = task_metrics(model, dev[0], dev[1], config.batch_size, device, task, num_labels)
+    train_metrics = task_metrics(model, train[0][:2000], train[1][:2000], config.batch_size, device, task, num_labels)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
@@ -172,13 +203,17 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
         "train": str(train_path),
         "train_rows": len(train[0]),
         "dev_rows": len(dev[0]),
-        "dev_accuracy": dev_accuracy,
-        "train_accuracy": accuracy(model, train[0][:2000], train[1][:2000], config.batch_size, device),
+        "task": task,
+        "dev_metrics": dev_metrics,
+        "train_metrics": train_metrics,  # on the first 2,000 training rows
+        "dev_accuracy": dev_metrics.get("accuracy"),
+        "train_accuracy": train_metrics.get("accuracy"),
         "label_map": {str(k): v for k, v in label_map.items()},
         "steps": steps,
         "seconds": round(time.perf_counter() - started, 1),
         "config": dataclasses.asdict(config),
     }
     write_json_atomic(record_path, record)  # written last: its presence means the teacher is complete
-    log.info("fine-tuned %s on %d rows in %.0fs: dev accuracy %s", config.base_model, len(train[0]), record["seconds"], dev_accuracy)
+    log.info("fine-tuned %s (%s) on %d rows in %.0fs: dev %s", config.base_model, task, len(train[0]), record["seconds"],
+             dev_metrics or "not held out")
     return record

@@ -51,7 +51,9 @@ class PipelineConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="pipeline YAML (input, output, address, augment:, label:)")
-    parser.add_argument("--input", help="csv, tsv, jsonl, parquet file or a datasets directory")
+    parser.add_argument("--input", help="csv, tsv, jsonl, parquet file, a datasets directory, or a hub dataset "
+                                        "(glue/sst2, hf://owner/name:config)")
+    parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
     parser.add_argument("--output", help="output root: augmented/ and teacher/<fingerprint>/ go here")
     parser.add_argument("--recipe", help="augmentation recipe YAML (pipelines/recipes/), the `augment:` section")
     parser.add_argument("--text-a", dest="text_a", help="column of the (first) sentence")
@@ -79,7 +81,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     out = []
     for flag, key in (("input", "input"), ("output", "output"), ("address", "address"), ("staging", "staging"),
                       ("text_a", "augment.columns.text_a"), ("text_b", "augment.columns.text_b"),
-                      ("label_column", "augment.columns.label"), ("teacher", "label.teacher"),
+                      ("label_column", "augment.columns.label"), ("split", "augment.columns.split"),
+                      ("teacher", "label.teacher"),
                       ("tokenizer", "label.tokenizer")):
         value = getattr(args, flag)
         if value is not None:

@@ -29,6 +29,8 @@ from typing import Any, Iterator, Literal
 import pyarrow as pa
 
 from distill.common.config_io import NonEmptyStr, PositiveInt
+from distill.common.hub_inputs import HubInputError, arrow_table, hub_fingerprint, hub_name, load_dataset_input
+from distill.storage.fingerprint import hash_path
 
 LABEL_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -53,7 +55,7 @@ class Columns:
     id: str | None = None
     label_type: Literal["auto", "int", "float", "str"] = "auto"  # auto: the type the values have
     max_chars: PositiveInt = 10_000  # longer texts are rejected: they are almost always broken rows
-    split: NonEmptyStr = "train"  # for a saved datasets.DatasetDict
+    split: NonEmptyStr = "train"  # of a hub dataset or a saved datasets.DatasetDict
 
 
 @dataclass
@@ -63,7 +65,11 @@ class TextTable:
     rows_read: int = 0
 
 
-def input_format(path: Path) -> str:
+def input_format(path: str | os.PathLike) -> str:
+    """csv, tsv, jsonl, parquet, datasets (a local dataset folder) or hub (a hub dataset name)."""
+    if hub_name(path) is not None:
+        return "hub"
+    path = Path(path)
     if path.is_dir():
         return "datasets"
     suffix = path.suffix.lower()
@@ -71,7 +77,20 @@ def input_format(path: Path) -> str:
         return suffix[1:]
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
-    raise InputError(f"{path}: unsupported input format {suffix!r} (use csv, tsv, jsonl, parquet or a datasets directory)")
+    raise InputError(f"{path}: unsupported input format {suffix!r} (use csv, tsv, jsonl, parquet, a datasets directory or a hub dataset name)")
+
+
+def input_identity(source: str | os.PathLike, split: str = "train") -> dict[str, str]:
+    """{path, format, fingerprint} of an input for a manifest: a hash of a local file or folder, or
+    a hub dataset's name, configuration, split and `datasets` fingerprint."""
+    fmt = input_format(source)
+    name = hub_name(source)
+    if name is not None:
+        try:
+            return {"path": str(name), "format": fmt, "fingerprint": hub_fingerprint(name, split)}
+        except HubInputError as err:
+            raise InputError(str(err)) from None
+    return {"path": str(source), "format": fmt, "fingerprint": hash_path(source)}
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -297,14 +316,11 @@ def _records(path: Path, cols: Columns) -> Iterator[tuple[int, _Record]]:
         import pyarrow.parquet as pq
 
         return _arrow_records(pq.read_table(path), path, cols)
-    import datasets
-
-    loaded = datasets.load_from_disk(str(path))
-    if isinstance(loaded, datasets.DatasetDict):
-        if cols.split not in loaded:
-            raise InputError(f"{path}: no split {cols.split!r} (splits: {', '.join(loaded)})")
-        loaded = loaded[cols.split]
-    return _arrow_records(loaded.data.table, path, cols)
+    try:
+        dataset = load_dataset_input(path, cols.split)
+    except HubInputError as err:
+        raise InputError(str(err)) from None
+    return _arrow_records(arrow_table(dataset), path, cols)
 
 
 def _text_field(record: dict[str, Any], name: str, cols: Columns) -> tuple[str | None, str | None]:
@@ -414,9 +430,10 @@ class _RowChecker:
 
 
 def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:
-    """Load and validate an input corpus; bad rows become rejects, good rows a table."""
-    path = Path(path)
-    if not path.exists():
+    """Load and validate an input corpus (a file, a dataset folder or a hub dataset name); bad rows
+    become rejects, good rows a table."""
+    path = path if input_format(path) == "hub" else Path(path)
+    if isinstance(path, Path) and not path.exists():
         raise InputError(f"{path}: input file not found")
     checker = _RowChecker(cols, from_text=input_format(path) in ("csv", "tsv"))
     columns: dict[str, list] = {name: [] for name in ("row", "source_id", "text_a", "text_b", "label")}
