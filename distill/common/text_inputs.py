@@ -54,6 +54,11 @@ class Columns:
     label_type: Literal["auto", "int", "float", "str"] = "auto"  # auto: the type the values have
     max_chars: PositiveInt = 10_000  # longer texts are rejected: they are almost always broken rows
     split: NonEmptyStr = "train"  # for a saved datasets.DatasetDict
+    # Token tasks (NER shape, distill/common/token_inputs.py): a list-of-words column makes one;
+    # text_a/text_b/label are then unused. tags = the same-length tag column (None: unlabelled).
+    tokens: str | None = None
+    tags: str | None = None
+    format: Literal["auto", "conll"] = "auto"  # conll: CoNLL text whatever the suffix
 
 
 @dataclass
@@ -63,7 +68,9 @@ class TextTable:
     rows_read: int = 0
 
 
-def input_format(path: Path) -> str:
+def input_format(path: Path, cols: Columns | None = None) -> str:
+    if cols is not None and cols.format == "conll":
+        return "conll"
     if path.is_dir():
         return "datasets"
     suffix = path.suffix.lower()
@@ -71,7 +78,10 @@ def input_format(path: Path) -> str:
         return suffix[1:]
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
-    raise InputError(f"{path}: unsupported input format {suffix!r} (use csv, tsv, jsonl, parquet or a datasets directory)")
+    if suffix in (".conll", ".conll03", ".iob", ".bio"):
+        return "conll"
+    raise InputError(f"{path}: unsupported input format {suffix!r} (use csv, tsv, jsonl, parquet, CoNLL text "
+                     "or a datasets directory)")
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -414,10 +424,15 @@ class _RowChecker:
 
 
 def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:
-    """Load and validate an input corpus; bad rows become rejects, good rows a table."""
+    """Load and validate an input corpus; bad rows become rejects, good rows a table.
+    A token task (a `tokens` column, or CoNLL input) is read by `token_inputs.read_token_table`."""
+    from distill.common.token_inputs import is_token_task, read_token_table
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: input file not found")
+    if is_token_task(path, cols):
+        return read_token_table(path, cols)
     checker = _RowChecker(cols, from_text=input_format(path) in ("csv", "tsv"))
     columns: dict[str, list] = {name: [] for name in ("row", "source_id", "text_a", "text_b", "label")}
     rejects: list[dict[str, Any]] = []
