@@ -22,7 +22,6 @@ from augment.rules.pos import PosRule
 from augment.tang import TangConfig, is_word
 
 TOKEN_ORDER = ("mask", "pos", "mention")
-TOKEN_RULES = frozenset(TOKEN_ORDER)  # the rules a token task may use
 
 
 def is_outside(tag) -> bool:

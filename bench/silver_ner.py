@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(train)} train sentences ({entities} mentions) -> {args.output}"
           + (f"; {len(dev)} dev sentences -> {args.dev}" if args.dev else ""))
     if len(train) < args.rows or len(dev) < wanted_dev:
-        print(f"warning: the input holds fewer sentences than asked for", file=sys.stderr)
+        print("warning: the input holds fewer sentences than asked for", file=sys.stderr)
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from distill.common.text_inputs import (
-    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, _wanted_columns, input_format,
+    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, input_format,
 )
 
 CONLL_SUFFIXES = (".conll", ".conll03", ".iob", ".bio")
