@@ -17,14 +17,18 @@ from distill.common.interrupt import run_entry_point
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m augment", description=__doc__)
-    parser.add_argument("input", help="csv, tsv, jsonl, parquet file or a datasets directory")
+    parser.add_argument("input", help="csv, tsv, jsonl, parquet, CoNLL file, a datasets directory, or a hub dataset "
+                                      "(glue/sst2, hf://owner/name:config)")
+    parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
     parser.add_argument("output", help="output directory for part-* shards and _manifest.json")
     parser.add_argument("--recipe", help="YAML recipe (see pipelines/recipes/)")
-    parser.add_argument("--rules", help="comma-separated rules, e.g. mask,pos,ngram or mlm,glove")
+    parser.add_argument("--rules", help="comma-separated rules, e.g. mask,pos,ngram or mlm,glove (token tasks: mask,pos,mention)")
     parser.add_argument("--text-a", dest="text_a", help="column of the (first) sentence")
     parser.add_argument("--text-b", dest="text_b", help="column of the second sentence of a pair")
     parser.add_argument("--label", help="gold label column ('' for none)")
     parser.add_argument("--id", dest="id_column", help="column with a unique example id")
+    parser.add_argument("--tokens", help="token task (NER shape): column with the list of words (implied for CoNLL)")
+    parser.add_argument("--tags", help="token task: column with one tag per word ('' for none)")
     parser.add_argument("--mlm-model", help="masked LM for the mlm rule (hub name or directory)")
     parser.add_argument("--glove", help="GloVe-format text file for the glove rule")
     parser.add_argument("--seed", type=int)
@@ -46,7 +50,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     if args.rules:
         out.append(f"rules={json.dumps(args.rules.split(','))}")
     for flag, key in (("text_a", "columns.text_a"), ("text_b", "columns.text_b"), ("label", "columns.label"),
-                      ("id_column", "columns.id"), ("mlm_model", "rules.mlm.model"), ("glove", "rules.glove.path")):
+                      ("id_column", "columns.id"), ("split", "columns.split"), ("tokens", "columns.tokens"),
+                      ("tags", "columns.tags"), ("mlm_model", "rules.mlm.model"), ("glove", "rules.glove.path")):
         value = getattr(args, flag)
         if value is not None:
             out.append(f"{key}={json.dumps(value) if value != '' else 'null'}")

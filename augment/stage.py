@@ -26,15 +26,17 @@ import pyarrow.compute as pc
 from augment.config import AugmentConfig
 from augment.rules import build_rule
 from augment.rules.pos import sum_pos_counts
+from augment.token_augmenter import TokenTagger, mention_pool, token_pos_counts
 from augment.workers import ShardWriter, WordSplitter
 from distill.storage.atomic import write_bytes_atomic
-from distill.storage.fingerprint import fingerprint_json, hash_path
+from distill.storage.fingerprint import fingerprint_json
 from distill.storage.lock import OutputLock
 from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.storage.shards import ShardRecord, read_shard, shard_name, write_shard
 from distill.storage.stage_dir import StageDir
 from distill.storage.stage_result import StageResult
-from distill.common.text_inputs import InputError, TextTable, input_format, read_text_table
+from distill.common.text_inputs import InputError, TextTable, input_format, input_identity, read_text_table
+from distill.common.token_inputs import is_conll, tag_names
 from distill.storage.versions import library_versions, package_version
 
 STAGE = "augment"
@@ -112,6 +114,9 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
     import ray
 
     pos_rule = build_rule("pos", config.rules["pos"]) if config.uses("pos") else None
+    tokens = config.is_token_task
+    # Token tasks: the mention pool is a statistic of the whole input, like the POS tables.
+    mentions = ray.put(mention_pool(table)) if tokens and config.uses("mention") else None
     counts_path = stage.directory / POS_COUNTS_NAME
     pos_counts = read_shard(counts_path) if pos_rule and counts_path.exists() else None
     two_passes = pos_rule is not None and pos_counts is None
@@ -130,12 +135,13 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
     splitter_args = dict(
         spacy_model=config.spacy_model, tag_attr=pos_rule.tag_attr if pos_rule else None, batch_size=config.spacy_batch_size
     )
+    splitter_class = TokenTagger if tokens else WordSplitter
     if two_passes:
         started = time.perf_counter()
         # from_blocks keeps exactly one block per shard and computes block metadata here;
         # from_arrow would run a remote task per block just for metadata (~3 s on a cold start).
         tagged = ray.data.from_blocks(blocks).map_batches(
-            WordSplitter,
+            splitter_class,
             fn_constructor_kwargs=splitter_args,
             batch_format="pyarrow",
             batch_size=None,
@@ -152,7 +158,7 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
             counts.append(block)
             for shard in pc.unique(block.column("shard")).to_pylist():
                 shard_refs.setdefault(shard, []).append(ref)
-        pos_counts = sum_pos_counts(counts)
+        pos_counts = token_pos_counts(counts) if tokens else sum_pos_counts(counts)
         del counts
         write_shard(pos_counts, stage.directory, POS_COUNTS_NAME)
         log.info("pass 1 (spaCy tagging, POS unigram tables: %d (tag, word) pairs) over %d rows: %.1fs",
@@ -174,8 +180,10 @@ def _tag_and_augment(table: pa.Table, pending: set[int], config: AugmentConfig, 
             stage_dir=stage,
             expected_rows=expected_rows,
             shard_refs={shard: shard_refs[shard] for shard in todo},
-            splitter=None if two_passes else splitter_args,
+            # Token tasks need spaCy in pass 2 only to POS-tag given words, and only for the pos rule.
+            splitter=None if two_passes or (tokens and pos_rule is None) else splitter_args,
             threads=writing.threads,
+            mentions=mentions,
         ),
         batch_format="pyarrow",
         batch_size=1,
@@ -201,19 +209,25 @@ def run(
     written, so a refused input leaves nothing that would block the corrected rerun."""
     started = time.perf_counter()
     config = config or AugmentConfig()
-    input_path, output_dir = Path(input_path), Path(output_dir)
-    if not input_path.exists():
-        raise InputError(f"{input_path}: input file not found")
-    input_format(input_path)
+    output_dir = Path(output_dir)
+    if input_format(input_path) != "hub":
+        input_path = Path(input_path)
+        if not input_path.exists():
+            raise InputError(f"{input_path}: input file not found")
+        if not config.is_token_task and is_conll(input_path, config.columns):
+            config = config.with_token_columns()  # CoNLL implies tokens=tokens, tags=tags
     text = read_text_table(input_path, config.columns)
+    if config.is_token_task and config.uses("mention") and pa.types.is_integer(_tag_type(text.table)):
+        raise InputError(f"{input_path}: the mention rule needs string tags (B-PER, I-PER, ...), not integer ids; "
+                         "drop it from rules or give tag names")
     if validate is not None:
         validate(text)
     with OutputLock(output_dir):
         identities = model_identities(config)
-        input_fingerprint = hash_path(input_path)
+        source = input_identity(input_path, config.columns.split, config.columns)
         resolved = config.resolved()
         fingerprint = fingerprint_json(
-            {"stage": STAGE, "version": STAGE_VERSION, "input": input_fingerprint, "config": resolved, "models": identities}
+            {"stage": STAGE, "version": STAGE_VERSION, "input": source["fingerprint"], "config": resolved, "models": identities}
         )
         stage = StageDir(output_dir, STAGE, fingerprint)
         if stage.is_complete():
@@ -234,12 +248,13 @@ def run(
         log.info("%d shard(s) of %d rows planned, %d to write", len(shard_ids), shard_rows, len(pending))
         if pending:
             with ray_session(address, num_cpus=config.workers * config.cpus_per_actor if config.workers else None):
-                _tag_and_augment(table, pending, config, stage, table.schema.field("label").type)
+                label_type = _tag_type(table) if config.is_token_task else table.schema.field("label").type
+                _tag_and_augment(table, pending, config, stage, label_type)
         records = [verified[n] or stage.valid_record(n) for n in names]  # verify only what this run wrote
         missing = [n for n, r in zip(names, records) if r is None]
         if missing:
             raise RuntimeError(f"{output_dir}: shard(s) {', '.join(missing)} missing after the run; rerun to resume")
-        body = _manifest_body(input_path, input_fingerprint, text, resolved, identities, records)
+        body = _manifest_body(source, text, resolved, identities, records)
         body["rows_per_shard"] = shard_rows
         manifest = stage.finalize(records, body)
         result = AugmentResult(output_dir, manifest, False, len(pending), time.perf_counter() - started)
@@ -247,20 +262,28 @@ def run(
         return result
 
 
-def _manifest_body(input_path, input_fingerprint, text, resolved, identities, records: list[ShardRecord]) -> dict:
+def _tag_type(table: pa.Table) -> pa.DataType:
+    """The value type of a token table's tags (string, or int64 for integer tag ids)."""
+    return table.schema.field("tags").type.value_type
+
+
+def _manifest_body(source: dict[str, str], text, resolved, identities, records: list[ShardRecord]) -> dict:
     by_rule: dict[str, int] = {}
     for record in records:
         for rule, count in record.extra["rules"].items():
             by_rule[rule] = by_rule.get(rule, 0) + count
-    return {
+    tokens = "tokens" in text.table.column_names
+    body = {
         "stage_version": STAGE_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": {"path": str(input_path), "format": input_format(input_path), "fingerprint": input_fingerprint},
+        "input": source,
         "config": resolved,
         "models": identities,
         "versions": library_versions(),
-        "label_type": str(text.table.schema.field("label").type),
-        "is_pair": resolved["columns"]["text_b"] is not None,
+        "task": "token_classification" if tokens else "sequence_classification",
+        "columns": resolved["columns"],
+        "label_type": str(_tag_type(text.table) if tokens else text.table.schema.field("label").type),
+        "is_pair": False if tokens else resolved["columns"]["text_b"] is not None,
         "rejects_file": REJECTS_NAME,
         "totals": {
             "rows_read": text.rows_read,
@@ -270,3 +293,6 @@ def _manifest_body(input_path, input_fingerprint, text, resolved, identities, re
             "by_rule": dict(sorted(by_rule.items())),
         },
     }
+    if tokens:
+        body["tag_names"] = tag_names(text.table)
+    return body

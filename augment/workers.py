@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from augment.augmenter import Augmenter
 from augment.config import AugmentConfig
 from augment.rules.pos import UnigramTables
+from augment.token_augmenter import TokenAugmenter, TokenTagger
 from augment.words import load_spacy, split_texts, words_columns
 from distill.common.hardware import ray_assigned_gpus
 from distill.storage.shards import shard_name
@@ -46,6 +47,7 @@ class WordSplitter:
 
 class ShardWriter:
     """Pass 2: augment whole shards (splitting words first if pass 1 did not) and commit each atomically.
+    A token task's words are given: its splitter (`TokenTagger`) only adds POS tags, when the pos rule needs them.
 
     Each call names shard ids; their rows come from the object store (`shard_refs`). A shard
     must arrive complete (`expected_rows`): a partial shard would be committed as if it were
@@ -62,6 +64,7 @@ class ShardWriter:
         shard_refs: dict[int, list],
         splitter: dict | None = None,
         threads: int = 1,
+        mentions=None,
     ) -> None:
         if config.uses("mlm"):
             import torch
@@ -69,14 +72,18 @@ class ShardWriter:
             torch.set_num_threads(threads)  # the CPUs this actor holds, whatever OMP_NUM_THREADS it inherited
         pos_counts = _resolve(pos_counts)
         tables = UnigramTables(pos_counts) if pos_counts is not None else None
-        self.augmenter = Augmenter(config, label_type, tables)
+        if config.is_token_task:  # label_type is then the tags' value type
+            self.augmenter = TokenAugmenter(config, label_type, tables, _resolve(mentions))
+        else:
+            self.augmenter = Augmenter(config, label_type, tables)
         self.augmenter.setup()
         self.stage_dir = stage_dir
         self.shard_format = config.shard_format
         self.expected_rows = expected_rows
         self.shard_refs = shard_refs
         # One pass when no global statistic is needed first: split words here, saving an actor pool.
-        self.splitter = WordSplitter(**splitter) if splitter else None
+        splitter_class = TokenTagger if config.is_token_task else WordSplitter
+        self.splitter = splitter_class(**splitter) if splitter else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import ray
@@ -100,7 +107,7 @@ class ShardWriter:
         name = shard_name(shard, self.shard_format)
         table, rule_counts = self.augmenter.augment(group)
         extra = {"source_rows": group.num_rows, "rules": dict(sorted(rule_counts.items()))}
-        mlm = self.augmenter.tinybert.mlm
+        mlm = self.augmenter.tinybert.mlm if self.augmenter.tinybert is not None else None
         if mlm is not None:  # where the masked LM ran: device, dtype, the GPUs Ray gave this actor
             extra["mlm"] = {**mlm.runtime(), "ray_gpus": ray_assigned_gpus() or []}
         record = self.stage_dir.commit_shard(table, name, extra)

@@ -1,5 +1,5 @@
-"""Fine-tune a sequence classifier (or, with `columns.tokens`, a token classifier) on gold labels:
-the project's own way to obtain a teacher.
+"""Fine-tune a sequence classifier, a one-output regressor or (with `columns.tokens`) a token
+classifier on gold labels: the project's own way to obtain a teacher.
 
 Real users bring a fine-tuned teacher; the demo and the SST-2 experiment make one from a
 pretrained encoder (offline: the MiniLM-L6 encoder). A plain PyTorch loop in the BERT paper's
@@ -7,8 +7,6 @@ recipe: AdamW, linear warm-up (10 %) and decay, lr 5e-5 for short runs, gradient
 1.0, dynamic padding, bf16 autocast on GPU. The result is saved with `save_pretrained`
 (safetensors) together with its tokenizer and `finetune.json` (config, label map, dev
 accuracy); a rerun with the same inputs and config finds it and returns without training.
-A token teacher learns each word's tag at its first piece (−100 elsewhere, as in BERT's CoNLL
-setup); its `id2label` / `label2id` are the sorted tag set, and its dev accuracy is per word.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,9 +29,11 @@ from distill.common.config_io import (
     ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed,
     YamlConfig,
 )
-from distill.storage.fingerprint import fingerprint_json, hash_path, model_fingerprint
-from distill.common.models import resolve_model_dir
-from distill.common.text_inputs import Columns, read_text_table
+from distill.metrics import compute_metrics, default_metrics
+from distill.storage.fingerprint import fingerprint_json, model_fingerprint
+from distill.common.models import model_class, resolve_model_dir
+from distill.common.text_inputs import Columns, input_identity, read_text_table
+from distill.train.evaluate import predictions_of
 
 log = logging.getLogger(__name__)
 RECORD_NAME = "finetune.json"
@@ -50,7 +50,11 @@ class FinetuneConfig(YamlConfig):
     max_length: PositiveInt = 128
     warmup_ratio: Probability = 0.1
     weight_decay: NonNegativeFloat = 0.01
-    dev_rows: NonNegativeInt = 0  # hold out the last N valid rows for a dev accuracy (0 = none)
+    dev_rows: NonNegativeInt = 0  # hold out the last N valid rows for dev metrics (0 = none)
+    # classification (num_labels = the distinct labels), regression (one output, MSE: STS-B),
+    # token_classification (NER: a tag per word), or auto: token_classification with
+    # columns.tokens, else regression when the labels are floats, else classification
+    task: Literal["auto", "classification", "regression", "token_classification"] = "auto"
     seed: Seed = 0
 
     def __post_init__(self) -> None:
@@ -93,49 +97,91 @@ def _tensors(encoded: list[dict], labels: list[int], batches: list[np.ndarray]):
             yield batch, torch.tensor([labels[r] for r in rows])
 
 
-def accuracy(model, encoded, labels, batch_size: int, device: str) -> float:
-    """Examples (or, for token tasks, words) whose argmax is the gold label."""
+@torch.inference_mode()
+def predict(model, encoded, batch_size: int, device: str, task: str) -> np.ndarray:
+    """Predicted classes (or regression scores) of `encoded`, in input order."""
     model.eval()
-    correct = scored = 0
     order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")  # sorted: little padding
     batches = [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
-    with torch.inference_mode():
-        for batch, gold in _tensors(encoded, labels, batches):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            real = gold != -100
-            correct += int(((logits.argmax(-1).cpu() == gold) & real).sum())
-            scored += int(real.sum())
+    out = np.zeros(len(encoded), dtype=np.float64 if task == "regression" else np.int64)
+    for rows, (batch, _) in zip(batches, _tensors(encoded, [0] * len(encoded), batches)):
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+        out[rows] = predictions_of(logits, task).numpy()
+    return out
+
+
+@torch.inference_mode()
+def word_accuracy(model, encoded, labels, batch_size: int, device: str) -> float:
+    """Token tasks: the share of scored words (first pieces) whose argmax is the gold tag."""
+    model.eval()
+    correct = scored = 0
+    order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")
+    batches = [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
+    for batch, gold in _tensors(encoded, labels, batches):
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        real = gold != -100
+        correct += int(((logits.argmax(-1).cpu() == gold) & real).sum())
+        scored += int(real.sum())
     return correct / max(scored, 1)
 
 
+def task_metrics(model, encoded, labels, batch_size: int, device: str, task: str, num_labels: int) -> dict[str, float]:
+    """The task's usual metrics (`distill.metrics.default_metrics`) on `encoded`; {} when empty.
+    Token tasks: per-word accuracy (entity F1 needs whole sentences: pipelines/evaluate.py)."""
+    if not labels:
+        return {}
+    if task == "token_classification":
+        return {"token_accuracy": word_accuracy(model, encoded, labels, batch_size, device)}
+    return compute_metrics(default_metrics(task, num_labels), predict(model, encoded, batch_size, device, task),
+                           np.asarray(labels), task)
+
+
+def _task(config: FinetuneConfig, labels: list) -> str:
+    if config.task != "auto":
+        return config.task
+    return "regression" if any(isinstance(x, float) for x in labels) else "classification"
+
+
 def _fingerprinted(config: FinetuneConfig) -> dict[str, Any]:
-    """The config as hashed: unset token columns left out, so teachers fine-tuned before token tasks still match."""
+    """The config as hashed, options added later left out at their defaults (token columns, input
+    format, task), so teachers fine-tuned before them still match."""
     data = dataclasses.asdict(config)
-    for key in ("tokens", "tags"):
-        if data["columns"].get(key) is None:
+    for key, default in (("tokens", None), ("tags", None), ("format", "auto")):
+        if data["columns"].get(key) == default:
             data["columns"].pop(key, None)
+    if data["task"] == "auto":
+        data.pop("task")
     return data
 
 
-def _examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list[int], dict[Any, int]]:
-    """Sequence task: encoded rows, class ids, and the label map."""
+def _examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list, dict[Any, int], str]:
+    """Sequence task: encoded rows, class ids (or float scores), the label map, and the task."""
     text = read_text_table(train_path, config.columns)
     if text.rejects:
         log.warning("%d row(s) of %s rejected (first: %s)", len(text.rejects), train_path, text.rejects[0])
     labels_raw = text.table.column("label").to_pylist()
     if any(x is None for x in labels_raw):
         raise ConfigError(f"{train_path}: fine-tuning needs a gold label on every row")
-    label_map = _label_map(labels_raw)
+    task = _task(config, labels_raw)
+    if task == "regression":
+        bad = next((i for i, x in enumerate(labels_raw) if isinstance(x, str)), None)
+        if bad is not None:
+            raise ConfigError(f"{train_path}: row {text.table.column('row')[bad].as_py()}: label {labels_raw[bad]!r} "
+                              "is not a number (task: regression)")
+        label_map = {}
+    else:
+        label_map = _label_map(labels_raw)
     texts_b = text.table.column("text_b").to_pylist() if config.columns.text_b else None
     encoded_all = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True,
                             max_length=config.max_length, return_token_type_ids=True)
     encoded = [{k: encoded_all[k][i] for k in ("input_ids", "token_type_ids")} for i in range(len(labels_raw))]
-    return encoded, [label_map[x] for x in labels_raw], label_map
+    labels = [float(x) for x in labels_raw] if task == "regression" else [label_map[x] for x in labels_raw]
+    return encoded, labels, label_map, task
 
 
-def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list[list[int]], dict[Any, int]]:
+def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list[list[int]], dict[Any, int], str]:
     """Token task: encoded rows, per-piece labels (the word's tag id at its first piece, −100
-    elsewhere and at special tokens), and the tag map."""
+    elsewhere and at special tokens), the tag map, and the task."""
     from distill.common.tagged_input import read_tagged
     from distill.words import align_words
 
@@ -155,7 +201,7 @@ def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[lis
         for position, word in zip(starts, kept):
             row[position] = label_map[tagged.tags[i][word]]
         labels.append(row)
-    return encoded, labels, label_map
+    return encoded, labels, label_map, "token_classification"
 
 
 def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneConfig) -> dict[str, Any]:
@@ -163,32 +209,34 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    from distill.common.models import model_class
-
     output_dir = Path(output_dir)
     base_dir = resolve_model_dir(config.base_model)
-    fingerprint = fingerprint_json({"train": hash_path(train_path), "base": model_fingerprint(base_dir),
+    train_fingerprint = input_identity(train_path, config.columns.split, config.columns)["fingerprint"]
+    fingerprint = fingerprint_json({"train": train_fingerprint, "base": model_fingerprint(base_dir),
                                     "config": _fingerprinted(config)})
     record_path = output_dir / RECORD_NAME
     if record_path.exists():
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("fingerprint") == fingerprint:
-            log.info("teacher at %s is already fine-tuned for these inputs (dev acc %s)", output_dir, record["dev_accuracy"])
+            log.info("teacher at %s is already fine-tuned for these inputs (dev %s)", output_dir,
+                     record.get("dev_metrics", record.get("dev_accuracy")))
             return record
     started = time.perf_counter()
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    tokens = bool(config.columns.tokens)
-    encoded, labels, label_map = (_tagged_examples if tokens else _examples)(train_path, config, tokenizer)
+    tokens = bool(config.columns.tokens) or config.task == "token_classification"
+    encoded, labels, label_map, task = (_tagged_examples if tokens else _examples)(train_path, config, tokenizer)
     split = len(encoded) - config.dev_rows
     train, dev = (encoded[:split], labels[:split]), (encoded[split:], labels[split:])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model_class("token_classification" if tokens else "classification").from_pretrained(
-        base_dir, num_labels=len(label_map),
-        id2label={i: str(x) for x, i in label_map.items()}, label2id={str(x): i for x, i in label_map.items()},
-    ).to(device)
+    head = {"num_labels": 1, "problem_type": "regression"} if task == "regression" else {
+        "num_labels": len(label_map), "id2label": {i: str(x) for x, i in label_map.items()},
+        "label2id": {str(x): i for x, i in label_map.items()}}
+    if task == "classification":
+        head["problem_type"] = "single_label_classification"
+    model = model_class("token_classification" if tokens else "classification").from_pretrained(base_dir, **head).to(device)
     steps = int(np.ceil(len(train[0]) / config.batch_size) * config.epochs)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
@@ -217,7 +265,9 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
             if step >= steps:
                 break
     progress.close()
-    dev_accuracy = accuracy(model, dev[0], dev[1], config.batch_size, device) if dev[0] else None
+    num_labels = model.config.num_labels
+    dev_metrics = task_metrics(model, dev[0], dev[1], config.batch_size, device, task, num_labels)
+    train_metrics = task_metrics(model, train[0][:2000], train[1][:2000], config.batch_size, device, task, num_labels)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
@@ -226,14 +276,17 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
         "train": str(train_path),
         "train_rows": len(train[0]),
         "dev_rows": len(dev[0]),
-        "dev_accuracy": dev_accuracy,
-        "train_accuracy": accuracy(model, train[0][:2000], train[1][:2000], config.batch_size, device),
+        "task": task,
+        "dev_metrics": dev_metrics,
+        "train_metrics": train_metrics,  # on the first 2,000 training rows
+        "dev_accuracy": dev_metrics.get("accuracy"),
+        "train_accuracy": train_metrics.get("accuracy"),
         "label_map": {str(k): v for k, v in label_map.items()},
-        "task": "token_classification" if tokens else "sequence_classification",
         "steps": steps,
         "seconds": round(time.perf_counter() - started, 1),
         "config": dataclasses.asdict(config),
     }
     write_json_atomic(record_path, record)  # written last: its presence means the teacher is complete
-    log.info("fine-tuned %s on %d rows in %.0fs: dev accuracy %s", config.base_model, len(train[0]), record["seconds"], dev_accuracy)
+    log.info("fine-tuned %s (%s) on %d rows in %.0fs: dev %s", config.base_model, task, len(train[0]), record["seconds"],
+             dev_metrics or "not held out")
     return record

@@ -51,12 +51,16 @@ class PipelineConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="pipeline YAML (input, output, address, augment:, label:)")
-    parser.add_argument("--input", help="csv, tsv, jsonl, parquet file or a datasets directory")
+    parser.add_argument("--input", help="csv, tsv, jsonl, parquet, CoNLL file, a datasets directory, or a hub "
+                                        "dataset (glue/sst2, hf://owner/name:config)")
+    parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
     parser.add_argument("--output", help="output root: augmented/ and teacher/<fingerprint>/ go here")
     parser.add_argument("--recipe", help="augmentation recipe YAML (pipelines/recipes/), the `augment:` section")
     parser.add_argument("--text-a", dest="text_a", help="column of the (first) sentence")
     parser.add_argument("--text-b", dest="text_b", help="column of the second sentence of a pair")
     parser.add_argument("--label", dest="label_column", help="gold label column ('' for none)")
+    parser.add_argument("--tokens", help="token task (NER shape): column with the list of words (implied for CoNLL)")
+    parser.add_argument("--tags", help="token task: column with one tag per word ('' for none)")
     parser.add_argument("--teacher", help="fine-tuned teacher: directory or hub name")
     parser.add_argument("--tokenizer", help="tokenizer if not the teacher's own")
     parser.add_argument("--features", help="extra cached features: topk,cls,hidden,attention,embedding")
@@ -79,7 +83,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     out = []
     for flag, key in (("input", "input"), ("output", "output"), ("address", "address"), ("staging", "staging"),
                       ("text_a", "augment.columns.text_a"), ("text_b", "augment.columns.text_b"),
-                      ("label_column", "augment.columns.label"), ("teacher", "label.teacher"),
+                      ("label_column", "augment.columns.label"), ("split", "augment.columns.split"),
+                      ("tokens", "augment.columns.tokens"), ("tags", "augment.columns.tags"), ("teacher", "label.teacher"),
                       ("tokenizer", "label.tokenizer")):
         value = getattr(args, flag)
         if value is not None:

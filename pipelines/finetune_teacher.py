@@ -23,7 +23,8 @@ from distill.common.interrupt import run_entry_point
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("train", help="csv, tsv, jsonl, parquet or datasets directory with gold labels")
+    parser.add_argument("train", help="csv, tsv, jsonl, parquet, a datasets directory or a hub dataset (glue/sst2) "
+                                      "with gold labels")
     parser.add_argument("output", help="directory for the fine-tuned model (save_pretrained)")
     parser.add_argument("--base-model", required=True, help="pretrained encoder: hub name or directory")
     parser.add_argument("--text-a", default="text_a")
@@ -31,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="label")
     parser.add_argument("--tokens", help="token task: list-of-words column (jsonl); makes a token classifier")
     parser.add_argument("--tags", help="token task: same-length list-of-tags column (default tags)")
+    parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any FinetuneConfig key, e.g. --set epochs=2 --set dev_rows=2000")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = {"base_model": args.base_model,
-            "columns": {"text_a": args.text_a, "text_b": args.text_b, "label": args.label}}
+            "columns": {"text_a": args.text_a, "text_b": args.text_b, "label": args.label,
+                        **({"split": args.split} if args.split else {})}}
     if args.tokens:
         data["columns"].update(tokens=args.tokens, tags=args.tags or "tags", label=None)
 
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         for item in args.overrides:
             apply_override(data, item)
         record = finetune(args.train, args.output, FinetuneConfig.from_dict(data))
-        print(json.dumps({k: record[k] for k in ("train_rows", "dev_rows", "dev_accuracy", "train_accuracy", "seconds")}))
+        print(json.dumps({k: record.get(k) for k in ("task", "train_rows", "dev_rows", "dev_metrics", "train_metrics",
+                                                      "seconds")}))
         return 0
 
     return run_entry_point(body, (ConfigError, InputError, FileNotFoundError))

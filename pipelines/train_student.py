@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", required=True,
                         help="teacher cache: <out>/teacher/<fingerprint>, or <out> for its latest finished cache")
     parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--eval", dest="dev", help="labelled dev file (csv, tsv, jsonl, parquet)")
+    parser.add_argument("--eval", dest="dev", help="labelled dev file (csv, tsv, jsonl, parquet), datasets folder or "
+                                                   "hub dataset (glue/sst2 with --eval-split validation)")
+    parser.add_argument("--eval-split", default="train", help="split of a hub dev dataset or a saved DatasetDict")
     parser.add_argument("--text-a", default="sentence")
     parser.add_argument("--text-b")
     parser.add_argument("--label", default="label")
@@ -54,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         config = TrainConfig.load(args.recipe, args.overrides)
-        result = train(config, args.cache, args.out, args.dev, Columns(text_a=args.text_a, text_b=args.text_b, label=args.label,
-                                                                  tokens=args.tokens, tags=args.tags),
+        dev_columns = Columns(text_a=args.text_a, text_b=args.text_b, label=args.label, tokens=args.tokens, tags=args.tags,
+                              split=args.eval_split)
+        result = train(config, args.cache, args.out, args.dev, dev_columns,
                        online=args.online, teacher_report=not args.no_teacher_report, teacher=args.teacher,
                        overwrite=args.overwrite, verify=args.verify_cache)
         print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "

@@ -144,7 +144,7 @@ def test_bad_rows_are_rejected_and_the_run_continues(ray_local, tmp_path):
     "args, message",
     [
         (["nope.csv", "OUT"], "error: nope.csv: input file not found"),
-        ([str(SENTIMENT), "OUT", "--rules", "mask,shout"], "error: unknown rule 'shout' (known: glove, mask, mlm, ngram, pos)"),
+        ([str(SENTIMENT), "OUT", "--rules", "mask,shout"], "error: unknown rule 'shout' (known: glove, mask, mention, mlm, ngram, pos)"),
     ],
 )
 def test_cli_errors_are_one_line_and_nonzero(tmp_path, args, message):

@@ -265,7 +265,7 @@ def test_bad_input_is_one_line_naming_file_row_and_field(tmp_path):
 def test_hub_name_offline_says_it_needs_the_network_or_a_local_copy():
     message = _one_line_error("someone/no-such-corpus")
     assert message.startswith("someone/no-such-corpus: ")
-    assert message.endswith("needs the network or a local copy (save_to_disk folder or file)")
+    assert message.endswith("needs the network or a local copy (a save_to_disk folder or a data file)")
 
 
 # --- packing -------------------------------------------------------------------------------------

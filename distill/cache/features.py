@@ -132,6 +132,13 @@ class FeatureSet:
         return self.head == "token_classification"
 
     @property
+    def task(self) -> str:
+        """classification, regression (a classifier head with one output, STS-B) or what the head says."""
+        if self.head == "classification":
+            return "regression" if self.dims.num_labels == 1 else "classification"
+        return self.head
+
+    @property
     def masked(self) -> bool:
         """Rows carry masked positions and their true tokens (corpus input)."""
         return self.head == "masked_lm" or self.has_mlm_columns
@@ -188,6 +195,10 @@ class FeatureSet:
             return {0} if self.masked else set()
         if kind == "words":
             return {0} if self.per_word else set()
+        if kind == "classes":  # a classifier over two or more labels: class ids, softmax targets
+            return {0} if self.head in ("classification", "token_classification") and self.dims.num_labels > 1 else set()
+        if kind == "score":  # a regression teacher (one output): its score is the target
+            return {0} if self.task == "regression" and self.stores_logits else set()
         if kind == "predictions":
             return {0} if self.stores_logits or (self.topk and self.head == "classification") else set()
         raise ValueError(f"unknown cache feature {kind!r}")

@@ -6,7 +6,8 @@
   table and pads from flat buffers, skipping the per-row Python objects `datasets` builds
   (and its float16 → float32 widening of nested columns).
 Both return the same dict of padded tensors: `input_ids`, `attention_mask`, `token_type_ids`
-(pairs, rebuilt from [SEP]), `labels` (gold, -100 where missing), `aug_index`, `logits`, and
+(pairs, rebuilt from [SEP]), `labels` (gold class ids, -100 where missing; a regression
+cache's gold scores as float32, NaN where missing), `aug_index`, `logits`, and
 each cached feature under its `column_name`: `cls` [B, layers, H], `embedding` / `hidden_<l>`
 [B, T, H], `attention_<l>` [B, heads, T, T] (0 at padding), `topk_indices` / `topk_logits` [B, k]
 and `topk_logsumexp` [B] (classification). Masked-corpus caches add `mlm_positions` [B, M] (−1 at
@@ -119,6 +120,9 @@ class TeacherCache:
         lengths = torch.from_numpy(list_lengths(columns["input_ids"]).astype(np.int64))
         out = self._token_inputs(torch.from_numpy(flat_values(columns["input_ids"]).astype(np.int64)), lengths)
         out.update(self._row_fields(columns))
+        if self.features.task == "regression" and "labels" in out and not out["labels"].is_floating_point():
+            labels = out["labels"].float()  # integer gold scores (0/1 sentiment as a score): NaN = none
+            out["labels"] = labels.masked_fill(out["labels"] == -100, float("nan"))
         ragged = {layout: torch.from_numpy(list_lengths(columns[name]).astype(np.int64))
                   for layout, name in RAGGED.items() if name in columns}
         for column in self._value_columns():
@@ -134,8 +138,11 @@ class TeacherCache:
                   for layout, name in RAGGED.items() if name in examples[0]}
         out = self._token_inputs(torch.cat([e["input_ids"].long() for e in examples]), lengths)
         labels = [e.get("label") for e in examples]
-        if labels and all(lab is None or isinstance(lab, (int, torch.Tensor)) for lab in labels):
-            out["labels"] = torch.tensor([-100 if lab is None else int(lab) for lab in labels])
+        if labels and all(lab is None or isinstance(lab, (int, float, torch.Tensor)) for lab in labels):
+            if any(isinstance(lab, float) or (isinstance(lab, torch.Tensor) and lab.is_floating_point()) for lab in labels):
+                out["labels"] = torch.tensor([float("nan") if lab is None else float(lab) for lab in labels])
+            else:
+                out["labels"] = torch.tensor([-100 if lab is None else int(lab) for lab in labels])
         if "aug_index" in examples[0]:
             out["aug_index"] = torch.tensor([int(e["aug_index"]) for e in examples])
         for column in self._value_columns():
@@ -177,6 +184,8 @@ class TeacherCache:
         out = {}
         if "label" in columns and pa.types.is_integer(columns["label"].type):
             out["labels"] = torch.from_numpy(columns["label"].fill_null(-100).to_numpy().astype(np.int64))
+        elif "label" in columns and pa.types.is_floating(columns["label"].type):  # regression: NaN = no gold score
+            out["labels"] = torch.from_numpy(columns["label"].fill_null(float("nan")).to_numpy().astype(np.float32))
         if "aug_index" in columns:
             out["aug_index"] = torch.from_numpy(columns["aug_index"].to_numpy().astype(np.int64))
         return out

@@ -39,6 +39,11 @@ class LabelSpace:
     def is_regression(self) -> bool:
         return self.num_labels == 1
 
+    def names(self) -> list[str]:
+        """The name of each class id (the id itself where the teacher names none): tag names of a token task."""
+        by_id = {i: name for name, i in (self.label2id or {}).items()}
+        return [by_id.get(i, str(i)) for i in range(self.num_labels)]
+
     def describe(self) -> str:
         if self.is_regression:
             return "a regression teacher (1 output)"

@@ -29,6 +29,8 @@ from typing import Any, Iterator, Literal
 import pyarrow as pa
 
 from distill.common.config_io import NonEmptyStr, PositiveInt
+from distill.common.hub_inputs import HubInputError, arrow_table, hub_fingerprint, hub_name, load_dataset_input
+from distill.storage.fingerprint import hash_path
 
 LABEL_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -53,9 +55,12 @@ class Columns:
     id: str | None = None
     label_type: Literal["auto", "int", "float", "str"] = "auto"  # auto: the type the values have
     max_chars: PositiveInt = 10_000  # longer texts are rejected: they are almost always broken rows
-    split: NonEmptyStr = "train"  # for a saved datasets.DatasetDict
-    tokens: str | None = None  # list-of-words column: set => a token task (text_a/text_b/label unused)
-    tags: str | None = None  # same-length list-of-tags column of a token task
+    split: NonEmptyStr = "train"  # of a hub dataset or a saved datasets.DatasetDict
+    # Token tasks (NER shape, distill/common/token_inputs.py): a list-of-words column makes one;
+    # text_a/text_b/label are then unused. tags = the same-length tag column (None: unlabelled).
+    tokens: str | None = None
+    tags: str | None = None
+    format: Literal["auto", "conll"] = "auto"  # conll: CoNLL text whatever the suffix
 
 
 @dataclass
@@ -65,7 +70,13 @@ class TextTable:
     rows_read: int = 0
 
 
-def input_format(path: Path) -> str:
+def input_format(path: str | os.PathLike, cols: Columns | None = None) -> str:
+    """csv, tsv, jsonl, parquet, conll, datasets (a local dataset folder) or hub (a hub dataset name)."""
+    if hub_name(path) is not None:
+        return "hub"
+    path = Path(path)
+    if cols is not None and cols.format == "conll":
+        return "conll"
     if path.is_dir():
         return "datasets"
     suffix = path.suffix.lower()
@@ -73,7 +84,23 @@ def input_format(path: Path) -> str:
         return suffix[1:]
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
-    raise InputError(f"{path}: unsupported input format {suffix!r} (use csv, tsv, jsonl, parquet or a datasets directory)")
+    if suffix in (".conll", ".conll03", ".iob", ".bio"):
+        return "conll"
+    raise InputError(f"{path}: unsupported input format {suffix!r} (use csv, tsv, jsonl, parquet, CoNLL text, "
+                     "a datasets directory or a hub dataset name)")
+
+
+def input_identity(source: str | os.PathLike, split: str = "train", cols: Columns | None = None) -> dict[str, str]:
+    """{path, format, fingerprint} of an input for a manifest: a hash of a local file or folder, or
+    a hub dataset's name, configuration, split and `datasets` fingerprint."""
+    fmt = input_format(source, cols)
+    name = hub_name(source)
+    if name is not None:
+        try:
+            return {"path": str(name), "format": fmt, "fingerprint": hub_fingerprint(name, split)}
+        except HubInputError as err:
+            raise InputError(str(err)) from None
+    return {"path": str(source), "format": fmt, "fingerprint": hash_path(source)}
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -299,14 +326,15 @@ def _records(path: Path, cols: Columns) -> Iterator[tuple[int, _Record]]:
         import pyarrow.parquet as pq
 
         return _arrow_records(pq.read_table(path), path, cols)
-    import datasets
+    return _arrow_records(dataset_table(path, cols), path, cols)
 
-    loaded = datasets.load_from_disk(str(path))
-    if isinstance(loaded, datasets.DatasetDict):
-        if cols.split not in loaded:
-            raise InputError(f"{path}: no split {cols.split!r} (splits: {', '.join(loaded)})")
-        loaded = loaded[cols.split]
-    return _arrow_records(loaded.data.table, path, cols)
+
+def dataset_table(source: str | os.PathLike, cols: Columns) -> pa.Table:
+    """The rows of a hub dataset or local dataset folder (split `cols.split`) as an Arrow table."""
+    try:
+        return arrow_table(load_dataset_input(source, cols.split))
+    except HubInputError as err:
+        raise InputError(str(err)) from None
 
 
 def _text_field(record: dict[str, Any], name: str, cols: Columns) -> tuple[str | None, str | None]:
@@ -416,10 +444,16 @@ class _RowChecker:
 
 
 def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:
-    """Load and validate an input corpus; bad rows become rejects, good rows a table."""
-    path = Path(path)
-    if not path.exists():
+    """Load and validate an input corpus (a file, a dataset folder or a hub dataset name); bad rows
+    become rejects, good rows a table. A token task (a `tokens` column, or CoNLL input) is read by
+    `token_inputs.read_token_table`."""
+    from distill.common.token_inputs import is_token_task, read_token_table
+
+    path = path if input_format(path, cols) == "hub" else Path(path)
+    if isinstance(path, Path) and not path.exists():
         raise InputError(f"{path}: input file not found")
+    if is_token_task(path, cols):
+        return read_token_table(path, cols)
     checker = _RowChecker(cols, from_text=input_format(path) in ("csv", "tsv"))
     columns: dict[str, list] = {name: [] for name in ("row", "source_id", "text_a", "text_b", "label")}
     rejects: list[dict[str, Any]] = []

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill.common.hub_inputs import HubInputError, arrow_table, load_dataset_input
 from distill.common.text_inputs import InputError
 from distill.corpus.config import CorpusConfig
 from distill.storage.fingerprint import fingerprint_json, hash_path
@@ -29,7 +30,6 @@ TEXT_SUFFIXES = (".txt", ".text")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet",)
 FILE_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
-OFFLINE_HINT = "needs the network or a local copy (save_to_disk folder or file)"
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ def load_source(source: str | os.PathLike, config: CorpusConfig) -> tuple[list[s
     fingerprint with its name, config and split)."""
     fmt = source_format(source)
     if fmt == "hub":
-        dataset = _load_hub(str(source), config)
-        documents = _keep(_column_values(_table(dataset), str(source), config.text_column))
+        dataset = _load_dataset(str(source), config.split, config.hub_config)
+        documents = _keep(_column_values(arrow_table(dataset), str(source), config.text_column))
         identity = {"name": str(source), "config": config.hub_config, "split": config.split,
                     "dataset_fingerprint": getattr(dataset, "_fingerprint", None)}
         return documents, SourceInfo(str(source), fmt, fingerprint_json(identity))
@@ -88,7 +88,8 @@ def load_source(source: str | os.PathLike, config: CorpusConfig) -> tuple[list[s
     elif fmt == "parquet":
         documents = _keep(_parquet_documents(path, config.text_column))
     else:
-        documents = _keep(_column_values(_table(_load_from_disk(path, config.split)), path.name, config.text_column))
+        documents = _keep(_column_values(arrow_table(_load_dataset(str(path), config.split)), path.name,
+                                             config.text_column))
     return documents, SourceInfo(str(path), fmt, hash_path(path))
 
 
@@ -168,36 +169,9 @@ def _parquet_documents(path: Path, field: str) -> Iterator[str]:
     yield from _column_values(pq.read_table(path, columns=[field]), path.name, field)
 
 
-def _table(dataset):
-    """A `datasets.Dataset`'s rows as an Arrow table, in the dataset's order."""
-    if getattr(dataset, "_indices", None) is not None:  # a select/shuffle view: materialise its order
-        dataset = dataset.flatten_indices()
-    return dataset.data.table
-
-
-def _load_from_disk(path: Path, split: str):
-    import datasets
-
+def _load_dataset(source: str, split: str, hub_config: str | None = None):
+    """A hub dataset or a local dataset folder, through the shared loader (`distill.common.hub_inputs`)."""
     try:
-        loaded = datasets.load_from_disk(str(path))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not a datasets folder (save it with save_to_disk)") from None
-    if isinstance(loaded, datasets.DatasetDict):
-        if split not in loaded:
-            raise InputError(f"{path}: no split {split!r} (splits: {', '.join(loaded)}); set split")
-        loaded = loaded[split]
-    return loaded
-
-
-def _load_hub(name: str, config: CorpusConfig):
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(name, config.hub_config, split=config.split)
-    except Exception as err:  # noqa: BLE001 - offline, missing, gated and malformed datasets differ in type
-        reason = " ".join(str(err).split())[:200]
-        raise InputError(f"{name}: not a local file or folder, and the hub dataset could not be loaded ({reason}); "
-                         f"it {OFFLINE_HINT}") from None
-    if isinstance(loaded, datasets.DatasetDict):  # split=None on a dataset with several splits
-        raise InputError(f"{name}: choose a split (splits: {', '.join(loaded)})")
-    return loaded
+        return load_dataset_input(f"{source}:{hub_config}" if hub_config else source, split)
+    except HubInputError as err:
+        raise InputError(str(err)) from None

@@ -10,6 +10,6 @@ from distill.losses.registry import LOSSES, Loss, build_loss, register_loss
 
 # Import the modules so their @register_loss decorators run.
 from distill.losses import ce, kd, logit_mse, pkd, tinybert_attention, tinybert_embedding, tinybert_hidden, soft_ce, cosine  # noqa: E402,F401,I001
-from distill.losses import mlm, topk_kd  # noqa: E402,F401,I001
+from distill.losses import gold_mse, mlm, topk_kd  # noqa: E402,F401,I001
 
 __all__ = ["LOSSES", "Loss", "build_loss", "register_loss"]

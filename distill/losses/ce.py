@@ -27,7 +27,7 @@ class CrossEntropy(Loss):
             raise ValueError(f"ce.augmented must be teacher, skip or gold, not {self.augmented!r}")
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
-        return {"predictions": []} if self.augmented == "teacher" else {}
+        return {"classes": [], **({"predictions": []} if self.augmented == "teacher" else {})}
 
     def targets(self, teacher) -> torch.Tensor:
         labels = teacher.tensors["labels"].clone()

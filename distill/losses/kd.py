@@ -22,6 +22,9 @@ class KLDivergence(Loss):
     weight: NonNegativeFloat = 1.0
     temperature: PositiveFloat = 2.0
 
+    def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
+        return {"logits": [], "classes": []}  # a softmax over one output is constant: no signal for regression
+
     def __call__(self, student, teacher) -> torch.Tensor:
         t = self.temperature
         student_logits, teacher_logits = per_word(student.logits, teacher.logits, teacher)

@@ -18,6 +18,9 @@ class SoftCrossEntropy(Loss):
     weight: NonNegativeFloat = 1.0
     temperature: PositiveFloat = 1.0
 
+    def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
+        return {"logits": [], "classes": []}
+
     def __call__(self, student, teacher) -> torch.Tensor:
         t = self.temperature
         student_logits, teacher_logits = per_word(student.logits, teacher.logits, teacher)

@@ -233,8 +233,11 @@ class RemoteMirror:
         self.push()
 
 
-def local_input(uri: str | os.PathLike, staging_root: str | os.PathLike | None = None) -> Path:
-    """A remote input file (or directory) copied once into staging; local paths pass through."""
+def local_input(uri: str | os.PathLike, staging_root: str | os.PathLike | None = None) -> Path | str:
+    """A remote input file (or directory) copied once into staging; local paths pass through, and
+    so do hub dataset names (`hf://...`: `datasets` reads those itself)."""
+    if str(uri).startswith("hf://"):
+        return str(uri)
     if not is_remote(uri):
         return Path(uri)
     uri = str(uri)

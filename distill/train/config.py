@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from distill.losses import build_loss
+from distill.metrics import METRICS
 from distill.common.config_io import (
     ConfigError, Device, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed,
     YamlConfig, build_config,
@@ -64,6 +65,9 @@ class TrainConfig(YamlConfig):
     max_grad_norm: PositiveFloat = 1.0
     seed: Seed = 0
     eval_every: NonNegativeInt = 0  # steps between dev evaluations; 0 = once per epoch
+    # dev metrics (distill.metrics), the first is the headline; None = the task's usual ones
+    # (accuracy + F1 / macro F1, Pearson + Spearman for regression); e.g. [mcc, accuracy] for CoLA
+    metrics: list[NonEmptyStr] | None = None
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 200  # steps between checkpoints (and one at every stage end)
     num_workers: NonNegativeInt = 0  # DataLoader worker processes
@@ -85,6 +89,9 @@ class TrainConfig(YamlConfig):
                 check_options(self.student_options())
             except ConfigError as err:
                 raise err.under("student.") from None
+        for name in self.metrics or ():
+            if name not in METRICS:
+                raise ConfigError(f"unknown metric {name!r} (known: {', '.join(sorted(METRICS))})", "metrics")
         if self.losses is not None and self.stages is not None:
             raise ConfigError("give either losses (one stage) or stages, not both", "stages")
         if self.stages is not None and not self.stages:

@@ -1,41 +1,46 @@
-"""Dev-set metrics: accuracy, F1 of the positive class for binary tasks, and examples/s; for token
-tasks entity-level F1 / precision / recall (seqeval) and token accuracy over the scored words."""
+"""Dev-set metrics: the task's metrics (`distill.metrics`) on a model's predictions, and examples/s.
+
+Classification predictions are the argmax class; a regression model's (one output) are its score;
+a token dev set (one with `tag_names`) is scored per sentence on the tags of its real words.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import torch
 
+from distill.metrics import compute_metrics
+
+
+def predictions_of(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """What a metric scores: the score of a one-output regression model, else the argmax class."""
+    return logits[:, 0].float() if task == "regression" else logits.argmax(dim=-1)
+
 
 @torch.inference_mode()
-def evaluate(model_fn, batches, device: str) -> dict[str, float]:
-    """`model_fn(tensors) -> logits` ([B, labels], or [B, W, labels] at word starts for a token dev set)."""
-    if getattr(batches, "tag_names", None):
-        return evaluate_tokens(model_fn, batches, device)
+def evaluate(model_fn, batches, device: str, task: str = "classification",
+             metrics: Sequence[str] = ("accuracy", "f1")) -> dict[str, float]:
+    """`model_fn(tensors) -> logits` ([B, labels], or [B, W, labels] at word starts for a token dev
+    set); returns {metric: value, ..., "examples_per_second": ...}."""
+    if task == "token_classification":
+        return evaluate_tokens(model_fn, batches, device, metrics)
     predictions, gold, rows = [], [], 0
     started = time.perf_counter()
     for batch in batches:
         tensors = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        predictions.append(model_fn(tensors).argmax(dim=-1).cpu())
+        predictions.append(predictions_of(model_fn(tensors), task).cpu())
         gold.append(batch["labels"])
         rows += len(batch["labels"])
     seconds = time.perf_counter() - started
-    pred, gold_all = torch.cat(predictions), torch.cat(gold)
-    metrics = {"accuracy": (pred == gold_all).float().mean().item(), "examples_per_second": rows / max(seconds, 1e-9)}
-    if int(gold_all.max()) <= 1:
-        tp = int(((pred == 1) & (gold_all == 1)).sum())
-        fp = int(((pred == 1) & (gold_all == 0)).sum())
-        fn = int(((pred == 0) & (gold_all == 1)).sum())
-        metrics["f1"] = 2 * tp / max(2 * tp + fp + fn, 1)
-    return metrics
+    pred, gold_all = torch.cat(predictions).numpy(), torch.cat(gold).numpy()
+    return {**compute_metrics(metrics, pred, gold_all, task), "examples_per_second": rows / max(seconds, 1e-9)}
 
 
 @torch.inference_mode()
-def evaluate_tokens(model_fn, dev, device: str) -> dict[str, float]:
-    """Per-word argmax against the gold tags of each sentence's real words, scored by name."""
-    from distill.metrics import compute_metrics, default_metrics
-
+def evaluate_tokens(model_fn, dev, device: str, metrics: Sequence[str]) -> dict[str, float]:
+    """Per-word argmax against the gold tags of each sentence's real words, scored by tag name."""
     names = dev.tag_names
     predicted, gold, rows = [], [], 0
     started = time.perf_counter()
@@ -48,8 +53,8 @@ def evaluate_tokens(model_fn, dev, device: str) -> dict[str, float]:
             gold.append([names[g] for _, g in pairs])
         rows += len(batch["labels"])
     seconds = time.perf_counter() - started
-    task = "token_classification"
-    return {**compute_metrics(default_metrics(task), predicted, gold, task), "examples_per_second": rows / max(seconds, 1e-9)}
+    return {**compute_metrics(metrics, predicted, gold, "token_classification"),
+            "examples_per_second": rows / max(seconds, 1e-9)}
 
 
 def parameter_count(module: torch.nn.Module) -> int:

@@ -22,6 +22,9 @@ from distill.cache.teacher_ref import find_teacher, require_teacher
 from distill.common.config_io import ConfigError
 from distill.common.labels import LabelSpace
 from distill.common.text_inputs import Columns
+from distill.metrics import check_metrics, default_metrics
+from distill.model_eval import TASK_NAME, task_record
+from distill.storage.atomic import write_json_atomic
 from distill.students import get_student
 from distill.students.context import BuildContext
 from distill.teacher_batch import TeacherBatch
@@ -78,6 +81,14 @@ def _wanted(losses, student_layers: int, teacher_layers: int) -> dict[str, set[i
         for feature, layers in loss.needs(student_layers, teacher_layers).items():
             wanted.setdefault(feature, set()).update(layers)
     return wanted
+
+
+def dev_metric_names(chosen: list[str] | None, task: str, num_labels: int) -> list[str]:
+    """The recipe's metrics, checked against the cache's task, or the task's usual ones."""
+    try:
+        return check_metrics(chosen, task) if chosen else default_metrics(task, num_labels)
+    except ValueError as err:
+        raise ConfigError(str(err), "metrics") from None
 
 
 def _device(config: TrainConfig) -> str:
@@ -143,8 +154,10 @@ def train(
                                 cache.manifest["tokenizer"]["max_length"])
     elif dev_file:
         dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels, cache.manifest["tokenizer"]["max_length"])
+    task = cache.features.task
+    metric_names = dev_metric_names(config.metrics, task, cache.dims.num_labels)
     if dev is not None:
-        log.info("dev set: %s", dev.describe())
+        log.info("dev set: %s; metrics: %s", dev.describe(), ", ".join(metric_names))
     start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
                             "cache": {"path": str(cache_dir), "fingerprint": cache.fingerprint}}, resuming)
     dataset = CacheBatches(cache.path)
@@ -214,7 +227,7 @@ def train(
                 if dev is not None and ((config.eval_every and step % config.eval_every == 0) or
                                         (not config.eval_every and end_of_epoch) or step == total):
                     student.eval()
-                    dev_metrics = evaluate(lambda t: student(t).logits, dev, device)
+                    dev_metrics = evaluate(lambda t: student(t).logits, dev, device, task, metric_names)
                     metrics.write(json.dumps({"step": state["global_step"], "stage": stage.name,
                                               **{f"dev_{k}": v for k, v in dev_metrics.items()}}) + "\n")
                     metrics.flush()
@@ -232,6 +245,7 @@ def train(
     student_dir = run_dir / STUDENT_DIR
     student.save(student_dir)
     tokenizer.save_pretrained(student_dir)
+    write_json_atomic(student_dir / TASK_NAME, task_record(task, labels, cache.manifest["tokenizer"]["max_length"]))
     log.info("trained %s for %d steps in %.1fs (%.0f%% waiting for data) -> %s", config.student["name"],
              state["global_step"], seconds, 100 * data_seconds / max(seconds, 1e-9), student_dir)
     report = None
@@ -240,6 +254,6 @@ def train(
         from distill.train.report import write_report
 
         report = write_report(run_dir, student, student_dir, teacher_dir if teacher_report else None, dev, device,
-                              None if teacher_report else "not requested (--no-teacher-report)")
-        plot_metrics(run_dir / METRICS_NAME, run_dir / "curves.png")
+                              None if teacher_report else "not requested (--no-teacher-report)", task, metric_names)
+        plot_metrics(run_dir / METRICS_NAME, run_dir / "curves.png", metric_names[0])
     return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, dev_metrics, report)

@@ -9,6 +9,9 @@ from distill.common.config_io import ConfigError
 _WHOLE = {
     "logits": "full teacher logits, which this cache does not store (a top-k or encoder-only cache); use topk_kd, "
               "or relabel a classifier teacher without --features topk",
+    "classes": "a classifier teacher over two or more classes; this cache holds a regression teacher's score "
+               "(num_labels = 1): use logit_mse (to the teacher's score) and gold_mse (to the gold score)",
+    "score": "a regression teacher's score (num_labels = 1); this cache holds a classifier: use ce, kd or logit_mse",
     "predictions": "the teacher's predicted class (full logits or a classifier's top-k)",
     "class_topk": "a classifier teacher's top-k logits; relabel with --features topk",
     "mlm_topk": "a masked-LM teacher's top-k vocabulary logits at masked positions; label a masked corpus "

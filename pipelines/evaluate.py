@@ -1,0 +1,67 @@
+"""Evaluate saved students and teachers side by side on a labelled file or dataset, with the task's metrics.
+
+    python pipelines/evaluate.py out/run/students/bilstm/student out/teachers/sentiment \\
+        --data dev.tsv --text-a sentence [--text-b ...] [--label label] [--metrics accuracy,f1] [--json scores.json]
+
+Models: a student directory this project trained (`.../student`), or any transformers sequence or
+token classifier (a directory or hub name). Data: csv, tsv, jsonl, parquet, CoNLL, a datasets
+folder, or a hub dataset (`glue/sst2 --split validation`); token tasks read `--tokens`/`--tags`
+columns. Metrics default to the task's (accuracy + F1 or macro F1; Pearson + Spearman for
+regression; entity F1 / precision / recall + token accuracy for tagging); any of distill.metrics
+can be named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from distill.common.config_io import ConfigError
+from distill.common.interrupt import run_entry_point
+from distill.common.text_inputs import Columns, InputError
+from distill.model_eval import evaluate_models
+from distill.train.report import metrics_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="student directories (.../student) or transformers models")
+    parser.add_argument("--data", required=True, help="labelled csv, tsv, jsonl, parquet, datasets folder or hub dataset")
+    parser.add_argument("--split", default="train", help="split of a hub dataset or a saved DatasetDict")
+    parser.add_argument("--text-a", default="sentence")
+    parser.add_argument("--text-b")
+    parser.add_argument("--label", default="label")
+    parser.add_argument("--tokens", help="token tasks: the list-of-words column (default tokens)")
+    parser.add_argument("--tags", help="token tasks: the list-of-tags column (default tags)")
+    parser.add_argument("--metrics", help="comma-separated, e.g. mcc,accuracy (default: the task's own)")
+    parser.add_argument("--max-length", type=int, help="truncate inputs (default: each model's training max_length)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--json", dest="json_path", help="also write the scores here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def body() -> int:
+        import torch
+
+        device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        columns = Columns(text_a=args.text_a, text_b=args.text_b, label=args.label, split=args.split,
+                          tokens=args.tokens, tags=args.tags)
+        metrics = [m for m in args.metrics.split(",") if m] if args.metrics else None
+        scores = evaluate_models(args.models, args.data, columns, metrics, device, args.batch_size, args.max_length)
+        data = scores["data"]
+        print(metrics_table(scores["models"], scores["metrics"]))
+        print(f"\n{scores['task']}: {data['rows_scored']} rows scored from {data['source']}"
+              + (f", {data['rows_rejected']} rejected" if data["rows_rejected"] else ""))
+        if args.json_path:
+            with open(args.json_path, "w", encoding="utf-8") as handle:
+                json.dump(scores, handle, indent=2)
+        return 0
+
+    return run_entry_point(body, (ConfigError, InputError, FileNotFoundError, ValueError, OSError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
