@@ -279,8 +279,8 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
         "task": task,
         "dev_metrics": dev_metrics,
         "train_metrics": train_metrics,  # on the first 2,000 training rows
-        "dev_accuracy": dev_metrics.get("accuracy"),
-        "train_accuracy": train_metrics.get("accuracy"),
+        "dev_accuracy": dev_metrics.get("accuracy", dev_metrics.get("token_accuracy")),  # per word for token tasks
+        "train_accuracy": train_metrics.get("accuracy", train_metrics.get("token_accuracy")),
         "label_map": {str(k): v for k, v in label_map.items()},
         "steps": steps,
         "seconds": round(time.perf_counter() - started, 1),

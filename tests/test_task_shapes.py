@@ -3,7 +3,9 @@
 - regression (STS-B shape): a one-output teacher fine-tuned here on graded scores, a BiLSTM student
   trained on the teacher's score plus the gold score, Pearson / Spearman;
 - multi-class sentence pairs (MNLI shape): string labels mapped through the teacher's label2id,
-  accuracy and macro F1.
+  accuracy and macro F1;
+- token classification (NER shape): a MiniLM tagger fine-tuned on the bundled NER sample, tag-aligned
+  augmentation, a BiLSTM tagger trained per word, entity-level F1 (seqeval).
 Both are scored with pipelines/evaluate.py against values recomputed here from the models' outputs.
 """
 
@@ -183,3 +185,50 @@ def test_evaluate_refuses_a_label_no_model_can_produce_in_one_line(nli_teacher, 
     err = capsys.readouterr().err.strip().splitlines()[-1]  # (after transformers' loading bar)
     assert code == 2 and err.startswith("error: ")
     assert "bad.jsonl: row 2: label 'maybe' is not one of the teacher's labels" in err
+
+
+def test_ner_teacher_tagger_student_and_evaluate(ray_local, minilm_dir, tmp_path):
+    from seqeval.metrics import f1_score
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from distill.finetune import FinetuneConfig, finetune
+
+    train_file, dev_file = SAMPLES / "ner.jsonl", SAMPLES / "ner_dev.jsonl"
+    teacher = tmp_path / "teacher"
+    record = finetune(train_file, teacher, FinetuneConfig.from_dict(
+        {"base_model": str(minilm_dir), "columns": {"tokens": "tokens", "tags": "tags", "label": None},
+         "epochs": 6, "learning_rate": 1e-4, "batch_size": 16}))
+    assert record["task"] == "token_classification"
+    config = augment.AugmentConfig.load(None, ["columns.tokens=tokens", "columns.tags=tags", "columns.id=id",
+                                                "tang.n_iter=3"])  # default token rules: mask, pos, mention
+    augmented = augment.run(train_file, tmp_path / "aug", config)
+    assert augmented.manifest["task"] == "token_classification"
+    cache = load(run(augmented.output_dir, tmp_path / "label", LabelConfig(teacher=str(teacher))).cache_dir)
+    assert cache.features.task == "token_classification"
+    recipe = TrainConfig.load(RECIPES / "ner_bilstm.yaml", ["epochs=8"])
+    columns = Columns(tokens="tokens", tags="tags")
+    result = train(recipe, cache.path, tmp_path / "run", dev_file, columns)
+    assert result.report["teacher"]["entity_f1"] > 0.5  # 40 dev sentences of the sample's entity types
+    assert result.report["student"]["entity_f1"] > 0.3
+
+    scores_path = tmp_path / "scores.json"
+    assert evaluate_cli.main([str(result.student_dir), str(teacher), "--data", str(dev_file), "--tokens", "tokens",
+                              "--tags", "tags", "--json", str(scores_path)]) == 0
+    scores = json.loads(scores_path.read_text())
+    assert scores["task"] == "token_classification" and scores["metrics"][0] == "entity_f1"
+    models = scores["models"]
+    assert models[str(result.student_dir)]["entity_f1"] == pytest.approx(result.report["student"]["entity_f1"])
+    # the teacher's entity F1 recomputed here: argmax at each word's first piece, seqeval on tag names
+    rows = [json.loads(line) for line in dev_file.read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
+    model = AutoModelForTokenClassification.from_pretrained(teacher).eval()
+    predicted = []
+    with torch.no_grad():
+        for row in rows:
+            encoded = tokenizer(row["tokens"], is_split_into_words=True, return_tensors="pt")
+            word_ids = encoded.word_ids()
+            starts = [word_ids.index(w) for w in range(len(row["tokens"]))]  # each word's first piece
+            logits = model(**encoded).logits[0]
+            predicted.append([model.config.id2label[int(logits[p].argmax())] for p in starts])
+    expected = f1_score([r["tags"] for r in rows], predicted)
+    assert models[str(teacher)]["entity_f1"] == pytest.approx(expected, abs=1e-6)

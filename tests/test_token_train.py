@@ -159,6 +159,6 @@ def test_augmented_shards_to_label_to_train_to_report(token_cache, tiny_token_te
         assert set(report[row]) >= {"entity_f1", "entity_precision", "entity_recall", "token_accuracy"}
         assert 0 <= report[row]["entity_f1"] <= 1
     assert report["dev"]["rows_scored"] == 12
-    assert (tmp_path / "run" / "report.md").read_text().startswith("| model | entity F1 |")
+    assert (tmp_path / "run" / "report.md").read_text().startswith("| model | dev entity_f1 |")
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("dev_entity_f1" in r for r in rows) and result.steps == 6
