@@ -26,17 +26,23 @@ def example_rng(seed: int, family: str, source_id: str) -> random.Random:
     return random.Random(f"{seed}/{family}/{source_id}")
 
 
+def build_rules(config: AugmentConfig, pos_tables: UnigramTables | None) -> dict:
+    """The configured rules by name, the pos rule given the tagging pass's unigram tables."""
+    rules = {name: build_rule(name, opts) for name, opts in config.rules.items()}
+    if "pos" in rules:
+        if pos_tables is None:
+            raise ValueError("the pos rule needs unigram tables from the tagging pass")
+        rules["pos"].tables = pos_tables
+    return rules
+
+
 class Augmenter:
     """Holds the configured rules (and their models, once `setup()` has loaded them)."""
 
     def __init__(self, config: AugmentConfig, label_type: pa.DataType, pos_tables: UnigramTables | None = None):
         self.config = config
         self.schema = augmented_schema(label_type)
-        rules = {name: build_rule(name, opts) for name, opts in config.rules.items()}
-        if "pos" in rules:
-            if pos_tables is None:
-                raise ValueError("the pos rule needs unigram tables from the tagging pass")
-            rules["pos"].tables = pos_tables
+        rules = build_rules(config, pos_tables)
         self.tang = TangRules(rules.get("mask"), rules.get("pos"), rules.get("ngram"))
         self.tinybert = TinyBertRules(rules.get("mlm"), rules.get("glove"))
         self.use_tang = any(rules.get(n) for n in ("mask", "pos", "ngram"))

@@ -13,9 +13,8 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from augment.augmenter import example_rng
+from augment.augmenter import build_rules, example_rng
 from augment.config import AugmentConfig
-from augment.rules import build_rule
 from augment.rules.mention import MentionPool
 from augment.rules.pos import UnigramTables
 from augment.token_rules import TokenRules, is_outside, token_samples
@@ -71,11 +70,7 @@ class TokenAugmenter:
                  mentions: MentionPool | None = None) -> None:
         self.config = config
         self.schema = token_augmented_schema(tag_type)
-        rules = {name: build_rule(name, opts) for name, opts in config.rules.items()}
-        if "pos" in rules:
-            if pos_tables is None:
-                raise ValueError("the pos rule needs unigram tables from the tagging pass")
-            rules["pos"].tables = pos_tables
+        rules = build_rules(config, pos_tables)
         if "mention" in rules:
             if mentions is None:
                 raise ValueError("the mention rule needs the corpus's mention pool")

@@ -89,3 +89,16 @@ def synthetic_glove(directory: Path, words: list[str], size: int = 100_000, dim:
             handle.write("".join(w + " " + " ".join(r) + "\n" for w, r in zip(vocab[start : start + 5000], rows)))
     os.replace(tmp, path)  # complete or absent: a killed run never leaves a truncated cached file
     return path
+
+
+def machine_line() -> str:
+    """The CPU, its threads and the flags that decide bf16 speed, for a results table's footer."""
+    import platform
+
+    import torch
+
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = sorted({f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
+                    if f in cpuinfo.read_text()}) if cpuinfo.exists() else []
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+            f"CPU flags {' '.join(flags) or 'none of avx2/avx512'}, torch {torch.__version__}")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.common import SST2_TRAIN, sst2_head  # noqa: E402
+from bench.common import SST2_TRAIN, machine_line, sst2_head  # noqa: E402
 from distill import corpus  # noqa: E402
 from distill.cache import load  # noqa: E402
 from distill.common.models import at_masked  # noqa: E402
@@ -292,10 +291,7 @@ def main() -> None:
     attention = attention_rows(out, f"WikiText-2, 128-token pairs ({documents} paragraphs)", wiki, encoder, steps, 32)
     attention += attention_rows(out, f"SST-2 first {sentences} sentences", sst2, classifier, steps, 64)
     ray.shutdown()
-    cpu = platform.processor() or platform.machine()
-    flags = sorted({f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
-                    if f in Path("/proc/cpuinfo").read_text()}) if Path("/proc/cpuinfo").exists() else []
-    lines = [f"{cpu}, {torch.get_num_threads()} threads, CPU flags {' '.join(flags)}, torch {torch.__version__}",
+    lines = [machine_line(),
              "", "Masked-LM targets per example (128-token WikiText-2 pairs, 15 % masked), KD at T = 2:", "",
              "| target | bytes / example | teacher mass in the k (T = 2) | KD loss error vs full | gradient cosine | step s "
              "| step ratio |", "|---|---:|---:|---:|---:|---:|---:|"]

@@ -9,8 +9,9 @@ CoNLL-2003 are not available offline):
   sentiment label as a float score (0.0 / 1.0); Pearson and Spearman.
 - pairs (MNLI shape, 3 string labels): consecutive SST-2 sentences paired, labelled
   `both_positive`, `both_negative` or `mixed` from their gold labels; accuracy and macro F1.
-- ner (CoNLL shape): WikiText-2 validation sentences tagged by the bundled spaCy pipeline's NER
-  (`bench/silver_ner.py`, "silver" BIO tags, PER/ORG/LOC/MISC); entity-level F1 with seqeval.
+- ner (CoNLL shape): WikiText-2 sentences tagged by the bundled spaCy pipeline's NER
+  (`bench/silver_ner.py`, "silver" BIO tags, PER/ORG/LOC/MISC; train from the validation split,
+  dev from the test split, sentences with `<unk>` left out); entity-level F1 with seqeval.
 Each shape: fine-tune the MiniLM-L6 teacher (`distill.finetune`), augment (Tang rules; token tasks:
 mask, pos, mention) and label, train the shape's BiLSTM recipe from the cache alone, and score
 teacher and student on the same held-out rows with `distill.model_eval` (pipelines/evaluate.py).
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import subprocess
 import sys
 import time
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import augment  # noqa: E402
-from bench.common import SST2_TRAIN  # noqa: E402
+from bench.common import SST2_TRAIN, machine_line  # noqa: E402
 from distill import label  # noqa: E402
 from distill.common.ray_runtime import ray_session  # noqa: E402
 from distill.common.text_inputs import Columns  # noqa: E402
@@ -44,7 +44,7 @@ from distill.train.config import TrainConfig  # noqa: E402
 from distill.train.loop import train  # noqa: E402
 
 RECIPES = REPO / "pipelines" / "recipes" / "students"
-WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "valid.txt"
+WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
 PAIR_NAMES = {(1, 1): "both_positive", (0, 0): "both_negative"}
 
 
@@ -81,12 +81,15 @@ def pair_data(out: Path, args) -> tuple[Path, Path, Columns]:
 
 
 def ner_data(out: Path, args) -> tuple[Path, Path, Columns]:
-    train_file, dev_file = out / "train.jsonl", out / "dev.jsonl"
-    if not (train_file.exists() and dev_file.exists()):
-        subprocess.run([sys.executable, str(REPO / "bench" / "silver_ner.py"), "--input", str(WIKITEXT),
-                        "--output", str(train_file), "--rows", str(args.train_rows), "--dev", str(dev_file),
-                        "--dev-rows", str(args.dev_rows)], check=True)
-    return train_file, dev_file, Columns(tokens="tokens", tags="tags")
+    """Silver-tagged WikiText-2: train sentences from the validation split, dev from the test split."""
+    files = {}
+    for split, name, rows in (("valid", "train", args.train_rows), ("test", "dev", args.dev_rows)):
+        files[name] = out / f"{name}-{rows}.jsonl"
+        if not files[name].exists():
+            files[name].parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, str(REPO / "bench" / "silver_ner.py"), "--input", str(WIKITEXT / f"{split}.txt"),
+                            "--output", str(files[name]), "--rows", str(rows)], check=True)
+    return files["train"], files["dev"], Columns(tokens="tokens", tags="tags")
 
 
 SHAPES = {
@@ -159,8 +162,7 @@ def main() -> None:
             results[name] = run_shape(name, args.out, args)
             results_path.write_text(json.dumps(list(results.values()), indent=2))
     text = table([results[n] for n in SHAPES if n in results])
-    cpu = f"{platform.processor() or platform.machine()}, torch CPU"
-    (args.out / "results.md").write_text(text + f"\n\n({cpu}; command: python bench/task_shapes.py)\n")
+    (args.out / "results.md").write_text(text + f"\n\n({machine_line()}; command: python bench/task_shapes.py)\n")
     print(text)
 
 

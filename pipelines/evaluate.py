@@ -20,7 +20,8 @@ import sys
 
 from distill.common.config_io import ConfigError
 from distill.common.interrupt import run_entry_point
-from distill.common.text_inputs import Columns, InputError
+from distill.common.column_flags import add_column_flags, columns_from_flags
+from distill.common.text_inputs import InputError
 from distill.model_eval import evaluate_models
 from distill.train.report import metrics_table
 
@@ -30,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="student directories (.../student) or transformers models")
     parser.add_argument("--data", required=True, help="labelled csv, tsv, jsonl, parquet, datasets folder or hub dataset")
     parser.add_argument("--split", default="train", help="split of a hub dataset or a saved DatasetDict")
-    parser.add_argument("--text-a", default="sentence")
-    parser.add_argument("--text-b")
-    parser.add_argument("--label", default="label")
-    parser.add_argument("--tokens", help="token tasks: the list-of-words column (default tokens)")
-    parser.add_argument("--tags", help="token tasks: the list-of-tags column (default tags)")
+    add_column_flags(parser)
     parser.add_argument("--metrics", help="comma-separated, e.g. mcc,accuracy (default: the task's own)")
     parser.add_argument("--max-length", type=int, help="truncate inputs (default: each model's training max_length)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -47,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        columns = Columns(text_a=args.text_a, text_b=args.text_b, label=args.label, split=args.split,
-                          tokens=args.tokens, tags=args.tags)
+        columns = columns_from_flags(args, args.split)
         metrics = [m for m in args.metrics.split(",") if m] if args.metrics else None
         scores = evaluate_models(args.models, args.data, columns, metrics, device, args.batch_size, args.max_length)
         data = scores["data"]

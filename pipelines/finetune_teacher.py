@@ -16,6 +16,7 @@ import logging
 import sys
 
 from distill.finetune import FinetuneConfig, finetune
+from distill.common.column_flags import add_column_flags, columns_from_flags
 from distill.common.config_io import ConfigError, apply_override
 from distill.common.text_inputs import InputError
 from distill.common.interrupt import run_entry_point
@@ -27,21 +28,14 @@ def main(argv: list[str] | None = None) -> int:
                                       "with gold labels")
     parser.add_argument("output", help="directory for the fine-tuned model (save_pretrained)")
     parser.add_argument("--base-model", required=True, help="pretrained encoder: hub name or directory")
-    parser.add_argument("--text-a", default="text_a")
-    parser.add_argument("--text-b")
-    parser.add_argument("--label", default="label")
-    parser.add_argument("--tokens", help="token task: list-of-words column (jsonl); makes a token classifier")
-    parser.add_argument("--tags", help="token task: same-length list-of-tags column (default tags)")
+    add_column_flags(parser, text_a="text_a")  # --tokens makes a token classifier
     parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any FinetuneConfig key, e.g. --set epochs=2 --set dev_rows=2000")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data = {"base_model": args.base_model,
-            "columns": {"text_a": args.text_a, "text_b": args.text_b, "label": args.label,
-                        **({"split": args.split} if args.split else {})}}
-    if args.tokens:
-        data["columns"].update(tokens=args.tokens, tags=args.tags or "tags", label=None)
+    columns = columns_from_flags(args, args.split)
+    data = {"base_model": args.base_model, "columns": {k: v for k, v in vars(columns).items() if v is not None}}
 
     def body() -> int:
         for item in args.overrides:

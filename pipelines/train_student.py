@@ -20,7 +20,8 @@ import sys
 from distill.cache import CacheError
 from distill.cache.reader import VERIFY_MODES
 from distill.common.config_io import ConfigError
-from distill.common.text_inputs import Columns, InputError
+from distill.common.column_flags import add_column_flags, columns_from_flags
+from distill.common.text_inputs import InputError
 from distill.train.config import TrainConfig
 from distill.train.loop import train
 from distill.train.run_dir import RunMismatchError
@@ -36,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", dest="dev", help="labelled dev file (csv, tsv, jsonl, parquet), datasets folder or "
                                                    "hub dataset (glue/sst2 with --eval-split validation)")
     parser.add_argument("--eval-split", default="train", help="split of a hub dev dataset or a saved DatasetDict")
-    parser.add_argument("--text-a", default="sentence")
-    parser.add_argument("--text-b")
-    parser.add_argument("--label", default="label")
-    parser.add_argument("--tokens", help="token tasks: the dev file's list-of-words column (default tokens)")
-    parser.add_argument("--tags", help="token tasks: the dev file's list-of-tags column (default tags)")
+    add_column_flags(parser)  # of the --eval data
     parser.add_argument("--online", action="store_true", help="run the teacher every step instead of reading the cache")
     parser.add_argument("--teacher", metavar="PATH_OR_NAME",
                         help="a copy of the cache's teacher (checked against its fingerprint): needed only by students "
@@ -56,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         config = TrainConfig.load(args.recipe, args.overrides)
-        dev_columns = Columns(text_a=args.text_a, text_b=args.text_b, label=args.label, tokens=args.tokens, tags=args.tags,
-                              split=args.eval_split)
-        result = train(config, args.cache, args.out, args.dev, dev_columns,
+        result = train(config, args.cache, args.out, args.dev, columns_from_flags(args, args.eval_split),
                        online=args.online, teacher_report=not args.no_teacher_report, teacher=args.teacher,
                        overwrite=args.overwrite, verify=args.verify_cache)
         print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "

@@ -232,3 +232,38 @@ def test_ner_teacher_tagger_student_and_evaluate(ray_local, minilm_dir, tmp_path
             predicted.append([model.config.id2label[int(logits[p].argmax())] for p in starts])
     expected = f1_score([r["tags"] for r in rows], predicted)
     assert models[str(teacher)]["entity_f1"] == pytest.approx(expected, abs=1e-6)
+
+
+CONLL_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+
+
+def test_conll_text_through_the_three_commands(ray_local, minilm_dir, tmp_path):
+    """CoNLL in, no column flags: augment_and_label.py, train_student.py --eval and evaluate.py."""
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    from pipelines import augment_and_label, train_student
+
+    torch.manual_seed(0)
+    teacher = tmp_path / "teacher"
+    config = BertConfig(vocab_size=AutoTokenizer.from_pretrained(minilm_dir).vocab_size, hidden_size=32,
+                        num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        id2label=dict(enumerate(CONLL_TAGS)), label2id={t: i for i, t in enumerate(CONLL_TAGS)})
+    BertForTokenClassification(config).save_pretrained(teacher)
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(teacher)
+    conll = SAMPLES / "ner.conll"
+    assert augment_and_label.main(["--input", str(conll), "--output", str(tmp_path / "out"), "--teacher", str(teacher),
+                                   "--set", "augment.tang.n_iter=2"]) == 0
+    cache = load(tmp_path / "out")
+    assert cache.features.task == "token_classification" and len(cache) > 5
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("student: {name: bilstm, embedding_dim: 16, hidden_size: 16, mlp_size: 16}\n"
+                      "losses: {ce: {}, kd: {}}\nmax_steps: 4\n")
+    assert train_student.main(["--recipe", str(recipe), "--cache", str(tmp_path / "out"), "--eval", str(conll),
+                               "--out", str(tmp_path / "run")]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["task"] == "token_classification" and report["dev"]["rows_scored"] == 5
+    scores_path = tmp_path / "scores.json"
+    assert evaluate_cli.main([str(tmp_path / "run" / "student"), str(teacher), "--data", str(conll),
+                              "--json", str(scores_path)]) == 0
+    scores = json.loads(scores_path.read_text())["models"]
+    assert scores[str(teacher)]["token_accuracy"] == pytest.approx(report["teacher"]["token_accuracy"])

@@ -60,6 +60,17 @@ def _at_word_starts(logits: torch.Tensor, starts: list[np.ndarray]) -> torch.Ten
     return logits[index].float()
 
 
+def _ragged_pair(columns: dict[str, pa.Array], names: tuple[str, str], parts) -> np.ndarray:
+    """Two same-length int32 list columns per row (masked positions + their tokens, or word starts +
+    their tags) into `columns`; returns the per-row lengths."""
+    first, second = parts
+    lengths = np.array([len(p) for p in first], dtype=np.int64)
+    for name, values in zip(names, (first, second)):
+        flat = np.concatenate(values).astype(np.int32) if len(values) else np.zeros(0, np.int32)
+        columns[name] = ragged_array(flat, lengths, pa.int32())
+    return lengths
+
+
 def encode_batch(
     features: FeatureSet,
     input_ids: torch.Tensor,
@@ -87,20 +98,8 @@ def encode_batch(
     columns: dict[str, pa.Array] = {
         "input_ids": ragged_array(input_ids[real].to(torch.int32).cpu().numpy(), lengths, pa.int32()),
     }
-    masked_lengths = None
-    if features.masked:
-        positions, labels = mlm
-        masked_lengths = np.array([len(p) for p in positions], dtype=np.int64)
-        flat = lambda parts: np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)  # noqa: E731
-        columns["mlm_positions"] = ragged_array(flat(positions), masked_lengths, pa.int32())
-        columns["mlm_labels"] = ragged_array(flat(labels), masked_lengths, pa.int32())
-    word_lengths = None
-    if features.per_word:
-        starts, labels = words
-        word_lengths = np.array([len(s) for s in starts], dtype=np.int64)
-        flat = lambda parts: np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)  # noqa: E731
-        columns["word_starts"] = ragged_array(flat(starts), word_lengths, pa.int32())
-        columns["labels"] = ragged_array(flat(labels), word_lengths, pa.int32())
+    masked_lengths = _ragged_pair(columns, ("mlm_positions", "mlm_labels"), mlm) if features.masked else None
+    word_lengths = _ragged_pair(columns, ("word_starts", "labels"), words) if features.per_word else None
     for column in features.columns():
         if column.kind == "logits" and column.layout == "per_word":
             columns.update(_vectors(column, _at_word_starts(logits, words[0]), word_lengths))

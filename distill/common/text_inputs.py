@@ -455,10 +455,21 @@ def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:
     if is_token_task(path, cols):
         return read_token_table(path, cols)
     checker = _RowChecker(cols, from_text=input_format(path) in ("csv", "tsv"))
-    columns: dict[str, list] = {name: [] for name in ("row", "source_id", "text_a", "text_b", "label")}
+    columns, rejects, read = checked_rows(path, _records(path, cols), checker,
+                                          ("row", "source_id", "text_a", "text_b", "label"))
+    types = {"row": pa.int64(), "source_id": pa.string(), "text_a": pa.string(), "text_b": pa.string()}
+    types["label"] = LABEL_TYPES[checker.label_kind or "int"]
+    table = pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
+    return TextTable(table=table, rejects=rejects, rows_read=read)
+
+
+def checked_rows(path, records, checker, names) -> tuple[dict[str, list], list[dict[str, Any]], int]:
+    """Run each record through `checker.check(number, record)`: the good rows' `names` columns,
+    the rejects (file, row, field, reason), and how many records were read."""
+    columns: dict[str, list] = {name: [] for name in names}
     rejects: list[dict[str, Any]] = []
     read = 0
-    for number, record in _records(path, cols):
+    for number, record in records:
         read += 1
         row, field_name, reason = checker.check(number, record)
         if row is None:
@@ -466,7 +477,4 @@ def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:
             continue
         for name, values in columns.items():
             values.append(row[name])
-    types = {"row": pa.int64(), "source_id": pa.string(), "text_a": pa.string(), "text_b": pa.string()}
-    types["label"] = LABEL_TYPES[checker.label_kind or "int"]
-    table = pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
-    return TextTable(table=table, rejects=rejects, rows_read=read)
+    return columns, rejects, read

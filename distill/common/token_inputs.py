@@ -19,7 +19,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from distill.common.text_inputs import (
-    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, dataset_table, input_format,
+    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, checked_rows, dataset_table,
+    input_format,
 )
 
 CONLL_SUFFIXES = (".conll", ".conll03", ".iob", ".bio")
@@ -196,17 +197,7 @@ def read_token_table(path: str | Path, cols: Columns) -> TextTable:
     if is_conll(path, cols):
         cols = conll_columns(cols)
     checker = _TokenChecker(cols)
-    columns: dict[str, list] = {name: [] for name in TOKEN_COLUMNS}
-    rejects: list[dict[str, Any]] = []
-    read = 0
-    for number, record in _token_records(path, cols):
-        read += 1
-        row, field_name, reason = checker.check(number, record)
-        if row is None:
-            rejects.append({"file": str(path), "row": number, "field": field_name, "reason": reason})
-            continue
-        for name, values in columns.items():
-            values.append(row[name])
+    columns, rejects, read = checked_rows(path, _token_records(path, cols), checker, TOKEN_COLUMNS)
     tag_type = pa.int64() if checker.tag_kind is int else pa.string()
     types = {"row": pa.int64(), "source_id": pa.string(), "tokens": pa.list_(pa.string()), "tags": pa.list_(tag_type)}
     table = pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
