@@ -92,32 +92,36 @@ def ner_data(out: Path, args) -> tuple[Path, Path, Columns]:
     return files["train"], files["dev"], Columns(tokens="tokens", tags="tags")
 
 
+# shape -> data, student recipe, teacher fine-tuning options, augmentation rules, epochs (teacher, student)
+# as multiples of --teacher-epochs / --student-epochs: tagging takes longer to learn from 2 500 sentences.
 SHAPES = {
-    "regression": (regression_data, "regression_bilstm.yaml", {"task": "regression"}, ["mask", "pos", "ngram"]),
-    "pairs": (pair_data, "tang_bilstm.yaml", {}, ["mask", "pos", "ngram"]),
-    "ner": (ner_data, "ner_bilstm.yaml", {"task": "token_classification"}, ["mask", "pos", "mention"]),
+    "regression": (regression_data, "regression_bilstm.yaml", {"task": "regression"}, ["mask", "pos", "ngram"], (1, 1)),
+    "pairs": (pair_data, "tang_bilstm.yaml", {}, ["mask", "pos", "ngram"], (1, 1)),
+    "ner": (ner_data, "ner_bilstm.yaml", {"task": "token_classification"}, ["mask", "pos", "mention"], (5, 3)),
 }
 
 
 def run_shape(name: str, root: Path, args) -> dict[str, Any]:
-    make_data, recipe_name, finetune_extra, rules = SHAPES[name]
+    make_data, recipe_name, finetune_extra, rules, (teacher_scale, student_scale) = SHAPES[name]
     out = root / name
     started = time.perf_counter()
     train_file, dev_file, columns = make_data(out / "data", args)
     column_config = {k: v for k, v in vars(columns).items() if k in ("text_a", "text_b", "label", "tokens", "tags") and v}
     teacher = out / "teacher"
     record = finetune(train_file, teacher, FinetuneConfig.from_dict(
-        {"base_model": args.base_model, "columns": column_config, "epochs": args.teacher_epochs,
+        {"base_model": args.base_model, "columns": column_config, "epochs": args.teacher_epochs * teacher_scale,
          "learning_rate": 1e-4, "seed": 0, **finetune_extra}))
     config = augment.AugmentConfig.from_dict({"columns": column_config, "rules": rules,
                                               "tang": {"n_iter": args.aug_n}, "seed": 0})
     augmented = augment.run(train_file, out / "augmented", config)
     cache = label.run(out / "augmented", out, label.LabelConfig.from_dict({"teacher": str(teacher)}))
-    recipe = TrainConfig.load(RECIPES / recipe_name, [f"epochs={args.student_epochs}"])
-    trained = train(recipe, cache.cache_dir, out / "student", teacher_report=False)
+    recipe = TrainConfig.load(RECIPES / recipe_name, [f"epochs={args.student_epochs * student_scale}"])
+    # overwrite: a run directory left by other settings is replaced (the same settings resume)
+    trained = train(recipe, cache.cache_dir, out / "student", teacher_report=False, overwrite=True)
     scores = evaluate_models([str(trained.student_dir), str(teacher)], dev_file, columns)
     models = scores["models"]
     return {"shape": name, "task": scores["task"], "metrics": scores["metrics"], "recipe": recipe_name,
+            "teacher_epochs": args.teacher_epochs * teacher_scale, "student_epochs": args.student_epochs * student_scale,
             "train_rows": record["train_rows"], "cache_rows": augmented.manifest["totals"]["rows"],
             "dev_rows": scores["data"]["rows_scored"], "student": models[str(trained.student_dir)],
             "teacher": models[str(teacher)], "minutes": round((time.perf_counter() - started) / 60, 1)}
