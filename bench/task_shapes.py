@@ -1,6 +1,6 @@
 """Teacher vs student on real text for the task shapes beyond binary classification.
 
-    python bench/task_shapes.py                      # every shape, about 30 min on 2 CPU cores
+    python bench/task_shapes.py                      # every shape, about 15 min on 2 CPU cores
     python bench/task_shapes.py --only regression    # one shape: regression | pairs | ner
 
 Data (all offline, real sentences; the targets are stated because GLUE's own STS-B / MNLI /
@@ -93,18 +93,24 @@ def ner_data(out: Path, args) -> tuple[Path, Path, Columns]:
 
 
 # shape -> data, student recipe, teacher fine-tuning options, augmentation rules, epochs (teacher, student)
-# as multiples of --teacher-epochs / --student-epochs: tagging takes longer to learn from 2 500 sentences.
+# as multiples of --teacher-epochs / --student-epochs (tagging takes longer to learn from 2 500
+# sentences), default (train, dev) examples: WikiText-2's validation split holds about 2 600
+# sentences without <unk>.
 SHAPES = {
-    "regression": (regression_data, "regression_bilstm.yaml", {"task": "regression"}, ["mask", "pos", "ngram"], (1, 1)),
-    "pairs": (pair_data, "tang_bilstm.yaml", {}, ["mask", "pos", "ngram"], (1, 1)),
-    "ner": (ner_data, "ner_bilstm.yaml", {"task": "token_classification"}, ["mask", "pos", "mention"], (5, 3)),
+    "regression": (regression_data, "regression_bilstm.yaml", {"task": "regression"}, ["mask", "pos", "ngram"],
+                   (1, 1), (6000, 1000)),
+    "pairs": (pair_data, "tang_bilstm.yaml", {}, ["mask", "pos", "ngram"], (1, 1), (6000, 1000)),
+    "ner": (ner_data, "ner_bilstm.yaml", {"task": "token_classification"}, ["mask", "pos", "mention"], (5, 3),
+            (2500, 500)),
 }
 
 
 def run_shape(name: str, root: Path, args) -> dict[str, Any]:
-    make_data, recipe_name, finetune_extra, rules, (teacher_scale, student_scale) = SHAPES[name]
+    make_data, recipe_name, finetune_extra, rules, (teacher_scale, student_scale), sizes = SHAPES[name]
     out = root / name
     started = time.perf_counter()
+    args = argparse.Namespace(**{**vars(args), "train_rows": args.train_rows or sizes[0],
+                                 "dev_rows": args.dev_rows or sizes[1]})
     train_file, dev_file, columns = make_data(out / "data", args)
     column_config = {k: v for k, v in vars(columns).items() if k in ("text_a", "text_b", "label", "tokens", "tags") and v}
     teacher = out / "teacher"
@@ -148,8 +154,8 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(SHAPES), action="append", help="run these shapes (default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "task-shapes")
     parser.add_argument("--base-model", help="teacher encoder (default: the bundled MiniLM-L6)")
-    parser.add_argument("--train-rows", type=int, default=6000, help="examples (pairs, sentences) to train on")
-    parser.add_argument("--dev-rows", type=int, default=1000, help="held-out examples scored")
+    parser.add_argument("--train-rows", type=int, help="examples (pairs, sentences) to train on (default: per shape)")
+    parser.add_argument("--dev-rows", type=int, help="held-out examples scored (default: per shape)")
     parser.add_argument("--teacher-epochs", type=float, default=1.0)
     parser.add_argument("--aug-n", type=int, default=2, help="Tang samples per training example")
     parser.add_argument("--student-epochs", type=float, default=3.0)

@@ -32,6 +32,7 @@ from distill.common.config_io import (
 from distill.metrics import compute_metrics, default_metrics
 from distill.storage.fingerprint import fingerprint_json, model_fingerprint
 from distill.common.models import model_class, resolve_model_dir
+from distill.common.progress import progress_bar
 from distill.common.text_inputs import Columns, input_identity, read_text_table
 from distill.train.evaluate import predictions_of
 
@@ -206,7 +207,6 @@ def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[lis
 
 def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune `config.base_model` on `train_path`; returns the saved `finetune.json` record."""
-    from tqdm.auto import tqdm
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     output_dir = Path(output_dir)
@@ -246,7 +246,7 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-    step, epoch, progress = 0, 0, tqdm(total=steps, desc="fine-tune teacher", unit="step")
+    step, epoch, progress = 0, 0, progress_bar(steps, "fine-tune teacher", "step")
     while step < steps:
         model.train()
         batches = _epoch_batches(train[0], config.batch_size, config.seed, epoch, config.group_by_length)

@@ -21,6 +21,7 @@ from distill.cache.assets import read_input_embeddings
 from distill.cache.teacher_ref import find_teacher, require_teacher
 from distill.common.config_io import ConfigError
 from distill.common.labels import LabelSpace
+from distill.common.progress import progress_bar
 from distill.common.text_inputs import Columns
 from distill.metrics import check_metrics, default_metrics
 from distill.model_eval import TASK_NAME, task_record
@@ -66,12 +67,6 @@ def build_context(cache: TeacherCache, teacher_dir: Path | None) -> BuildContext
         teacher_weights=lambda why: require_teacher(cache.manifest, teacher_dir, why),
         head=cache.features.head,
     )
-
-
-def tag_names(cache: TeacherCache) -> list[str]:
-    """A token teacher's tag name per class id (from the cache's labels; ids as names if unnamed)."""
-    id2label = (cache.manifest.get("labels") or {}).get("id2label") or {}
-    return [str(id2label.get(str(i), id2label.get(i, i))) for i in range(cache.dims.num_labels)]
 
 
 def _wanted(losses, student_layers: int, teacher_layers: int) -> dict[str, set[int]]:
@@ -150,7 +145,7 @@ def train(
     labels = LabelSpace.from_config({"num_labels": cache.dims.num_labels, **(cache.manifest.get("labels") or {})})
     dev = None
     if dev_file and cache.features.per_word:
-        dev = token_dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels, tag_names(cache),
+        dev = token_dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels, labels.names(),
                                 cache.manifest["tokenizer"]["max_length"])
     elif dev_file:
         dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels, cache.manifest["tokenizer"]["max_length"])
@@ -190,9 +185,7 @@ def train(
             schedule.load_state_dict(extra["schedule"])
             torch.set_rng_state(extra["rng"])
         step = state["stage_step"] if stage_index == state["stage"] else 0
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=total, initial=step, desc=f"{stage.name}", unit="step")
+        progress = progress_bar(total, stage.name, "step", initial=step)
         while step < total:
             epoch, start = divmod(step, steps_per_epoch)
             loader = epoch_loader(dataset, config.batch_size, config.seed + stage_index, epoch, start,
