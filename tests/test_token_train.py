@@ -83,6 +83,8 @@ def test_seqeval_metrics_match_hand_computed_values():
     assert values["token_accuracy"] == pytest.approx(6 / 9)
     strict = token_metrics(pred, gold, mode="strict", scheme="IOB2")  # a bare I-PER is no entity
     assert strict["entity_precision"] == pytest.approx(1 / 2) and strict["entity_recall"] == pytest.approx(1 / 4)
+    named = compute_metrics(["strict_entity_precision", "strict_entity_recall"], pred, gold, "token_classification")
+    assert named == {"strict_entity_precision": pytest.approx(1 / 2), "strict_entity_recall": pytest.approx(1 / 4)}
 
 
 # -- fine-tuning a token teacher --------------------------------------------------------------------

@@ -44,4 +44,5 @@ def register() -> None:
     task = ("token_classification",)
     for kind in ("f1", "precision", "recall"):
         register_metric(f"entity_{kind}", task, _entity(kind))
+        register_metric(f"strict_entity_{kind}", task, _entity(kind, "strict", "IOB2"))  # well-formed IOB2 spans only
     register_metric("token_accuracy", task, token_accuracy)
