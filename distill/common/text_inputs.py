@@ -431,16 +431,25 @@ class _RowChecker:
             row["label"], problem = _parse_label(raw, self.label_kind or "str", self.from_text)
             if problem:
                 return None, cols.label, problem
-        row["source_id"] = str(number - 1)
-        if cols.id:
-            value = record.get(cols.id)
-            if value is None or (isinstance(value, str) and (not value.strip() or _SURROGATE.search(value))):
-                return None, cols.id, "missing or invalid id"
-            row["source_id"] = str(value)
-        if row["source_id"] in self.seen_ids:
-            return None, cols.id, f"duplicate id {row['source_id']!r}"
-        self.seen_ids.add(row["source_id"])
+        row["source_id"], problem = claim_source_id(number, record, cols, self.seen_ids)
+        if problem:
+            return None, cols.id, problem
         return row, None, None
+
+
+def claim_source_id(number: int, record: dict[str, Any], cols: Columns, seen: set[str]) -> tuple[str | None, str | None]:
+    """(the row's source id, None): the `id` column's value, else the 0-based record index; or
+    (None, reason) for a missing, invalid or repeated id. Ids taken are added to `seen`."""
+    source_id = str(number - 1)
+    if cols.id:
+        value = record.get(cols.id)
+        if value is None or (isinstance(value, str) and (not value.strip() or _SURROGATE.search(value))):
+            return None, "missing or invalid id"
+        source_id = str(value)
+    if source_id in seen:
+        return None, f"duplicate id {source_id!r}"
+    seen.add(source_id)
+    return source_id, None
 
 
 def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:

@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from distill.common.text_inputs import (
-    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, checked_rows, dataset_table,
-    input_format,
+    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, checked_rows, claim_source_id,
+    dataset_table, input_format,
 )
 
 CONLL_SUFFIXES = (".conll", ".conll03", ".iob", ".bio")
@@ -124,16 +124,10 @@ class _TokenChecker:
             tags, problem = self._tags(record, len(tokens))
             if problem:
                 return None, cols.tags, problem
-        row = {"row": number, "source_id": str(number - 1), "tokens": tokens, "tags": tags}
-        if cols.id:
-            value = record.get(cols.id)
-            if value is None or (isinstance(value, str) and (not value.strip() or _SURROGATE.search(value))):
-                return None, cols.id, "missing or invalid id"
-            row["source_id"] = str(value)
-        if row["source_id"] in self.seen_ids:
-            return None, cols.id, f"duplicate id {row['source_id']!r}"
-        self.seen_ids.add(row["source_id"])
-        return row, None, None
+        source_id, problem = claim_source_id(number, record, cols, self.seen_ids)
+        if problem:
+            return None, cols.id, problem
+        return {"row": number, "source_id": source_id, "tokens": tokens, "tags": tags}, None, None
 
     def _words(self, record: dict[str, Any]) -> tuple[list[str] | None, str | None]:
         name = self.cols.tokens
