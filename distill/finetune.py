@@ -34,6 +34,7 @@ from distill.storage.fingerprint import fingerprint_json, model_fingerprint
 from distill.common.models import model_class, resolve_model_dir
 from distill.common.progress import progress_bar
 from distill.common.text_inputs import Columns, input_identity, read_text_table
+from distill.common.token_inputs import is_token_task
 from distill.train.evaluate import predictions_of
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    tokens = bool(config.columns.tokens) or config.task == "token_classification"
+    tokens = config.task == "token_classification" or is_token_task(train_path, config.columns)  # CoNLL: a tagger
     encoded, labels, label_map, task = (_tagged_examples if tokens else _examples)(train_path, config, tokenizer)
     split = len(encoded) - config.dev_rows
     train, dev = (encoded[:split], labels[:split]), (encoded[split:], labels[split:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.csv as pcsv
 import pytest
@@ -80,3 +81,15 @@ def test_augment_takes_a_dataset_split_and_records_it(ray_local, tmp_path):
     assert manifest["input"]["format"] == "datasets" and manifest["totals"]["source_rows"] == 100
     again = augment.run(saved, tmp_path / "aug", config)  # same folder, same split: the finished output is reused
     assert again.skipped
+
+
+def test_the_pipeline_refuses_an_unreachable_hub_input_in_one_line_and_writes_nothing(tiny_teacher_dir, tmp_path,
+                                                                                     capsys):
+    from pipelines import augment_and_label
+
+    assert hub_name(Path("glue/sst2")) == HubName("glue", "sst2")  # as the pipeline passes it on
+    code = augment_and_label.main(["--input", "glue/sst2", "--split", "validation", "--output", str(tmp_path / "out"),
+                                   "--teacher", str(tiny_teacher_dir), "--text-a", "sentence"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("error: glue:sst2: not a local file or folder") and err.endswith(OFFLINE_HINT)
+    assert not (tmp_path / "out").exists()

@@ -267,3 +267,12 @@ def test_conll_text_through_the_three_commands(ray_local, minilm_dir, tmp_path):
                               "--json", str(scores_path)]) == 0
     scores = json.loads(scores_path.read_text())["models"]
     assert scores[str(teacher)]["token_accuracy"] == pytest.approx(report["teacher"]["token_accuracy"])
+
+    from transformers import AutoConfig
+
+    from pipelines import finetune_teacher
+
+    assert finetune_teacher.main([str(conll), str(tmp_path / "tagger"), "--base-model", str(minilm_dir),
+                                  "--set", "epochs=1"]) == 0  # CoNLL makes a tagger with no flags
+    tagger = AutoConfig.from_pretrained(tmp_path / "tagger")
+    assert tagger.architectures == ["BertForTokenClassification"] and "B-ORG" in tagger.label2id

@@ -458,7 +458,7 @@ def read_text_table(path: str | os.PathLike, cols: Columns) -> TextTable:
     `token_inputs.read_token_table`."""
     from distill.common.token_inputs import is_token_task, read_token_table
 
-    path = path if input_format(path, cols) == "hub" else Path(path)
+    path = str(path) if input_format(path, cols) == "hub" else Path(path)  # a hub name is no path
     if isinstance(path, Path) and not path.exists():
         raise InputError(f"{path}: input file not found")
     if is_token_task(path, cols):

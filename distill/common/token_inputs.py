@@ -185,7 +185,7 @@ def conll_columns(cols: Columns) -> Columns:
 
 def read_token_table(path: str | Path, cols: Columns) -> TextTable:
     """Load and validate a token-task corpus; bad sentences become rejects, good ones a table."""
-    path = path if input_format(path, cols) == "hub" else Path(path)
+    path = str(path) if input_format(path, cols) == "hub" else Path(path)  # a hub name is no path
     if isinstance(path, Path) and not path.exists():
         raise InputError(f"{path}: input file not found")
     if is_conll(path, cols):
