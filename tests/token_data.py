@@ -57,7 +57,7 @@ def augmented_rows(sentences, copies: int = 1, seed: int = 0) -> list[dict]:
 
 
 def write_augmented(directory: Path, rows: list[dict], shards: int = 2) -> Path:
-    """An augmented-stage output of a token task (contract: tokens/tags list<string>, task in the manifest)."""
+    """An augmented-stage output of a token task (tokens/tags list<string>, task in the manifest), written directly."""
     from distill.storage.stage_dir import StageDir
 
     schema = pa.schema([pa.field("uid", pa.string(), nullable=False), pa.field("source_id", pa.string(), nullable=False),

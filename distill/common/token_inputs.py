@@ -1,6 +1,6 @@
 """Read a token-classification corpus (NER shape) and validate it sentence by sentence.
 
-Inputs (the token-task contract): jsonl / parquet / `datasets` with a list-of-strings words column
+Inputs: jsonl / parquet / `datasets` with a list-of-strings words column
 (`Columns.tokens`) and a same-length tags column (`Columns.tags`, strings or integer ids), or
 CoNLL text (one word per line, word = first column, tag = last, a blank line ends a sentence,
 `-DOCSTART-` lines skipped). As for text tasks a bad sentence becomes one reject naming file, row
