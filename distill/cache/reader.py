@@ -120,16 +120,13 @@ class TeacherCache:
         lengths = torch.from_numpy(list_lengths(columns["input_ids"]).astype(np.int64))
         out = self._token_inputs(torch.from_numpy(flat_values(columns["input_ids"]).astype(np.int64)), lengths)
         out.update(self._row_fields(columns))
-        if self.features.task == "regression" and "labels" in out and not out["labels"].is_floating_point():
-            labels = out["labels"].float()  # integer gold scores (0/1 sentiment as a score): NaN = none
-            out["labels"] = labels.masked_fill(out["labels"] == -100, float("nan"))
         ragged = {layout: torch.from_numpy(list_lengths(columns[name]).astype(np.int64))
                   for layout, name in RAGGED.items() if name in columns}
         for column in self._value_columns():
             scale = flat_values(columns[column.scale]) if column.scale else None
             values = self._decode(column, flat_values(columns[column.name]), scale)
             out[column.name] = self._shape(column, values, ragged.get(column.layout, lengths))
-        return self._with_word_mask(out)
+        return self._finish(out)
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """DataLoader `collate_fn` for rows of `cache.dataset` (torch format)."""
@@ -149,7 +146,7 @@ class TeacherCache:
             flat = torch.cat([e[column.name].reshape(-1) for e in examples]).numpy()
             scale = torch.cat([e[column.scale].reshape(-1) for e in examples]).numpy() if column.scale else None
             out[column.name] = self._shape(column, self._decode(column, flat, scale), ragged.get(column.layout, lengths))
-        return self._with_word_mask(out)
+        return self._finish(out)
 
     def attention_weights(self) -> dict[int, dict[str, torch.Tensor]] | None:
         """The teacher's query/key weights of the recomputed attention layers (`attention: recompute`)."""
@@ -158,10 +155,13 @@ class TeacherCache:
         return read_attention_weights(self.path / TEACHER_FILES_DIR) if self.features.attention_mode == "recompute" else None
 
     # -- helpers ----------------------------------------------------------------------------
-    @staticmethod
-    def _with_word_mask(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _finish(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Both read paths: `word_mask` for token tasks; a regression cache's integer gold scores
+        (0/1 sentiment used as a score) as floats, NaN where none."""
         if "word_starts" in out:
             out["word_mask"] = out["word_starts"] >= 0
+        if self.features.task == "regression" and "labels" in out and not out["labels"].is_floating_point():
+            out["labels"] = out["labels"].float().masked_fill(out["labels"] == -100, float("nan"))
         return out
 
     def _value_columns(self) -> list[Column]:
