@@ -10,12 +10,14 @@ import time
 log = logging.getLogger("distill.progress")
 
 
-def progress_bar(total: int, desc: str, unit: str = "step", initial: int = 0, every: float = 30.0):
-    """A tqdm bar when stderr is a terminal, else a `LineProgress` (the same update/set_postfix/close)."""
-    if sys.stderr.isatty():
+def progress_bar(total: int, desc: str, unit: str = "step", initial: int = 0, every: float = 30.0,
+                 enabled: bool = True):
+    """A tqdm bar when stderr is a terminal, else a `LineProgress` (the same update/set_postfix/close);
+    `enabled=False` (workers other than rank 0) shows nothing."""
+    if sys.stderr.isatty() or not enabled:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, initial=initial, desc=desc, unit=unit)
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled)
     return LineProgress(total, desc, unit, initial, every)
 
 

@@ -55,9 +55,10 @@ class EpochBatches(torch.utils.data.Sampler):
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, epoch: int, start: int = 0,
-                 lengths: np.ndarray | None = None) -> None:
+                 lengths: np.ndarray | None = None, rank: int = 0, world: int = 1) -> None:
         self.size, self.batch_size, self.seed, self.epoch, self.start = size, batch_size, seed, epoch, start
         self.lengths = lengths
+        self.rank, self.world = rank, world  # distributed: this worker's share of every global batch
 
     def batches(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -67,19 +68,23 @@ class EpochBatches(torch.utils.data.Sampler):
         return [order[i : i + self.batch_size].tolist() for i in range(0, self.size, self.batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches()[self.start :])
+        """The epoch's global batches from `start` on; with `world` > 1 each worker's share of them
+        (rows rank, rank + world, ...: every global batch is the 1-worker run's, split across workers)."""
+        # a global batch smaller than the worker count repeats its last row on the idle workers
+        return iter(batch[self.rank :: self.world] or batch[-1:] for batch in self.batches()[self.start :])
 
     def __len__(self) -> int:
         return max(0, -(-self.size // self.batch_size) - self.start)
 
 
 def epoch_loader(dataset: CacheBatches, batch_size: int, seed: int, epoch: int, start: int, num_workers: int,
-                 pin_memory: bool, group_by_length: bool = True) -> torch.utils.data.DataLoader:
+                 pin_memory: bool, group_by_length: bool = True, rank: int = 0,
+                 world: int = 1) -> torch.utils.data.DataLoader:
     # Its own generator: creating a DataLoader iterator draws a seed, and from the global RNG that
     # draw would shift dropout masks between a resumed run and an uninterrupted one.
     return torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=EpochBatches(len(dataset), batch_size, seed, epoch, start,
-                                                        dataset.token_counts if group_by_length else None),
+                                                        dataset.token_counts if group_by_length else None, rank, world),
         num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
         generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from distill.students.context import BuildContext
 from distill.teacher_batch import TeacherBatch
 from distill.train.checkpoint import load_checkpoint, read_state, save_checkpoint
 from distill.train.config import TrainConfig
+from distill.train.distributed import WorkerGroup
 from distill.train.data import CacheBatches, dev_batches, epoch_loader, token_dev_batches
 from distill.train.evaluate import evaluate
 from distill.train.requirements import check_features
@@ -103,6 +105,10 @@ def train(
     teacher: str | None = None,
     overwrite: bool = False,
     verify: str = "full",
+    workers: int = 1,
+    address: str | None = None,
+    gpus_per_worker: float = 0.0,
+    _group: WorkerGroup | None = None,
 ) -> TrainResult:
     """Train the recipe's student on `cache_dir` (a local or remote cache; nothing else is read).
 
@@ -110,9 +116,20 @@ def train(
     another run's directory unless `overwrite`. `teacher` (a path or hub name) is accepted only if
     its files match the cache's teacher fingerprint; it is needed by students that copy teacher
     weights and by `online`, and gives the report a teacher row. `verify`: `full` checks every
-    cache file's sha256 before the first step, `size` only sizes (for very large caches)."""
+    cache file's sha256 before the first step, `size` only sizes (for very large caches).
+    `workers` > 1 trains on that many Ray Train workers (`distill.train.distributed`; `address`: a
+    Ray cluster, else embedded Ray) with the same global batches, steps and schedule."""
     from transformers import get_linear_schedule_with_warmup
 
+    if workers > 1 and _group is None:
+        if online:
+            raise ConfigError("--online runs in one process; drop --workers", "workers")
+        from distill.train.distributed import train_on_ray
+
+        kwargs = dict(config=config, cache_dir=cache_dir, run_dir=run_dir, dev_file=dev_file, dev_columns=dev_columns,
+                      teacher_report=teacher_report, teacher=teacher, overwrite=overwrite, verify=verify)
+        return train_on_ray(kwargs, workers, address, gpus_per_worker)
+    group = _group or WorkerGroup()
     run_dir = Path(run_dir)
     cache = load(cache_dir, verify=verify)
     stages = config.stage_configs()
@@ -128,7 +145,7 @@ def train(
         raise ConfigError(f"--eval scores a classifier; {cache.path} holds {cache.features.head} teacher targets "
                           "(general distillation): evaluate the student after a task stage")
     num_teacher_layers = cache.dims.num_layers
-    device = _device(config)
+    device = group.device or _device(config)
     torch.manual_seed(config.seed)
     state = read_state(run_dir) if resuming else None
     if state is not None:
@@ -137,6 +154,8 @@ def train(
     else:
         student = get_student(config.student["name"]).build(config.student_options(), build_context(cache, teacher_dir))
         extra, state = None, {"stage": 0, "stage_step": 0, "global_step": 0}
+    if group.world > 1:  # dropout masks: one stream per worker (the weights start equal: DDP broadcasts rank 0's)
+        torch.manual_seed(config.seed * 1000 + group.rank + 1 + state["global_step"])
     check_features(stages, cache.features, student.num_layers, num_teacher_layers, str(cache.path))
     if any("attention" in _wanted(s.build_losses(), student.num_layers, num_teacher_layers) for s in stages):
         student.capture_attention()
@@ -153,12 +172,15 @@ def train(
     metric_names = dev_metric_names(config.metrics, task, cache.dims.num_labels)
     if dev is not None:
         log.info("dev set: %s; metrics: %s", dev.describe(), ", ".join(metric_names))
-    start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
-                            "cache": {"path": str(cache_dir), "fingerprint": cache.fingerprint}}, resuming)
+    if group.is_main:
+        start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
+                                "workers": group.world, "cache": {"path": str(cache_dir),
+                                                                  "fingerprint": cache.fingerprint}}, resuming)
     dataset = CacheBatches(cache.path)
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
-    metrics = open(run_dir / METRICS_NAME, "a", encoding="utf-8")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" and config.amp == "auto" else nullcontext()
+    metrics = open(run_dir / METRICS_NAME if group.is_main else os.devnull, "a", encoding="utf-8")
+    model = group.wrap(student)  # what the training step calls (DDP with several workers)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") and config.amp == "auto" else nullcontext()
     teacher_online = None
     attention_weights = cache.attention_weights()
     if attention_weights is not None:  # attention: recompute — moved to the device once
@@ -185,11 +207,12 @@ def train(
             schedule.load_state_dict(extra["schedule"])
             torch.set_rng_state(extra["rng"])
         step = state["stage_step"] if stage_index == state["stage"] else 0
-        progress = progress_bar(total, stage.name, "step", initial=step)
+        progress = progress_bar(total, stage.name, "step", initial=step, enabled=group.is_main)
         while step < total:
             epoch, start = divmod(step, steps_per_epoch)
             loader = epoch_loader(dataset, config.batch_size, config.seed + stage_index, epoch, start,
-                                  config.num_workers, pin_memory=device == "cuda", group_by_length=config.group_by_length)
+                                  config.num_workers, pin_memory=device.startswith("cuda"),
+                                  group_by_length=config.group_by_length, rank=group.rank, world=group.world)
             fetched = time.perf_counter()
             for tensors in loader:
                 data_seconds += time.perf_counter() - fetched
@@ -199,7 +222,7 @@ def train(
                 if teacher_online is not None:
                     targets = teacher_online(targets.tensors)
                 with autocast:
-                    output = student(targets.tensors, needs_hidden=needs_hidden, attention_layers=attention_layers)
+                    output = model(targets.tensors, needs_hidden=needs_hidden, attention_layers=attention_layers)
                     values = {name: loss(output, targets) for name, loss in losses.items()}
                     total_loss = sum(losses[n].weight * v for n, v in values.items())
                 total_loss.backward()
@@ -211,13 +234,14 @@ def train(
                 state["global_step"] += 1
                 progress.update(1)
                 if step % config.log_every == 0 or step == total:
-                    row = {"step": state["global_step"], "stage": stage.name, "epoch": epoch, "loss": total_loss.item(),
-                           "lr": schedule.get_last_lr()[0], **{f"loss_{n}": v.item() for n, v in values.items()}}
+                    row = {"step": state["global_step"], "stage": stage.name, "epoch": epoch,
+                           "loss": group.mean(total_loss).item(), "lr": schedule.get_last_lr()[0],
+                           **{f"loss_{n}": group.mean(v).item() for n, v in values.items()}}
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()
                     progress.set_postfix(loss=f"{row['loss']:.4f}")
                 end_of_epoch = step % steps_per_epoch == 0
-                if dev is not None and ((config.eval_every and step % config.eval_every == 0) or
+                if dev is not None and group.is_main and ((config.eval_every and step % config.eval_every == 0) or
                                         (not config.eval_every and end_of_epoch) or step == total):
                     student.eval()
                     dev_metrics = evaluate(lambda t: student(t).logits, dev, device, task, metric_names)
@@ -227,7 +251,9 @@ def train(
                 if step % config.checkpoint_every == 0 or step == total:
                     done = step == total
                     state.update(stage=stage_index + 1 if done else stage_index, stage_step=0 if done else step)
-                    save_checkpoint(run_dir, student, optimizer, schedule, state)
+                    if group.is_main:
+                        save_checkpoint(run_dir, student, optimizer, schedule, state)
+                    group.report(state["global_step"], run_dir / "checkpoint-last")
                 if step >= total or end_of_epoch:
                     break
                 fetched = time.perf_counter()
@@ -236,6 +262,8 @@ def train(
     metrics.close()
     seconds = time.perf_counter() - started
     student_dir = run_dir / STUDENT_DIR
+    if not group.is_main:
+        return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, None)
     student.save(student_dir)
     tokenizer.save_pretrained(student_dir)
     write_json_atomic(student_dir / TASK_NAME, task_record(task, labels, cache.manifest["tokenizer"]["max_length"]))
@@ -250,3 +278,12 @@ def train(
                               None if teacher_report else "not requested (--no-teacher-report)", task, metric_names)
         plot_metrics(run_dir / METRICS_NAME, run_dir / "curves.png", metric_names[0])
     return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, dev_metrics, report)
+
+
+def result_from_run_dir(run_dir: Path, seconds: float) -> TrainResult:
+    """A finished run's result as its files record it (after a multi-worker run)."""
+    state = read_state(run_dir) or {"global_step": 0}
+    report_path = run_dir / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    dev = {k: v for k, v in (report or {}).get("student", {}).items() if isinstance(v, float)} or None
+    return TrainResult(run_dir, run_dir / STUDENT_DIR, state["global_step"], seconds, 0.0, dev, report)
