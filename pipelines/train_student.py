@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-split", default="train", help="split of a hub dev dataset or a saved DatasetDict")
     add_column_flags(parser)  # of the --eval data
     parser.add_argument("--online", action="store_true", help="run the teacher every step instead of reading the cache")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="train on N Ray Train workers (DDP): the same global batches and steps as one (default 1: "
+                             "in-process, no Ray)")
+    parser.add_argument("--address", help="with --workers: a Ray cluster ('auto' or ray://host:port; default embedded Ray)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --workers: GPUs per worker (nccl)")
     parser.add_argument("--teacher", metavar="PATH_OR_NAME",
                         help="a copy of the cache's teacher (checked against its fingerprint): needed only by students "
                              "that copy teacher weights (bert_from_teacher) and --online; adds the teacher's report row")
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.load(args.recipe, args.overrides)
         result = train(config, args.cache, args.out, args.dev, columns_from_flags(args, args.eval_split),
                        online=args.online, teacher_report=not args.no_teacher_report, teacher=args.teacher,
-                       overwrite=args.overwrite, verify=args.verify_cache)
+                       overwrite=args.overwrite, verify=args.verify_cache, workers=args.workers, address=args.address,
+                       gpus_per_worker=args.gpus_per_worker)
         print(f"student: {result.student_dir} ({result.steps} steps, {result.seconds:.1f}s, "
               f"{100 * result.data_seconds / max(result.seconds, 1e-9):.0f}% waiting for data)")
         if result.report:

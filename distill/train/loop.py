@@ -121,6 +121,8 @@ def train(
     Ray cluster, else embedded Ray) with the same global batches, steps and schedule."""
     from transformers import get_linear_schedule_with_warmup
 
+    if workers < 1:
+        raise ConfigError(f"{workers} must be >= 1", "workers")
     if workers > 1 and _group is None:
         if online:
             raise ConfigError("--online runs in one process; drop --workers", "workers")
