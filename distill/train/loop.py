@@ -41,6 +41,7 @@ from distill.train.run_dir import check_run_dir, run_fingerprint, start_run_dir
 log = logging.getLogger(__name__)
 STUDENT_DIR = "student"
 METRICS_NAME = "metrics.jsonl"
+TIMING_NAME = "timing.json"  # the training loop's own seconds (a multi-worker run's result reads it)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class TrainResult:
     data_seconds: float
     dev: dict[str, float] | None
     report: dict[str, Any] | None = None
+    loop_seconds: float | None = None  # the training loop alone (`seconds` of a multi-worker run includes Ray's start-up)
 
 
 def build_context(cache: TeacherCache, teacher_dir: Path | None) -> BuildContext:
@@ -269,6 +271,7 @@ def train(
     student.save(student_dir)
     tokenizer.save_pretrained(student_dir)
     write_json_atomic(student_dir / TASK_NAME, task_record(task, labels, cache.manifest["tokenizer"]["max_length"]))
+    write_json_atomic(run_dir / TIMING_NAME, {"seconds": seconds, "data_seconds": data_seconds, "workers": group.world})
     log.info("trained %s for %d steps in %.1fs (%.0f%% waiting for data) -> %s", config.student["name"],
              state["global_step"], seconds, 100 * data_seconds / max(seconds, 1e-9), student_dir)
     report = None
@@ -288,4 +291,6 @@ def result_from_run_dir(run_dir: Path, seconds: float) -> TrainResult:
     report_path = run_dir / "report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     dev = {k: v for k, v in (report or {}).get("student", {}).items() if isinstance(v, float)} or None
-    return TrainResult(run_dir, run_dir / STUDENT_DIR, state["global_step"], seconds, 0.0, dev, report)
+    timing = json.loads((run_dir / TIMING_NAME).read_text()) if (run_dir / TIMING_NAME).exists() else {}
+    return TrainResult(run_dir, run_dir / STUDENT_DIR, state["global_step"], seconds, timing.get("data_seconds", 0.0),
+                       dev, report, timing.get("seconds"))

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 RECIPE_NAME = "recipe.json"
 # What a run writes; --overwrite removes exactly these, never other files a user keeps there.
 RUN_FILES = ("checkpoint-last", "checkpoint-last.tmp", "checkpoint-last.old", "student", "metrics.jsonl",
-             RECIPE_NAME, "report.json", "report.md", "curves.png")
+             RECIPE_NAME, "report.json", "report.md", "curves.png", "timing.json")
 
 
 class RunMismatchError(RuntimeError):
