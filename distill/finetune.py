@@ -99,12 +99,17 @@ def _tensors(encoded: list[dict], labels: list[int], batches: list[np.ndarray]):
             yield batch, torch.tensor([labels[r] for r in rows])
 
 
+def _eval_batches(encoded: list[dict], batch_size: int) -> list[np.ndarray]:
+    """Row indices for evaluation: sorted by length (little padding), twice the training batch."""
+    order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")
+    return [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
+
+
 @torch.inference_mode()
 def predict(model, encoded, batch_size: int, device: str, task: str) -> np.ndarray:
     """Predicted classes (or regression scores) of `encoded`, in input order."""
     model.eval()
-    order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")  # sorted: little padding
-    batches = [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
+    batches = _eval_batches(encoded, batch_size)
     out = np.zeros(len(encoded), dtype=np.float64 if task == "regression" else np.int64)
     for rows, (batch, _) in zip(batches, _tensors(encoded, [0] * len(encoded), batches)):
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
@@ -117,9 +122,7 @@ def word_accuracy(model, encoded, labels, batch_size: int, device: str) -> float
     """Token tasks: the share of scored words (first pieces) whose argmax is the gold tag."""
     model.eval()
     correct = scored = 0
-    order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")
-    batches = [order[i : i + 2 * batch_size] for i in range(0, len(order), 2 * batch_size)]
-    for batch, gold in _tensors(encoded, labels, batches):
+    for batch, gold in _tensors(encoded, labels, _eval_batches(encoded, batch_size)):
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         real = gold != -100
         correct += int(((logits.argmax(-1).cpu() == gold) & real).sum())

@@ -21,7 +21,9 @@ HUB_PREFIX = "hf://"
 MULTI_CONFIG_DATASETS = ("glue", "super_glue")  # `glue/sst2` = dataset glue, configuration sst2
 OFFLINE_HINT = "needs the network or a local copy (a save_to_disk folder or a data file)"
 SAVED_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")  # what save_to_disk writes
-FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet", ".txt", ".conll", ".arrow")
+# suffixes of the files the readers take (text, labelled, token and corpus inputs): such a name is a path
+FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet", ".txt", ".text", ".conll", ".conll03",
+                 ".iob", ".bio", ".arrow")
 
 
 class HubInputError(ValueError):

@@ -300,14 +300,19 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
             yield number, record if isinstance(record, dict) else "not a JSON object"
 
 
-def _arrow_records(table: pa.Table, path: Path, cols: Columns) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    for wanted in _wanted_columns(cols):
+def arrow_records(table: pa.Table, path, names: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based row, {name: value}) for the `names` columns of an Arrow table; a missing column is
+    one `InputError` naming the file and the columns it has."""
+    for wanted in names:
         if wanted not in table.column_names:
             raise InputError(f"{path}: no column {wanted!r} (columns: {', '.join(table.column_names)})")
-    names = [c for c in _wanted_columns(cols)]
     columns = {name: table.column(name).to_pylist() for name in names}
     for i in range(table.num_rows):
         yield i + 1, {name: columns[name][i] for name in names}
+
+
+def _arrow_records(table: pa.Table, path: Path, cols: Columns) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    return arrow_records(table, path, _wanted_columns(cols))
 
 
 def _wanted_columns(cols: Columns) -> list[str]:

@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from distill.common.text_inputs import (
-    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, checked_rows, claim_source_id,
-    dataset_table, input_format,
+    _SURROGATE, Columns, InputError, TextTable, _check_text_file, _jsonl_records, arrow_records, checked_rows,
+    claim_source_id, dataset_table, input_format,
 )
 
 CONLL_SUFFIXES = (".conll", ".conll03", ".iob", ".bio")
@@ -68,17 +68,12 @@ def conll_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | tuple[str 
 
 
 def _arrow_token_records(table: pa.Table, path: Path, cols: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
-    for wanted in _wanted_token_columns(cols):
-        if wanted not in table.column_names:
-            raise InputError(f"{path}: no column {wanted!r} (columns: {', '.join(table.column_names)})")
+    records = arrow_records(table, path, _wanted_token_columns(cols))
     for wanted in (cols.tokens, cols.tags):
-        kind = table.schema.field(wanted).type if wanted else None
+        kind = table.schema.field(wanted).type if wanted and wanted in table.column_names else None
         if kind is not None and not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_null(kind)):
             raise InputError(f"{path}: column {wanted!r} is {kind}, not a list (one word or tag per item)")
-    names = _wanted_token_columns(cols)
-    columns = {name: table.column(name).to_pylist() for name in names}
-    for i in range(table.num_rows):
-        yield i + 1, {name: columns[name][i] for name in names}
+    return records
 
 
 def _wanted_token_columns(cols: Columns) -> list[str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill.common.hub_inputs import HubInputError, arrow_table, load_dataset_input
+from distill.common.hub_inputs import HubInputError, arrow_table, hub_name, load_dataset_input
 from distill.common.text_inputs import InputError
 from distill.corpus.config import CorpusConfig
 from distill.storage.fingerprint import fingerprint_json, hash_path
@@ -29,7 +29,6 @@ from distill.storage.fingerprint import fingerprint_json, hash_path
 TEXT_SUFFIXES = (".txt", ".text")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet",)
-FILE_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,7 @@ def source_format(source: str | os.PathLike) -> str:
             return "parquet"
         raise InputError(f"{source}: unsupported input format {suffix!r} "
                          "(use txt, jsonl, parquet, a datasets folder or a hub dataset name)")
-    looks_local = path.is_absolute() or str(source).startswith((".", "~")) or str(source).count("/") > 1
-    if suffix in FILE_SUFFIXES or looks_local:  # hub names are `name` or `owner/name`
+    if hub_name(source) is None:  # path-like (a file suffix, ./, /, a/b/c): a local file that is missing
         raise InputError(f"{source}: input file not found")
     return "hub"
 
