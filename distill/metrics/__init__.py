@@ -78,8 +78,22 @@ METRICS: dict[str, tuple[tuple[str, ...], MetricFn]] = {
 }
 
 
-def register_metric(name: str, tasks: tuple[str, ...], fn: MetricFn) -> None:
+LOWER_IS_BETTER = {"mse"}  # every other metric: higher is better
+
+
+def register_metric(name: str, tasks: tuple[str, ...], fn: MetricFn, lower_is_better: bool = False) -> None:
     METRICS[name] = (tasks, fn)
+    if lower_is_better:
+        LOWER_IS_BETTER.add(name)
+
+
+def improves(name: str, value: float, best: float | None) -> bool:
+    """Whether `value` of metric `name` beats `best` (None: nothing yet; NaN never improves)."""
+    if value != value:
+        return False
+    if best is None:
+        return True
+    return value < best if name in LOWER_IS_BETTER else value > best
 
 
 def default_metrics(task: str, num_labels: int = 2) -> list[str]:

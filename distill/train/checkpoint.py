@@ -26,13 +26,26 @@ def save_checkpoint(run_dir: Path, student, optimizer, schedule, state: dict[str
     torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "rng": torch.get_rng_state()}, tmp / OPTIM_NAME)
     (tmp / STATE_NAME).write_text(json.dumps(state, indent=2))
-    old = run_dir / f"{LAST}.old"
+    _swap_in(tmp, final)
+    return final
+
+
+def save_student_atomic(student, directory: Path) -> None:
+    """The student saved beside `directory`, then swapped in: a kill leaves the old one whole."""
+    tmp = directory.with_name(f"{directory.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    student.save(tmp)
+    _swap_in(tmp, directory)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Rename `tmp` to `final`, keeping the old `final` as `.old` until the new one is in place."""
+    old = final.with_name(f"{final.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:

@@ -65,6 +65,12 @@ class TrainConfig(YamlConfig):
     max_grad_norm: PositiveFloat = 1.0
     seed: Seed = 0
     eval_every: NonNegativeInt = 0  # steps between dev evaluations; 0 = once per epoch
+    # keep the student of the last stage's best dev evaluation (headline metric) as `student/`,
+    # as transformers' load_best_model_at_end does; needs a dev set (--eval)
+    keep_best: bool = False
+    # end the last stage after this many dev evaluations in a row without a new best (0 = never);
+    # needs a dev set. Dev scores decide when to stop, so report them on another set if you can.
+    early_stopping_patience: NonNegativeInt = 0
     # dev metrics (distill.metrics), the first is the headline; None = the task's usual ones
     # (accuracy + F1 / macro F1, Pearson + Spearman for regression); e.g. [mcc, accuracy] for CoLA
     metrics: list[NonEmptyStr] | None = None

@@ -24,13 +24,13 @@ from distill.common.config_io import ConfigError
 from distill.common.labels import LabelSpace
 from distill.common.progress import progress_bar
 from distill.common.text_inputs import Columns
-from distill.metrics import check_metrics, default_metrics
+from distill.metrics import check_metrics, default_metrics, improves
 from distill.model_eval import TASK_NAME, task_record
 from distill.storage.atomic import write_json_atomic
-from distill.students import get_student
+from distill.students import get_student, load_student
 from distill.students.context import BuildContext
 from distill.teacher_batch import TeacherBatch
-from distill.train.checkpoint import load_checkpoint, read_state, save_checkpoint
+from distill.train.checkpoint import load_checkpoint, read_state, save_checkpoint, save_student_atomic
 from distill.train.config import TrainConfig
 from distill.train.distributed import WorkerGroup
 from distill.train.data import CacheBatches, dev_batches, epoch_loader, token_dev_batches
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 STUDENT_DIR = "student"
 METRICS_NAME = "metrics.jsonl"
 TIMING_NAME = "timing.json"  # the training loop's own seconds (a multi-worker run's result reads it)
+BEST_DIR = "student-best"  # keep_best: the best dev evaluation's student so far
 
 
 @dataclass
@@ -54,6 +55,7 @@ class TrainResult:
     dev: dict[str, float] | None
     report: dict[str, Any] | None = None
     loop_seconds: float | None = None  # the training loop alone (`seconds` of a multi-worker run includes Ray's start-up)
+    best: dict[str, Any] | None = None  # keep_best / early stopping: the best evaluation (step, metric, value, metrics)
 
 
 def build_context(cache: TeacherCache, teacher_dir: Path | None) -> BuildContext:
@@ -88,6 +90,18 @@ def dev_metric_names(chosen: list[str] | None, task: str, num_labels: int) -> li
         return check_metrics(chosen, task) if chosen else default_metrics(task, num_labels)
     except ValueError as err:
         raise ConfigError(str(err), "metrics") from None
+
+
+def _track_best(state: dict[str, Any], dev_metrics: dict[str, float], metric: str, save_best) -> None:
+    """Record this evaluation in `state["best"]`; `save_best()` when it is a new best."""
+    best = state.get("best") or {"step": None, "metric": metric, "value": None, "metrics": None, "since": 0}
+    if improves(metric, dev_metrics[metric], best["value"]):
+        best = {"step": state["global_step"], "metric": metric, "value": dev_metrics[metric], "metrics": dev_metrics,
+                "since": 0}
+        save_best()
+    else:
+        best["since"] += 1
+    state["best"] = best
 
 
 def _device(config: TrainConfig) -> str:
@@ -174,6 +188,10 @@ def train(
         dev = dev_batches(dev_file, dev_columns or Columns(), tokenizer, labels, cache.manifest["tokenizer"]["max_length"])
     task = cache.features.task
     metric_names = dev_metric_names(config.metrics, task, cache.dims.num_labels)
+    watch_best = config.keep_best or config.early_stopping_patience > 0
+    if watch_best and dev is None:
+        raise ConfigError("keep_best and early_stopping_patience score the student on a dev set: pass --eval FILE",
+                          "keep_best" if config.keep_best else "early_stopping_patience")
     if dev is not None:
         log.info("dev set: %s; metrics: %s", dev.describe(), ", ".join(metric_names))
     if group.is_main:
@@ -211,8 +229,9 @@ def train(
             schedule.load_state_dict(extra["schedule"])
             torch.set_rng_state(extra["rng"])
         step = state["stage_step"] if stage_index == state["stage"] else 0
+        last_stage, stopped = stage_index == len(stages) - 1, False
         progress = progress_bar(total, stage.name, "step", initial=step, enabled=group.is_main)
-        while step < total:
+        while step < total and not stopped:
             epoch, start = divmod(step, steps_per_epoch)
             loader = epoch_loader(dataset, config.batch_size, config.seed + stage_index, epoch, start,
                                   config.num_workers, pin_memory=device.startswith("cuda"),
@@ -245,20 +264,33 @@ def train(
                     metrics.flush()
                     progress.set_postfix(loss=f"{row['loss']:.4f}")
                 end_of_epoch = step % steps_per_epoch == 0
-                if dev is not None and group.is_main and ((config.eval_every and step % config.eval_every == 0) or
-                                        (not config.eval_every and end_of_epoch) or step == total):
+                evaluating = dev is not None and ((config.eval_every and step % config.eval_every == 0) or
+                                                  (not config.eval_every and end_of_epoch) or step == total)
+                watching = evaluating and watch_best and last_stage
+                if evaluating and group.is_main:
                     student.eval()
                     dev_metrics = evaluate(lambda t: student(t).logits, dev, device, task, metric_names)
                     metrics.write(json.dumps({"step": state["global_step"], "stage": stage.name,
                                               **{f"dev_{k}": v for k, v in dev_metrics.items()}}) + "\n")
                     metrics.flush()
-                if step % config.checkpoint_every == 0 or step == total:
-                    done = step == total
+                    if watching:
+                        _track_best(state, dev_metrics, metric_names[0],
+                                    lambda: config.keep_best and save_student_atomic(student, run_dir / BEST_DIR))
+                if watching and config.early_stopping_patience and step < total:
+                    patience_out = group.is_main and state["best"]["since"] >= config.early_stopping_patience
+                    stopped = group.mean(torch.tensor(float(patience_out))).item() > 0  # rank 0 decides for all
+                    if stopped and group.is_main:
+                        log.info("early stopping at step %d: no better dev %s in %d evaluations (best %.4f at step %s)",
+                                 state["global_step"], metric_names[0], config.early_stopping_patience,
+                                 state["best"]["value"], state["best"]["step"])
+                if step % config.checkpoint_every == 0 or step == total or watching or stopped:
+                    # a checkpoint at each watched evaluation keeps `best` and student-best/ in step on resume
+                    done = step == total or stopped
                     state.update(stage=stage_index + 1 if done else stage_index, stage_step=0 if done else step)
                     if group.is_main:
                         save_checkpoint(run_dir, student, optimizer, schedule, state)
                     group.report(state["global_step"], run_dir / "checkpoint-last")
-                if step >= total or end_of_epoch:
+                if step >= total or end_of_epoch or stopped:
                     break
                 fetched = time.perf_counter()
         progress.close()
@@ -266,12 +298,18 @@ def train(
     metrics.close()
     seconds = time.perf_counter() - started
     student_dir = run_dir / STUDENT_DIR
+    best = state.get("best") if watch_best else None
     if not group.is_main:
-        return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, None)
+        return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, None, best=best)
+    if config.keep_best and best and best["step"] is not None and (run_dir / BEST_DIR).exists():
+        student = load_student(run_dir / BEST_DIR).to(device)
+        dev_metrics = best["metrics"]
+        log.info("keeping the best evaluation: step %d, dev %s %.4f", best["step"], best["metric"], best["value"])
     student.save(student_dir)
     tokenizer.save_pretrained(student_dir)
     write_json_atomic(student_dir / TASK_NAME, task_record(task, labels, cache.manifest["tokenizer"]["max_length"]))
-    write_json_atomic(run_dir / TIMING_NAME, {"seconds": seconds, "data_seconds": data_seconds, "workers": group.world})
+    write_json_atomic(run_dir / TIMING_NAME, {"seconds": seconds, "data_seconds": data_seconds, "workers": group.world,
+                                              "steps": state["global_step"], "best": best})
     log.info("trained %s for %d steps in %.1fs (%.0f%% waiting for data) -> %s", config.student["name"],
              state["global_step"], seconds, 100 * data_seconds / max(seconds, 1e-9), student_dir)
     report = None
@@ -282,7 +320,7 @@ def train(
         report = write_report(run_dir, student, student_dir, teacher_dir if teacher_report else None, dev, device,
                               None if teacher_report else "not requested (--no-teacher-report)", task, metric_names)
         plot_metrics(run_dir / METRICS_NAME, run_dir / "curves.png", metric_names[0])
-    return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, dev_metrics, report)
+    return TrainResult(run_dir, student_dir, state["global_step"], seconds, data_seconds, dev_metrics, report, best=best)
 
 
 def result_from_run_dir(run_dir: Path, seconds: float) -> TrainResult:
@@ -293,4 +331,4 @@ def result_from_run_dir(run_dir: Path, seconds: float) -> TrainResult:
     dev = {k: v for k, v in (report or {}).get("student", {}).items() if isinstance(v, float)} or None
     timing = json.loads((run_dir / TIMING_NAME).read_text()) if (run_dir / TIMING_NAME).exists() else {}
     return TrainResult(run_dir, run_dir / STUDENT_DIR, state["global_step"], seconds, timing.get("data_seconds", 0.0),
-                       dev, report, timing.get("seconds"))
+                       dev, report, timing.get("seconds"), timing.get("best"))

@@ -1,0 +1,78 @@
+"""keep_best and early stopping: the student kept is the best dev evaluation's, and a run stops
+once the dev score stops improving (the papers' "train to convergence, report the best epoch")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import augment
+from distill.common.config_io import ConfigError
+from distill.common.text_inputs import Columns
+from distill.label import LabelConfig, run
+from distill.model_eval import evaluate_models
+from distill.train.config import TrainConfig
+from distill.train.loop import BEST_DIR, train
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.slow
+DEV = SAMPLES / "sentiment_dev.csv"
+SENTENCE = Columns(text_a="sentence")
+BILSTM = {"name": "bilstm", "embedding_dim": 16, "hidden_size": 8, "mlp_size": 8}
+
+
+@pytest.fixture(scope="module")
+def cache(ray_local, tiny_teacher_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("aug")
+    augment.run(SAMPLES / "sentiment.csv", out, augment.AugmentConfig.load(
+        None, ["columns.text_a=sentence", "rules=[mask]", "tang.n_iter=1"]))
+    return run(out, tmp_path_factory.mktemp("label"), LabelConfig(teacher=str(tiny_teacher_dir))).cache_dir
+
+
+def _weights(directory):
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model.safetensors"))
+
+
+def _dev_rows(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if "dev_accuracy" in r]
+
+
+def test_early_stopping_ends_the_run_and_keeps_the_best_evaluation(cache, tmp_path):
+    recipe = TrainConfig.from_dict({"student": BILSTM, "losses": {"ce": {}}, "learning_rate": 3e-2, "batch_size": 16,
+                                    "epochs": 40, "keep_best": True, "early_stopping_patience": 2, "seed": 0})
+    result = train(recipe, cache, tmp_path / "run", DEV, SENTENCE, teacher_report=False)
+    evaluations = _dev_rows(result.run_dir)
+    steps_per_epoch = evaluations[0]["step"]
+    assert result.steps < 40 * steps_per_epoch  # stopped: 40 epochs in a row never each beat the last
+    scores = [r["dev_accuracy"] for r in evaluations]
+    best_at = scores.index(max(scores))
+    assert result.best["value"] == max(scores) and result.best["step"] == evaluations[best_at]["step"]
+    assert len(scores) - 1 - best_at == 2  # exactly `patience` evaluations after the best, none better
+    assert result.steps == evaluations[-1]["step"]
+    kept = _weights(result.student_dir)
+    for name, value in _weights(result.run_dir / BEST_DIR).items():
+        torch.testing.assert_close(kept[name], value, rtol=0, atol=0)
+    rescored = evaluate_models([str(result.student_dir)], DEV, SENTENCE)["models"][str(result.student_dir)]
+    assert rescored["accuracy"] == pytest.approx(max(scores), abs=1e-6)  # the saved student is the best one
+    assert result.dev["accuracy"] == pytest.approx(max(scores), abs=1e-6)
+    assert json.loads((result.run_dir / "timing.json").read_text())["best"]["step"] == result.best["step"]
+
+
+def test_without_keep_best_the_last_student_is_saved(cache, tmp_path):
+    recipe = TrainConfig.from_dict({"student": BILSTM, "losses": {"ce": {}}, "learning_rate": 3e-2, "batch_size": 16,
+                                    "epochs": 3, "seed": 0})
+    result = train(recipe, cache, tmp_path / "run", DEV, SENTENCE, teacher_report=False)
+    assert result.best is None and not (result.run_dir / BEST_DIR).exists()
+    assert result.dev["accuracy"] == _dev_rows(result.run_dir)[-1]["dev_accuracy"]
+
+
+def test_best_and_patience_need_a_dev_set(cache, tmp_path):
+    for option in ({"keep_best": True}, {"early_stopping_patience": 3}):
+        with pytest.raises(ConfigError, match="dev set"):
+            train(TrainConfig.from_dict({"student": BILSTM, "losses": {"ce": {}}, **option}), cache, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
