@@ -29,7 +29,7 @@ from distill.common.config_io import (
     ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed,
     YamlConfig,
 )
-from distill.metrics import compute_metrics, default_metrics
+from distill.metrics import compute_metrics, default_metrics, improves
 from distill.storage.fingerprint import fingerprint_json, model_fingerprint
 from distill.common.models import model_class, resolve_model_dir
 from distill.common.progress import progress_bar
@@ -53,6 +53,9 @@ class FinetuneConfig(YamlConfig):
     warmup_ratio: Probability = 0.1
     weight_decay: NonNegativeFloat = 0.01
     dev_rows: NonNegativeInt = 0  # hold out the last N valid rows for dev metrics (0 = none)
+    # with a dev set (dev_rows or an eval file): keep the epoch with the best dev headline metric
+    # (accuracy; Pearson for regression) instead of the last; every epoch's dev metrics are recorded
+    keep_best: bool = False
     # classification (num_labels = the distinct labels), regression (one output, MSE: STS-B),
     # token_classification (NER: a tag per word), or auto: token_classification with
     # columns.tokens, else regression when the labels are floats, else classification
@@ -156,11 +159,22 @@ def _fingerprinted(config: FinetuneConfig) -> dict[str, Any]:
             data["columns"].pop(key, None)
     if data["task"] == "auto":
         data.pop("task")
+    if not data["keep_best"]:
+        data.pop("keep_best")
     return data
 
 
-def _examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list, dict[Any, int], str]:
-    """Sequence task: encoded rows, class ids (or float scores), the label map, and the task."""
+def _mapped(path, label_map: dict[Any, int], label) -> int:
+    """A dev row's label through the training set's label map, or a one-line refusal."""
+    if label not in label_map:
+        raise ConfigError(f"{path}: label {label!r} is not among the training labels ({', '.join(map(str, label_map))})")
+    return label_map[label]
+
+
+def _examples(train_path, config: FinetuneConfig, tokenizer,
+              label_map: dict[Any, int] | None = None) -> tuple[list[dict], list, dict[Any, int], str]:
+    """Sequence task: encoded rows, class ids (or float scores), the label map, and the task.
+    `label_map` (a dev file): the training set's map and task, instead of this file's own."""
     text = read_text_table(train_path, config.columns)
     if text.rejects:
         log.warning("%d row(s) of %s rejected (first: %s)", len(text.rejects), train_path, text.rejects[0])
@@ -174,17 +188,19 @@ def _examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict]
             raise ConfigError(f"{train_path}: row {text.table.column('row')[bad].as_py()}: label {labels_raw[bad]!r} "
                               "is not a number (task: regression)")
         label_map = {}
-    else:
+    elif label_map is None:
         label_map = _label_map(labels_raw)
     texts_b = text.table.column("text_b").to_pylist() if config.columns.text_b else None
     encoded_all = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True,
                             max_length=config.max_length, return_token_type_ids=True)
     encoded = [{k: encoded_all[k][i] for k in ("input_ids", "token_type_ids")} for i in range(len(labels_raw))]
-    labels = [float(x) for x in labels_raw] if task == "regression" else [label_map[x] for x in labels_raw]
+    labels = [float(x) for x in labels_raw] if task == "regression" else [_mapped(train_path, label_map, x)
+                                                                          for x in labels_raw]
     return encoded, labels, label_map, task
 
 
-def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[list[dict], list[list[int]], dict[Any, int], str]:
+def _tagged_examples(train_path, config: FinetuneConfig, tokenizer,
+                     label_map: dict[Any, int] | None = None) -> tuple[list[dict], list[list[int]], dict[Any, int], str]:
     """Token task: encoded rows, per-piece labels (the word's tag id at its first piece, −100
     elsewhere and at special tokens), the tag map, and the task."""
     from distill.common.tagged_input import read_tagged
@@ -195,7 +211,7 @@ def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[lis
         log.warning("%d row(s) of %s rejected (first: %s)", len(tagged.rejects), train_path, tagged.rejects[0])
     if not tagged.rows or any(t is None for t in tagged.tags or [None]):
         raise ConfigError(f"{train_path}: fine-tuning needs gold tags on every row")
-    label_map = _label_map([t for row in tagged.tags for t in row])
+    label_map = label_map if label_map is not None else _label_map([t for row in tagged.tags for t in row])
     aligned = align_words(tokenizer, tagged.words, config.max_length, token_type_ids=True)
     if aligned.truncated:
         log.warning("%s: %d word(s) past max_length %d not learned", train_path, aligned.truncated, config.max_length)
@@ -204,20 +220,26 @@ def _tagged_examples(train_path, config: FinetuneConfig, tokenizer) -> tuple[lis
         encoded.append({"input_ids": aligned.input_ids[i], "token_type_ids": aligned.token_type_ids[i]})
         row = [-100] * len(aligned.input_ids[i])
         for position, word in zip(starts, kept):
-            row[position] = label_map[tagged.tags[i][word]]
+            row[position] = _mapped(train_path, label_map, tagged.tags[i][word])
         labels.append(row)
     return encoded, labels, label_map, "token_classification"
 
 
-def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneConfig) -> dict[str, Any]:
-    """Fine-tune `config.base_model` on `train_path`; returns the saved `finetune.json` record."""
+def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneConfig,
+             dev_path: str | Path | None = None) -> dict[str, Any]:
+    """Fine-tune `config.base_model` on `train_path`; returns the saved `finetune.json` record.
+    `dev_path` (same columns): the dev set, instead of the last `dev_rows` training rows."""
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     output_dir = Path(output_dir)
     base_dir = resolve_model_dir(config.base_model)
     train_fingerprint = input_identity(train_path, config.columns.split, config.columns)["fingerprint"]
-    fingerprint = fingerprint_json({"train": train_fingerprint, "base": model_fingerprint(base_dir),
-                                    "config": _fingerprinted(config)})
+    identity = {"train": train_fingerprint, "base": model_fingerprint(base_dir), "config": _fingerprinted(config)}
+    if dev_path is not None:
+        if config.dev_rows:
+            raise ConfigError("give a dev file or dev_rows, not both", "dev_rows")
+        identity["dev"] = input_identity(dev_path, config.columns.split, config.columns)["fingerprint"]
+    fingerprint = fingerprint_json(identity)
     record_path = output_dir / RECORD_NAME
     if record_path.exists():
         record = json.loads(record_path.read_text(encoding="utf-8"))
@@ -231,9 +253,13 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     np.random.seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     tokens = config.task == "token_classification" or is_token_task(train_path, config.columns)  # CoNLL: a tagger
-    encoded, labels, label_map, task = (_tagged_examples if tokens else _examples)(train_path, config, tokenizer)
+    read = _tagged_examples if tokens else _examples
+    encoded, labels, label_map, task = read(train_path, config, tokenizer)
     split = len(encoded) - config.dev_rows
     train, dev = (encoded[:split], labels[:split]), (encoded[split:], labels[split:])
+    if dev_path is not None:
+        dev_encoded, dev_labels, _, _ = read(dev_path, config, tokenizer, label_map)
+        dev = (dev_encoded, dev_labels)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     head = {"num_labels": 1, "problem_type": "regression"} if task == "regression" else {
         "num_labels": len(label_map), "id2label": {i: str(x) for x, i in label_map.items()},
@@ -251,6 +277,11 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
     step, epoch, progress = 0, 0, progress_bar(steps, "fine-tune teacher", "step")
+    num_labels = model.config.num_labels
+    headline = default_metrics(task, num_labels)[0] if task != "token_classification" else "token_accuracy"
+    epochs_seen, best = [], None  # per-epoch dev metrics; the best epoch's weights (keep_best), on the CPU
+    if config.keep_best and not dev[1]:
+        log.warning("keep_best needs a dev set (dev_rows or --eval): the last epoch is kept")
     while step < steps:
         model.train()
         batches = _epoch_batches(train[0], config.batch_size, config.seed, epoch, config.group_by_length)
@@ -268,9 +299,17 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
             progress.set_postfix(loss=f"{loss.item():.3f}")
             if step >= steps:
                 break
+        if dev[1]:  # each epoch's dev score: the record shows when the teacher peaked
+            epoch_metrics = task_metrics(model, dev[0], dev[1], config.batch_size, device, task, num_labels)
+            epochs_seen.append({"epoch": epoch, "step": step, "dev_metrics": epoch_metrics})
+            log.info("epoch %d (step %d): dev %s", epoch, step, epoch_metrics)
+            if config.keep_best and improves(headline, epoch_metrics[headline], best and best[0][headline]):
+                best = (epoch_metrics, epoch, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
     progress.close()
-    num_labels = model.config.num_labels
-    dev_metrics = task_metrics(model, dev[0], dev[1], config.batch_size, device, task, num_labels)
+    if best is not None:
+        model.load_state_dict(best[2])
+        log.info("keeping epoch %d of %d (best dev %s %.4f)", best[1], epoch, headline, best[0][headline])
+    dev_metrics = best[0] if best is not None else (epochs_seen[-1]["dev_metrics"] if epochs_seen else {})
     train_metrics = task_metrics(model, train[0][:2000], train[1][:2000], config.batch_size, device, task, num_labels)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
@@ -280,6 +319,9 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
         "train": str(train_path),
         "train_rows": len(train[0]),
         "dev_rows": len(dev[0]),
+        "dev": str(dev_path) if dev_path is not None else None,
+        "epochs": epochs_seen,  # dev metrics after each epoch
+        "best_epoch": best[1] if best is not None else None,  # keep_best: the epoch whose weights were saved
         "task": task,
         "dev_metrics": dev_metrics,
         "train_metrics": train_metrics,  # on the first 2,000 training rows

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-model", required=True, help="pretrained encoder: hub name or directory")
     add_column_flags(parser, text_a="text_a")  # --tokens makes a token classifier
     parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
+    parser.add_argument("--eval", dest="dev", metavar="FILE",
+                        help="dev set with the same columns: scored after every epoch (--set keep_best=true keeps "
+                             "the best epoch)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any FinetuneConfig key, e.g. --set epochs=2 --set dev_rows=2000")
     args = parser.parse_args(argv)
@@ -40,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         for item in args.overrides:
             apply_override(data, item)
-        record = finetune(args.train, args.output, FinetuneConfig.from_dict(data))
-        print(json.dumps({k: record.get(k) for k in ("task", "train_rows", "dev_rows", "dev_metrics", "train_metrics",
-                                                      "seconds")}))
+        record = finetune(args.train, args.output, FinetuneConfig.from_dict(data), args.dev)
+        print(json.dumps({k: record.get(k) for k in ("task", "train_rows", "dev_rows", "dev_metrics", "best_epoch",
+                                                      "train_metrics", "seconds")}))
         return 0
 
     return run_entry_point(body, (ConfigError, InputError, FileNotFoundError))

@@ -43,3 +43,23 @@ def test_string_labels_get_sorted_ids(tmp_path, tiny_teacher_dir):
     from transformers import AutoConfig
 
     assert AutoConfig.from_pretrained(tmp_path / "teacher").id2label == {0: "no", 1: "yes"}
+
+
+def test_dev_file_is_scored_every_epoch_and_keep_best_saves_the_best_epoch(tmp_path, tiny_teacher_dir):
+    """Per-epoch dev metrics in the record; with keep_best the saved weights score the best epoch's value."""
+    from distill.common.text_inputs import Columns
+    from distill.model_eval import evaluate_models
+
+    dev = SAMPLES / "sentiment_dev.csv"
+    config = FinetuneConfig.from_dict({"base_model": str(tiny_teacher_dir), "columns": {"text_a": "sentence"},
+                                       "epochs": 3, "learning_rate": 1e-3, "keep_best": True})
+    record = finetune(SAMPLES / "sentiment.csv", tmp_path / "teacher", config, dev_path=dev)
+    scores = [e["dev_metrics"]["accuracy"] for e in record["epochs"]]
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3] and record["dev_rows"] == 80
+    assert record["best_epoch"] == scores.index(max(scores)) + 1
+    assert record["dev_metrics"]["accuracy"] == max(scores)
+    saved = evaluate_models([str(tmp_path / "teacher")], dev, Columns(text_a="sentence"))["models"]
+    assert saved[str(tmp_path / "teacher")]["accuracy"] == pytest.approx(max(scores), abs=1e-6)
+    with pytest.raises(Exception, match="dev file or dev_rows"):
+        finetune(SAMPLES / "sentiment.csv", tmp_path / "other", FinetuneConfig.from_dict(
+            {"base_model": str(tiny_teacher_dir), "columns": {"text_a": "sentence"}, "dev_rows": 10}), dev_path=dev)
