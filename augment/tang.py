@@ -11,13 +11,14 @@ sample, with probability 2/3 one side (chosen 50/50) is augmented, otherwise bot
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from augment.rules.mask import MaskRule
 from augment.rules.ngram import NgramRule
 from augment.rules.pos import PosRule
 from augment.words import Words, detokenize
-from distill.common.config_io import PositiveInt, Probability
+from distill.common.config_io import NonNegativeInt, PositiveInt, Probability
 
 TANG_ORDER = ("mask", "pos", "ngram")
 
@@ -31,9 +32,16 @@ def is_word(token: str) -> bool:
 class TangConfig:
     n_iter: PositiveInt | None = None  # None: 20 for single sentences (Tang §3.1), 10 for pairs (d-bert)
     p_one_side: Probability = 2 / 3  # pairs: probability that only one side is augmented (d-bert)
+    # examples with fewer words than this (over all sides) get no samples: SST-2's train file is
+    # mostly short sub-phrases, whose samples are near-copies; sentences then get the whole budget
+    min_words: NonNegativeInt = 0
 
     def iterations(self, is_pair: bool) -> int:
         return self.n_iter if self.n_iter is not None else (10 if is_pair else 20)
+
+    def augments(self, tokens: Iterable[str]) -> bool:
+        """Whether an example of these tokens (all sides) is long enough for samples (`min_words`)."""
+        return not self.min_words or sum(map(is_word, tokens)) >= self.min_words
 
 
 @dataclass
@@ -72,6 +80,8 @@ class TangRules:
 def tang_samples(sides: list[Words], rules: TangRules, config: TangConfig, rng: random.Random):
     """Yield (texts per side, applied rule names) for each of the n_iter samples."""
     is_pair = len(sides) == 2
+    if not config.augments(t for words in sides for t in words.tokens):
+        return
     for _ in range(config.iterations(is_pair)):
         chosen = range(len(sides))
         if is_pair and rng.random() < config.p_one_side:

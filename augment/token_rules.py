@@ -67,6 +67,8 @@ def token_samples(
     rng: random.Random, mention_rng: random.Random,
 ):
     """Yield (tokens, tags, rule name) for each of the n_iter samples (20 by default, Tang §3.1)."""
+    if not config.augments(tokens):
+        return
     for _ in range(config.iterations(False)):
         out, out_tags, applied = rules.sample(tokens, tags, pos_tags, rng, mention_rng)
         yield out, out_tags, "+".join(name for name in TOKEN_ORDER if name in applied)

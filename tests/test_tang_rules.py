@@ -98,6 +98,17 @@ def test_tang_samples_count_and_determinism():
     assert first != other
 
 
+def test_min_words_leaves_short_examples_without_samples():
+    """SST-2's phrases: rows under min_words keep only their original; punctuation is not a word."""
+    rules = TangRules(build_rule("mask", {"p": 0.5}), None, build_rule("ngram"))
+    config = TangConfig(min_words=14)
+    assert len(list(tang_samples([SENTENCE], rules, config, example_rng(0, "tang", "7")))) == 20  # 14 words
+    punctuated = Words(SENTENCE.tokens[:13] + ["."], [True] * 12 + [False, False], SENTENCE.tags)
+    assert list(tang_samples([punctuated], rules, config, example_rng(0, "tang", "7"))) == []  # 13 words + "."
+    short_pair = [Words(["a", "film"], [True, False], ["DT", "NN"]), punctuated]
+    assert len(list(tang_samples(short_pair, rules, config, example_rng(0, "tang", "7")))) == 10  # 15 over both sides
+
+
 def test_pairs_follow_d_bert_one_side_probability():
     rules = TangRules(mask=build_rule("mask", {"p": 0.5}))
     pair = [SENTENCE, Words(["a", "second", "sentence"], [True, True, False], ["DT", "JJ", "NN"])]
@@ -127,3 +138,10 @@ def test_vectorised_pos_counts_equal_a_plain_count(sample_tables):
     summed = sum_pos_counts(blocks)
     expected = sorted((tag, word, n) for (tag, word), n in counts.items())
     assert list(zip(*(summed.column(c).to_pylist() for c in ("tag", "word", "count")))) == expected
+
+
+def test_min_words_enters_the_fingerprint_only_when_set():
+    from augment.config import AugmentConfig
+
+    assert "min_words" not in AugmentConfig().resolved()["tang"]  # outputs made before the option still match
+    assert AugmentConfig.from_dict({"tang": {"min_words": 20}}).resolved()["tang"]["min_words"] == 20
