@@ -111,14 +111,14 @@ def lstm_rows(sizes: Sizes) -> list[dict[str, Any]]:
 
 
 def kd_grid(sizes: Sizes, init: Path) -> list[dict[str, Any]]:
-    return [bert_spec(f"bert3-kd-t{t:g}-a{a:g}", kd_losses(t, a), init, sizes, f"KD (T = {t:g}, alpha = {a:g}) + CE")
+    return [bert_spec(f"bert3-kd-t{t:g}-a{a:g}", kd_losses(t, a), init, sizes, f"KD (T = {t:g}, α = {a:g}) + CE")
             for t, a in itertools.product(KD_GRID["temperature"], KD_GRID["alpha"])]
 
 
 def pkd_grid(sizes: Sizes, init: Path, temperature: float, alpha: float) -> list[dict[str, Any]]:
     return [bert_spec(f"bert3-pkd-t{temperature:g}-a{alpha:g}-b{b:g}",
                       {**kd_losses(temperature, alpha), "pkd": {"weight": b}}, init, sizes,
-                      f"KD (T = {temperature:g}, alpha = {alpha:g}) + CE + PKD-skip (beta = {b:g})")
+                      f"KD (T = {temperature:g}, α = {alpha:g}) + CE + PKD-skip (β = {b:g})")
             for b in PKD_BETAS]
 
 
