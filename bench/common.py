@@ -102,3 +102,8 @@ def machine_line() -> str:
                     if f in cpuinfo.read_text()}) if cpuinfo.exists() else []
     return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
             f"CPU flags {' '.join(flags) or 'none of avx2/avx512'}, torch {torch.__version__}")
+
+
+def directory_bytes(path: Path) -> int:
+    """Bytes of every file under `path` (a cache's size on disk)."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import augment  # noqa: E402
+from bench.common import directory_bytes  # noqa: E402
 from distill import label  # noqa: E402
 from distill.finetune import FinetuneConfig, finetune  # noqa: E402
 from distill.common.ray_runtime import ray_session  # noqa: E402
@@ -223,10 +224,6 @@ def build_cache(source: Path, out: Path, teacher: Path, rules: dict, n_iter: int
                                                 "precision": "auto", "quantize_hidden": quantize_hidden})
     result = label.run(out / "augmented", out, label_config)
     return result.cache_dir, result.manifest["totals"]
-
-
-def directory_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def with_seeds(specs: list[dict[str, Any]], seeds: int) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import augment  # noqa: E402
-from bench.common import SST2_TRAIN, machine_line  # noqa: E402
+from bench.common import SST2_TRAIN, directory_bytes, machine_line  # noqa: E402
 from bench.sst2_split import write_split  # noqa: E402
 from distill import label  # noqa: E402
 from distill.common.ray_runtime import ray_session  # noqa: E402
@@ -124,10 +124,6 @@ def pkd_grid(sizes: Sizes, init: Path, temperature: float, alpha: float) -> list
 
 def seeded(spec: dict[str, Any], seed: int) -> dict[str, Any]:
     return {**spec, "seed": seed, "run": f"{spec['name']}/seed{seed}", "recipe": {**spec["recipe"], "seed": seed}}
-
-
-def directory_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def pretrained_layers(base: Path, out: Path, layers: int) -> Path:
