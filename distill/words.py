@@ -1,14 +1,11 @@
-"""Words ↔ wordpieces for token tasks: which piece starts each word, and which words survive truncation.
-
-The labelling stage, the dev set and teacher fine-tuning all align the same way (each word's
-tag and logits sit at its first piece, as in BERT's CoNLL setup), so the student is scored on
-exactly the words the teacher labelled. Imports no stage.
-"""
+"""Words ↔ wordpieces for token tasks, aligned one way for labelling, the dev set and fine-tuning: each
+word's tag and logits sit at its first piece (BERT's CoNLL setup), so the student is scored on exactly
+the words the teacher labelled."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -22,7 +19,6 @@ class WordAlignment:
     truncated: int = 0  # words cut by max_length
     without_pieces: int = 0  # words the tokenizer turns into nothing (e.g. only control characters)
     words: int = 0  # words in, before dropping
-    per_row_dropped: list[int] = field(default_factory=list)
 
 
 def align_words(tokenizer, sentences: Sequence[Sequence[str]], max_length: int,
@@ -39,10 +35,8 @@ def align_words(tokenizer, sentences: Sequence[Sequence[str]], max_length: int,
                         return_attention_mask=False, return_token_type_ids=token_type_ids)
     out = WordAlignment(encoded["input_ids"], [], [], encoded["token_type_ids"] if token_type_ids else None)
     for row, words in enumerate(sentences):
-        starts: dict[int, int] = {}
-        for position, word in enumerate(encoded.word_ids(row)):
-            if word is not None and word not in starts:
-                starts[word] = position
+        # word index -> position of its first piece (reversed: the first position is written last)
+        starts = {word: at for at, word in reversed(list(enumerate(encoded.word_ids(row)))) if word is not None}
         kept = sorted(starts)
         out.kept.append(kept)
         out.word_starts.append([starts[w] for w in kept])
@@ -53,5 +47,4 @@ def align_words(tokenizer, sentences: Sequence[Sequence[str]], max_length: int,
         out.truncated += cut
         out.without_pieces += len(dropped) - cut
         out.words += len(words)
-        out.per_row_dropped.append(len(dropped))
     return out

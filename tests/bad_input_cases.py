@@ -45,7 +45,7 @@ def pipeline(env: Env, *extra: str, data: Path | None = None, teacher: Path | No
 
 
 def train(env: Env, *extra: str, dev: Path | None = None, cache: Path | None = None) -> list[str]:
-    args = ["--recipe", "pipelines/recipes/students/tang_bilstm.yaml", "--cache", str(cache or env.cache),
+    args = ["--recipe", "pipelines/configs/students/tang_bilstm.yaml", "--cache", str(cache or env.cache),
             "--out", str(env.run), "--set", "max_steps=2", "--set", "student.hidden_size=8", "--set", "student.mlp_size=8"]
     return args + (["--eval", str(dev), "--text-a", "sentence"] if dev else []) + list(extra)
 

@@ -14,8 +14,8 @@ from distill.label.config import LabelConfig
 from distill.train.config import TrainConfig
 from tests.conftest import REPO, SAMPLES
 
-RECIPES = REPO / "pipelines" / "recipes"
-STUDENTS = RECIPES / "students"
+RECIPES = REPO / "pipelines" / "configs" / "augment"
+STUDENTS = REPO / "pipelines" / "configs" / "students"
 BILSTM = STUDENTS / "tang_bilstm.yaml"
 
 
@@ -211,7 +211,7 @@ def test_every_shipped_recipe_and_config_loads():
     from pipelines.augment_and_label import build_parser, load_config
 
     recipes, students, configs = (sorted(RECIPES.glob("*.yaml")), sorted(STUDENTS.glob("*.yaml")),
-                                  sorted((REPO / "pipelines" / "configs").glob("*.yaml")))
+                                  sorted((REPO / "pipelines" / "configs" / "pipeline").glob("*.yaml")))
     assert recipes and students and configs
     for path in recipes:
         assert AugmentConfig.load(path).rules
@@ -223,7 +223,7 @@ def test_every_shipped_recipe_and_config_loads():
         assert config.input and config.output and config.augment.rules
     from pipelines.general_distill_data import load_config as load_general
 
-    general = sorted((REPO / "pipelines" / "configs" / "general").glob("*.yaml"))
+    general = sorted((REPO / "pipelines" / "configs" / "pipeline" / "general").glob("*.yaml"))
     assert len(general) == 2
     for path in general:
         config, _ = load_general(["--config", str(path), "--input", "x.txt", "--output", "out", "--teacher", "t"])

@@ -9,8 +9,11 @@ import pyarrow.csv as pcsv
 import pytest
 
 import augment
-from distill.common.hub_inputs import OFFLINE_HINT, HubName, hub_name
-from distill.common.text_inputs import Columns, InputError, input_format, read_text_table
+from distill.common.inputs.source import OFFLINE_HINT, HubName, hub_name
+from distill.common.columns import Columns
+from distill.common.errors import InputError
+from distill.common.inputs.source import input_format
+from distill.common.inputs.text import read_text_table
 from tests.conftest import SAMPLES
 
 

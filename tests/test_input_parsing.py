@@ -14,7 +14,9 @@ import zlib
 
 import pytest
 
-from distill.common.text_inputs import Columns, InputError, read_text_table
+from distill.common.columns import Columns
+from distill.common.errors import InputError
+from distill.common.inputs.text import read_text_table
 
 SENTENCE = Columns(text_a="sentence")
 

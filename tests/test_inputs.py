@@ -8,7 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from distill.common.text_inputs import Columns, InputError, read_text_table
+from distill.common.columns import Columns
+from distill.common.errors import InputError
+from distill.common.inputs.text import read_text_table
 
 
 def test_csv_rejects_empty_text_invalid_utf8_and_short_rows(tmp_path):
@@ -79,6 +81,9 @@ def test_whole_file_problems_are_one_clear_error(tmp_path):
     path.write_text("sentence,label\nhello,1\n")
     with pytest.raises(InputError, match=r"no column 'text_a' in header \(columns: sentence, label\)"):
         read_text_table(path, Columns())
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"broken.parquet: not a readable parquet file \("):
+        read_text_table(tmp_path / "broken.parquet", Columns())
 
 
 def test_tsv_is_read_without_quote_processing(tmp_path):

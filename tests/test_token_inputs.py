@@ -8,8 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from distill.common.text_inputs import Columns, InputError, read_text_table
-from distill.common.token_inputs import read_token_table, tag_names
+from distill.common.columns import Columns
+from distill.common.errors import InputError
+from distill.common.inputs.text import read_text_table
+from distill.common.inputs.tokens import read_token_table, tag_names
 from tests.conftest import SAMPLES
 
 TOKENS = Columns(tokens="tokens", tags="tags")

@@ -1,30 +1,8 @@
-"""YAML recipes and `key=value` overrides onto nested config dataclasses, shared by every stage.
+"""YAML recipes (safe loader: a config never runs code) and `key=value` overrides onto nested config dataclasses.
 
-YAML is read with a `yaml.SafeLoader` only: a config never executes code. A syntax error or a
-tag that would build an object (`!!python/object/...`) is a one-line `ConfigError` naming the
-file and line.
-
-Validation: every value, whether it comes from YAML, `--set` or a flag, is checked against the
-type annotation of its dataclass field before any work starts. Constraints live next to each
-field as `typing.Annotated` metadata (`PositiveInt`, `Probability`, `Literal[...]` enums, ... below).
-pydantic 2 does the checking, one `TypeAdapter` per field annotation, in **strict** mode:
-
-* YAML and `--set` already produce real ints, floats, bools, lists and mappings, so nothing needs
-  coercing, and lax coercion would hide mistakes: it turns `"5"` into 5, `2.0` into 2, `"yes"` and
-  `1` into True, and a one-word string into nothing worse than a later crash. Strict refuses
-  strings for numbers and booleans, `2.5` (and `2.0`) for an int, and ints or bools for strings.
-* The one widening strict mode allows is an int where a float is expected (`temperature: 2`).
-  The value given is kept as it was (the int), so resolved configs and the fingerprints made
-  from them do not change for recipes that were valid before.
-* Fields are validated one by one rather than the dataclass as a whole: pydantic's strict mode
-  wants an *instance* for a nested dataclass (a YAML mapping is refused), and its lax mode
-  silently drops unknown keys and coerces. Walking the dataclasses here keeps our own unknown-key
-  check and the key path of every error, and `cls(**values)` still runs each `__post_init__`
-  (cross-field checks such as `min_n <= max_n`) whose errors are not wrapped by pydantic.
-  Only the keys given are checked: defaults are trusted.
-
-Every refusal is a `ConfigError` of one line, `<key.path>: <value given> <what is allowed>`,
-e.g. `augment.tang.n_iter: 'abc' is not an integer` or `augment.rules.mask.p: -1 must be >= 0`.
+Each value given is checked against its field's annotation by pydantic in strict mode (no `"5"` for an int),
+field by field, keeping our unknown-key check, key paths and `__post_init__`s. An int given for a float stays
+an int, so resolved configs keep their fingerprints. A refusal is one line: `augment.rules.mask.p: -1 must be >= 0`.
 """
 
 from __future__ import annotations
@@ -52,16 +30,14 @@ class ConfigError(ValueError):
 
     def under(self, prefix: str) -> ConfigError:
         """The same error seen from the enclosing section (`prefix` ends with a dot, e.g. `augment.`)."""
-        if not prefix:
-            return self
-        return ConfigError(self.problem, prefix + self.key if self.key else prefix.rstrip("."))
+        return ConfigError(self.problem, prefix + self.key if self.key else prefix.rstrip(".")) if prefix else self
 
 
 # --- constraints, used as field annotations --------------------------------------------------
 def _check_device(value: str) -> str:
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-        raise ValueError("is not auto, cpu, cuda, cuda:N or mps")
-    return value
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        return value
+    raise ValueError("is not auto, cpu, cuda, cuda:N or mps")
 
 
 PositiveInt = Annotated[int, Field(ge=1)]  # counts and sizes that must be at least 1
@@ -85,9 +61,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("+-.012345
 def _yaml_error(source: str, err: yaml.YAMLError, with_line: bool = True) -> ConfigError:
     mark = getattr(err, "problem_mark", None) if with_line else None
     where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else source
-    problem = getattr(err, "problem", None) or str(err)
-    context = getattr(err, "context", None)
-    reason = f"{context}: {problem}" if context else problem
+    reason = ": ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None) or str(err))))
     if isinstance(err, yaml.constructor.ConstructorError):
         reason += " (only plain YAML is read: tags that build Python objects are refused)"
     return ConfigError(f"{where}: invalid YAML: {' '.join(reason.split())}")
@@ -95,13 +69,11 @@ def _yaml_error(source: str, err: yaml.YAMLError, with_line: bool = True) -> Con
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader) or {}
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a YAML file") from None
-    try:
-        data = yaml.load(text, Loader=_Loader) or {}
     except yaml.YAMLError as err:
         raise _yaml_error(str(path), err) from None
     if not isinstance(data, dict):
@@ -137,37 +109,23 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         if not isinstance(target, dict):
             raise ConfigError(f"override {item!r}: {part} is not a section")
     try:
-        target[parts[-1]] = _parse_value(raw)
+        value = yaml.load(raw, Loader=_Loader)
     except yaml.YAMLError as err:
         raise _yaml_error(f"override {item!r}", err, with_line=False) from None
-
-
-def _parse_value(raw: str) -> Any:
-    """YAML scalar, except that `1e-4` is a float (YAML 1.1 reads it as a string)."""
-    value = yaml.load(raw, Loader=_Loader)
-    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-        return float(value)
-    return value
+    target[parts[-1]] = float(value) if isinstance(value, str) and _FLOAT.fullmatch(value.strip()) else value
 
 
 # --- validation --------------------------------------------------------------------------------
-def _nested_dataclass(field: dataclasses.Field) -> type | None:
-    factory = field.default_factory
-    return factory if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory) else None
-
-
 def build_config(cls, data: dict[str, Any] | None, prefix: str = ""):
     """Dataclass `cls` from a mapping: unknown keys refused, every value validated, nested sections
     (fields whose default factory is a dataclass) built recursively. Errors name `prefix` + key."""
-    if data is None:  # an empty section: `tang:` with nothing under it
-        data = {}
+    data = {} if data is None else data  # None: an empty section, `tang:` with nothing under it
     if not isinstance(data, dict):
         raise ConfigError(f"{_show(data)} is not a mapping", prefix.rstrip(".") or None)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = set(data) - set(fields)
-    if unknown:
+    if unknown := set(data) - set(fields):
         raise ConfigError(f"unknown config key(s) {', '.join(prefix + str(k) for k in sorted(unknown, key=str))}")
-    nested = {name: sub for name in data if (sub := _nested_dataclass(fields[name])) is not None}
+    nested = {name: sub for name in data if dataclasses.is_dataclass(sub := fields[name].default_factory)}
     kwargs = {name: build_config(sub, data[name], f"{prefix}{name}.") for name, sub in nested.items()}
     kwargs.update(validate_fields(cls, {k: v for k, v in data.items() if k not in nested}, prefix))
     return construct(cls, kwargs, prefix)
@@ -184,10 +142,8 @@ def construct(cls, kwargs: dict[str, Any], prefix: str = ""):
 
 
 def validate_fields(cls, data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Check each `name: value` of `data` against the annotation of field `name` of dataclass `cls`.
-
-    Returns the values to construct with: the given ones, or what a field's own validator made
-    of them (e.g. a list of rule names turned into a mapping). Raises a one-line `ConfigError`."""
+    """`data` checked against the field annotations of dataclass `cls`: the values to construct with (those
+    given, or what a field's own validator made of them, e.g. rule names turned into a mapping)."""
     out = {}
     for name, value in data.items():
         try:
@@ -201,13 +157,8 @@ def validate_fields(cls, data: dict[str, Any], prefix: str = "") -> dict[str, An
 
 
 @functools.cache
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls, include_extras=True)
-
-
-@functools.cache
 def _adapter(cls, name: str) -> pydantic.TypeAdapter:
-    return pydantic.TypeAdapter(_hints(cls).get(name, Any))
+    return pydantic.TypeAdapter(typing.get_type_hints(cls, include_extras=True).get(name, Any))
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -215,19 +166,9 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _number(value: Any) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-_NOT_A = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "a boolean (true or false)",
-    "string_type": "a string",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "finite_number": "a finite number",
-}
+_NOT_A = {"int_type": "an integer", "float_type": "a number", "bool_type": "a boolean (true or false)",
+          "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
+          "finite_number": "a finite number"}
 _BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
@@ -235,23 +176,23 @@ def _one_line(err: pydantic.ValidationError, key: str) -> ConfigError:
     """pydantic's error as `<key.path>: <value> <what is allowed>`."""
     # of a union's alternatives, the error that got furthest into the value says most (`layers[1]`)
     error = max(err.errors(include_url=False), key=lambda e: len(e["loc"]))
-    # drop the union-member tags pydantic puts in the path (`literal['spread','first']`, `list[int]`)
-    # and the constraint tags of annotated alternatives (`constrained-int` of `PositiveInt | Literal[...]`)
+    # drop pydantic's union-member tags from the path (`literal['spread','first']`, `list[int]`, `constrained-int`)
     loc = [part for part in error["loc"] if not (isinstance(part, str) and (("[" in part and part != "[key]")
                                                                            or part.startswith("constrained-")))]
     is_key = loc[-1:] == ["[key]"]  # a mapping's key, not its value
     if is_key:
         loc[-2:] = [str(loc[-2])]
     path = key + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    kind, value, ctx = error["type"], _show(error.get("input")), error.get("ctx") or {}
-    value = f"key {value}" if is_key else value
+    kind, ctx = error["type"], error.get("ctx") or {}
+    value = ("key " if is_key else "") + _show(error.get("input"))
     if kind in _NOT_A:
         problem = f"{value} is not {_NOT_A[kind]}"
         if kind == "string_type" and isinstance(error.get("input"), (int, float)):
             problem += " (quote it: YAML read a number or boolean)"
     elif kind in _BOUNDS:
         bound = next(iter(ctx.values()))
-        problem = f"{value} must be {_BOUNDS[kind]} {_number(bound)}"
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        problem = f"{value} must be {_BOUNDS[kind]} {bound}"
     elif kind == "literal_error":
         problem = f"{value} is not allowed (choose {ctx['expected']})"
     elif kind == "string_too_short":
@@ -266,10 +207,5 @@ def _one_line(err: pydantic.ValidationError, key: str) -> ConfigError:
 class YamlConfig:
     """Mixin for a stage's config dataclass: `from_dict(data)` and `load(yaml_path, overrides)`."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        return build_config(cls, data)
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None):
-        return load_config(cls, path, overrides)
+    from_dict = classmethod(build_config)
+    load = classmethod(load_config)

@@ -1,10 +1,5 @@
-"""A teacher's label space, and gold labels checked against it before any work is done.
-
-A 2-class teacher labelling data with a label 2, or string labels its `label2id` does not know,
-used to label happily and then crash the trainer (or score a dev set wrongly). Every place that
-meets gold labels (the training input before augmentation, the dev file before training) maps
-them through one `LabelSpace`, which refuses in one line naming the file, the row and the value.
-"""
+"""A teacher's label space, and gold labels checked against it, by name (`ClassLabel` ids arrive as names),
+before any work is done: a label the teacher cannot produce is refused in one line."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +25,7 @@ class LabelSpace:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "LabelSpace":
         """From a transformers config dict (`num_labels` or `id2label`, and `label2id`)."""
-        id2label = config.get("id2label") or {}
-        num_labels = int(config.get("num_labels") or len(id2label) or 2)
+        num_labels = int(config.get("num_labels") or len(config.get("id2label") or {}) or 2)
         label2id = {str(k): int(v) for k, v in (config.get("label2id") or {}).items()} or None
         return cls(num_labels, label2id)
 
@@ -52,33 +46,27 @@ class LabelSpace:
         return f"the teacher's {self.num_labels} classes (ids 0..{self.num_labels - 1}{named})"
 
     def ids(self, values: Sequence[Any], rows: Sequence[int], source: str, what: str = "label") -> list[int | None]:
-        """Class ids of gold `values` (None stays None: unlabelled); refuses the first value the
-        teacher cannot have produced. `rows` are the values' 1-based row numbers in `source`;
-        `what` names a value in the refusal (`tag` for the words of a token task)."""
+        """Class ids of gold `values` (None: unlabelled) at 1-based `rows` of `source`; `what` names a value
+        in the refusal (`tag` for a token task)."""
         if self.is_regression:
-            bad = next(((r, v) for r, v in zip(rows, values) if v is not None and isinstance(v, str)), None)
+            bad = next(((r, v) for r, v in zip(rows, values) if isinstance(v, str)), None)
             if bad:
                 raise LabelError(f"{source}: row {bad[0]}: label {bad[1]!r} is not a number, but the teacher is "
                                  "a regression model (1 output)")
             return list(values)
-        out = []
-        for row, value in zip(rows, values):
-            if value is None:
-                out.append(None)
-                continue
-            out.append(self._id(value, row, source, what))
-        return out
+        return [None if value is None else self._id(value, row, source, what, values)
+                for row, value in zip(rows, values)]
 
-    def _id(self, value: Any, row: int, source: str, what: str = "label") -> int:
+    def _id(self, value: Any, row: int, source: str, what: str, values: Sequence[Any]) -> int:
         if isinstance(value, str):
             if self.label2id and value in self.label2id:
                 return self.label2id[value]
-            if value.strip().lstrip("+-").isdigit():
-                value = int(value)
-            else:
+            if not value.strip().lstrip("+-").isdigit():
                 known = f"its label names are {sorted(self.label2id)}" if self.label2id else "it has no label names"
+                data_names = sorted({v for v in values if isinstance(v, str)})
                 raise LabelError(f"{source}: row {row}: {what} {value!r} is not one of the teacher's labels "
-                                 f"({known}); pass a teacher fine-tuned on these labels")
+                                 f"({known}; the data's are {data_names}); pass a teacher fine-tuned on these labels")
+            value = int(value)
         if isinstance(value, float):
             if not value.is_integer():
                 raise LabelError(f"{source}: row {row}: {what} {value!r} is not a class id, but the teacher is a "
@@ -91,9 +79,7 @@ class LabelSpace:
 
     def warn_unused(self, ids: Sequence[int | None], source: str) -> None:
         """One warning when the data uses fewer classes than the teacher has (allowed: a subset)."""
-        if self.is_regression:
-            return
         used = {i for i in ids if i is not None}
-        if used and len(used) < self.num_labels:
+        if not self.is_regression and used and len(used) < self.num_labels:
             log.warning("%s uses %d of %s (%s); the others never appear as gold labels", source, len(used),
                         self.describe(), ", ".join(map(str, sorted(used))))

@@ -1,66 +1,25 @@
-"""Read an unlabelled corpus into a list of documents, refusing bad input in one line.
-
-Formats: txt (one document per line, or documents separated by blank lines), jsonl (field
-`text_column`), parquet (column `text_column`), a `datasets.save_to_disk` folder (a Dataset, or a
-DatasetDict and `split`), or a hub dataset name (`datasets.load_dataset(name, hub_config, split)`).
-
-Unlike the labelled inputs of the augment stage (`distill.common.text_inputs`, where a bad row
-becomes a reject), a bad row here stops the run with an `InputError` naming file, row and field:
-an unlabelled corpus has no per-row label worth salvaging, and a malformed row usually means a
-wrong column or a broken export that should be fixed rather than silently thinned out.
-Whitespace-only documents (and blank jsonl lines) are skipped: they hold nothing to learn from.
-Documents are numbered by their position among the kept documents, in input order.
-"""
+"""Read an unlabelled corpus into documents: lines or blank-line separated paragraphs of a txt file, or
+`text_column` of jsonl, parquet, a `save_to_disk` folder or a hub dataset. Unlike labelled inputs, a bad row
+stops the run in one `InputError` naming file, row and field (it usually means a wrong column or a broken
+export). Whitespace-only documents are skipped."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from distill.common.hub_inputs import HubInputError, arrow_table, hub_name, load_dataset_input
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
+from distill.common.inputs.records import arrow_records
+from distill.common.inputs.source import dataset_fingerprint, dataset_table, load_dataset, parquet_table, source_format
 from distill.corpus.config import CorpusConfig
-from distill.storage.fingerprint import fingerprint_json, hash_path
+from distill.storage.fingerprint import hash_path
 
-TEXT_SUFFIXES = (".txt", ".text")
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-PARQUET_SUFFIXES = (".parquet",)
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """What the manifest says about the input: where it came from and its content hash."""
-
-    path: str
-    format: str
-    fingerprint: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "format": self.format, "fingerprint": self.fingerprint}
-
-
-def source_format(source: str | os.PathLike) -> str:
-    """txt, jsonl, parquet, datasets (a local folder) or hub; a missing local file is an InputError."""
-    path = Path(source)
-    if path.is_dir():
-        return "datasets"
-    suffix = path.suffix.lower()
-    if path.exists():
-        if suffix in TEXT_SUFFIXES:
-            return "txt"
-        if suffix in JSONL_SUFFIXES:
-            return "jsonl"
-        if suffix in PARQUET_SUFFIXES:
-            return "parquet"
-        raise InputError(f"{source}: unsupported input format {suffix!r} "
-                         "(use txt, jsonl, parquet, a datasets folder or a hub dataset name)")
-    if hub_name(source) is None:  # path-like (a file suffix, ./, /, a/b/c): a local file that is missing
-        raise InputError(f"{source}: input file not found")
-    return "hub"
+CORPUS_FORMATS = ("txt", "jsonl", "parquet", "datasets", "hub")
+SET_TEXT_COLUMN = "; set text_column"
 
 
 def read_documents(source: str | os.PathLike, config: CorpusConfig) -> list[str]:
@@ -68,30 +27,31 @@ def read_documents(source: str | os.PathLike, config: CorpusConfig) -> list[str]
     return load_source(source, config)[0]
 
 
-def load_source(source: str | os.PathLike, config: CorpusConfig) -> tuple[list[str], SourceInfo]:
-    """The documents and the input's identity (file or folder hash; for the hub the dataset's own
-    fingerprint with its name, config and split)."""
-    fmt = source_format(source)
+def load_source(source: str | os.PathLike, config: CorpusConfig) -> tuple[list[str], dict[str, str]]:
+    """The documents and the manifest's `input`: path, format and content hash (a file's, folder's or hub dataset's)."""
+    fmt, path, field = source_format(source), Path(source), config.text_column
+    if fmt not in ("hub", "datasets") and not path.exists():
+        raise InputError(f"{source}: input file not found")
+    if fmt not in CORPUS_FORMATS:
+        raise InputError(f"{source}: unsupported input format {path.suffix.lower()!r} "
+                         "(use txt, jsonl, parquet, a datasets folder or a hub dataset name)")
     if fmt == "hub":
-        dataset = _load_dataset(str(source), config.split, config.hub_config)
-        documents = _keep(_column_values(arrow_table(dataset), str(source), config.text_column))
-        identity = {"name": str(source), "config": config.hub_config, "split": config.split,
-                    "dataset_fingerprint": getattr(dataset, "_fingerprint", None)}
-        return documents, SourceInfo(str(source), fmt, fingerprint_json(identity))
-    path = Path(source)
+        dataset = load_dataset(f"{source}:{config.hub_config}" if config.hub_config else source, config.split)
+        documents = _keep(_column_values(dataset_table(dataset), str(source), field))
+        fingerprint = dataset_fingerprint(dataset, str(source), config.hub_config, config.split)
+        return documents, {"path": str(source), "format": fmt, "fingerprint": fingerprint}
     if fmt == "txt":
-        documents = _keep(_txt_documents(path, config.documents))
+        documents = _txt_documents(path, config.documents)
     elif fmt == "jsonl":
-        documents = _keep(_jsonl_documents(path, config.text_column))
+        documents = _jsonl_documents(path, field)
     elif fmt == "parquet":
-        documents = _keep(_parquet_documents(path, config.text_column))
+        documents = _column_values(parquet_table(path, path.name, [field], SET_TEXT_COLUMN), path.name, field)
     else:
-        documents = _keep(_column_values(arrow_table(_load_dataset(str(path), config.split)), path.name,
-                                             config.text_column))
-    return documents, SourceInfo(str(path), fmt, hash_path(path))
+        documents = _column_values(dataset_table(load_dataset(path, config.split)), path.name, field)
+    return _keep(documents), {"path": os.path.abspath(path), "format": fmt, "fingerprint": hash_path(path)}
 
 
-def _keep(documents: Iterable[str]) -> list[str]:
+def _keep(documents: Iterator[str]) -> list[str]:
     return [doc for doc in documents if doc.strip()]
 
 
@@ -106,7 +66,7 @@ def _txt_documents(path: Path, mode: str) -> Iterator[str]:
     """`line`: each line a document. `blank_line`: runs of non-blank lines joined with newlines."""
     paragraph: list[str] = []
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(chain(handle, [b"\n"]), start=1):  # a last blank line ends the last paragraph
             line = _decode(raw, f"{path.name}: line {number}")
             if "\0" in line:
                 raise InputError(f"{path.name}: line {number}: NUL byte (not a text file?)")
@@ -118,8 +78,6 @@ def _txt_documents(path: Path, mode: str) -> Iterator[str]:
             elif paragraph:
                 yield "\n".join(paragraph)
                 paragraph = []
-    if paragraph:
-        yield "\n".join(paragraph)
 
 
 def _jsonl_documents(path: Path, field: str) -> Iterator[str]:
@@ -148,28 +106,6 @@ def _text(value: Any, where: str, field: str) -> str:
     raise InputError(f"{where}: field {field!r} is {kind}, not a string")
 
 
-def _column_values(table, name: str, field: str) -> Iterator[str]:
-    if field not in table.column_names:
-        raise InputError(f"{name}: no column {field!r} (columns: {', '.join(table.column_names)}); set text_column")
-    for number, value in enumerate(table.column(field).to_pylist(), start=1):
-        yield _text(value, f"{name}: row {number}", field)
-
-
-def _parquet_documents(path: Path, field: str) -> Iterator[str]:
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(path)
-    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a broken file
-        raise InputError(f"{path.name}: not a readable parquet file ({' '.join(str(err).split())})") from None
-    if field not in schema.names:
-        raise InputError(f"{path.name}: no column {field!r} (columns: {', '.join(schema.names)}); set text_column")
-    yield from _column_values(pq.read_table(path, columns=[field]), path.name, field)
-
-
-def _load_dataset(source: str, split: str, hub_config: str | None = None):
-    """A hub dataset or a local dataset folder, through the shared loader (`distill.common.hub_inputs`)."""
-    try:
-        return load_dataset_input(f"{source}:{hub_config}" if hub_config else source, split)
-    except HubInputError as err:
-        raise InputError(str(err)) from None
+def _column_values(table, where: str, field: str) -> Iterator[str]:
+    for number, record in arrow_records(table, where, [field], SET_TEXT_COLUMN):
+        yield _text(record[field], f"{where}: row {number}", field)
