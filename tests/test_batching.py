@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from distill.batching import length_grouped_batches
+from distill.common.batching import length_grouped_batches
 
 
 def _padded(lengths, batches):

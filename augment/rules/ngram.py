@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import ClassVar
 
 from augment.rules.registry import register_rule
 from distill.common.config_io import ConfigError, PositiveInt, Probability
@@ -14,7 +13,6 @@ from distill.common.config_io import ConfigError, PositiveInt, Probability
 @register_rule("ngram")
 @dataclass
 class NgramRule:
-    family: ClassVar[str] = "tang"
     p: Probability = 0.25  # p_ng, Tang et al. 2019 §3.1
     min_n: PositiveInt = 1
     max_n: PositiveInt = 5  # n in {1..5}, Tang et al. 2019 §3.1
@@ -23,7 +21,7 @@ class NgramRule:
         if not 1 <= self.min_n <= self.max_n:
             raise ConfigError(f"{self.min_n!r} is not in 1..max_n ({self.max_n!r})", "min_n")
 
-    def sample(self, tokens: list[str], spaces: list[bool], rng: random.Random) -> tuple[list[str], list[bool]]:
+    def sample(self, tokens: list[str], spaces: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
         """A uniformly placed n-gram; n is capped at the sentence length."""
         n = min(rng.randint(self.min_n, self.max_n), len(tokens))
         start = rng.randrange(len(tokens) - n + 1)

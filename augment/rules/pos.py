@@ -1,10 +1,6 @@
-"""pos — Tang et al. 2019 §3.1: with probability p_pos = 0.1 a word is replaced by another
-word of the same POS tag, drawn from the corpus unigram distribution of words carrying
-that tag. As in the reference code (castorini/d-bert), candidates keep their duplicates,
-i.e. sampling is proportional to corpus counts.
-
-The tables are a global statistic of the whole input: `sum_pos_counts` adds up the tagged
-blocks of the spaCy pass before any example is augmented.
+"""pos — Tang et al. 2019 §3.1: with probability p_pos = 0.1 a word is replaced by another word of the same
+POS tag, drawn in proportion to corpus counts (as castorini/d-bert). The tables are a statistic of the whole
+input, summed from the spaCy pass before any example is augmented (token tasks: only words tagged `O`).
 """
 
 from __future__ import annotations
@@ -13,63 +9,53 @@ import bisect
 import random
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import ClassVar, Iterable, Literal
+from typing import Any, Iterable, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from augment.rules.registry import register_rule
 from distill.common.config_io import Probability
 
 
-def sum_pos_counts(batches: Iterable[pa.Table]) -> pa.Table:
-    """(tag, word, count) over all tagged blocks, vectorised in Arrow.
-
-    Partial counts per block, then one sum: a Ray groupby shuffle would cost ~10 s of fixed
-    overhead on 2 CPUs for a table of a few thousand rows.
-    """
-    # use_threads=False: small tables, and Acero's threaded group_by can fail with "thread index
-    # N is out of range" once other libraries in the process have resized Arrow's thread pool.
-    partial = []
-    for batch in batches:
-        for side in ("a", "b"):
-            tokens, tags = batch.column(f"tokens_{side}"), batch.column(f"tags_{side}")
-            pairs = pa.table({"tag": pc.list_flatten(tags), "word": pc.list_flatten(tokens)})
-            partial.append(pairs.group_by(["tag", "word"], use_threads=False).aggregate([([], "count_all")]))
+def sum_pos_counts(pairs: Iterable[pa.Table]) -> pa.Table:
+    """(tag, word, count) over the (tag, word) tables of all tagged blocks, in Arrow (a Ray groupby shuffle
+    costs ~10 s). use_threads=False: Acero's threaded group_by can fail ("thread index N is out of range")
+    once other libraries have resized Arrow's thread pool."""
+    partial = [table.group_by(["tag", "word"], use_threads=False).aggregate([([], "count_all")]) for table in pairs]
     counts = pa.concat_tables(partial).group_by(["tag", "word"], use_threads=False).aggregate([("count_all", "sum")])
-    counts = counts.rename_columns(["tag", "word", "count"]).cast(
-        pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())])
-    )
+    schema = pa.schema([("tag", pa.string()), ("word", pa.string()), ("count", pa.int64())])
+    counts = counts.rename_columns(["tag", "word", "count"]).cast(schema)
     return counts.sort_by([("tag", "ascending"), ("word", "ascending")])
 
 
-class UnigramTables:
-    """Per-tag cumulative counts for O(log V) sampling proportional to frequency."""
+class Proportional:
+    """Items by key with cumulative counts, for O(log n) draws proportional to count. Sorted, so a
+    draw does not depend on the order the counts were added up in."""
 
-    def __init__(self, table: pa.Table) -> None:
-        self.words: dict[str, list[str]] = {}
-        self.cumulative: dict[str, list[int]] = {}
-        tags, words, counts = (table.column(c).to_pylist() for c in ("tag", "word", "count"))
-        grouped: dict[str, list[tuple[str, int]]] = {}
-        for tag, word, count in zip(tags, words, counts):
-            grouped.setdefault(tag, []).append((word, count))
-        for tag, pairs in grouped.items():
-            pairs.sort()  # independent of the order blocks were aggregated in
-            self.words[tag] = [w for w, _ in pairs]
-            self.cumulative[tag] = list(accumulate(c for _, c in pairs))
+    def __init__(self, counts: Iterable[tuple[str, Any, int]]) -> None:
+        grouped: dict[str, list[tuple[Any, int]]] = {}
+        for key, item, count in sorted(counts):
+            grouped.setdefault(key, []).append((item, count))
+        self.items = {key: [item for item, _ in pairs] for key, pairs in grouped.items()}
+        self.cumulative = {key: list(accumulate(count for _, count in pairs)) for key, pairs in grouped.items()}
 
-    def sample(self, tag: str, rng: random.Random) -> str | None:
-        cumulative = self.cumulative.get(tag)
+    def sample(self, key: str, rng: random.Random) -> Any | None:
+        cumulative = self.cumulative.get(key)
         if not cumulative:
             return None
-        draw = rng.random() * cumulative[-1]
-        return self.words[tag][bisect.bisect_right(cumulative, draw)]
+        return self.items[key][bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
+
+
+class UnigramTables(Proportional):
+    """Words by POS tag, from the (tag, word, count) table of `sum_pos_counts`."""
+
+    def __init__(self, table: pa.Table) -> None:
+        super().__init__(zip(*(table.column(c).to_pylist() for c in ("tag", "word", "count"))))
 
 
 @register_rule("pos")
 @dataclass
 class PosRule:
-    family: ClassVar[str] = "tang"
     p: Probability = 0.1  # p_pos, Tang et al. 2019 §3.1
     # spaCy fine-grained (PTB) tags keep inflection (NNS->NNS); "pos_" for coarse UPOS
     tag_attr: Literal["tag_", "pos_"] = "tag_"

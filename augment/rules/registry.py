@@ -1,8 +1,5 @@
-"""Name → rule class registry, filled by `@register_rule` (torchdistill style).
-
-A rule belongs to a family that says how it combines with the others: `tang` rules are
-combined by `augment.tang`, `tinybert` rules by `augment.tinybert`.
-"""
+"""Name → rule class registry, filled by `@register_rule` (torchdistill style). `augment.tang`
+combines mask, pos, ngram and mention; `augment.tinybert` combines mlm and glove."""
 
 from __future__ import annotations
 
