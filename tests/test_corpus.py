@@ -15,14 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.common.config_io import ConfigError
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
 from distill.corpus import STAGE, CorpusConfig, mask_sequence, pack_document, read_documents, run, vocab_fingerprint
 from distill.corpus.cli import main as cli_main
-from distill.corpus.encoder import TextEncoder
-from distill.corpus.masking import prediction_count
-from distill.corpus.packing import pack_counted
-from distill.corpus.rows import SCHEMA, RowBuilder, masking_rng
-from distill.corpus.vocab import load_tokenizer, non_special_ids
+from distill.corpus.rows import SCHEMA, RowBuilder, masking_rng, pack_counted, prediction_count
+from distill.corpus.vocab import TextEncoder, load_tokenizer, non_special_ids
 from distill.corpus.workers import CorpusShardWriter
 from distill.storage.shards import read_shards
 from distill.storage.stage_dir import StageDir, StageMismatchError

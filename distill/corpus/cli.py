@@ -8,7 +8,7 @@ import logging
 
 from distill.common.config_io import ConfigError
 from distill.common.interrupt import run_entry_point
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
 from distill.corpus.config import CorpusConfig
 from distill.corpus.stage import run
 from distill.storage.lock import OutputLockedError
@@ -32,9 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # --tokenizer is a shorthand for --set tokenizer=...; JSON-quoted so YAML keeps it a string
     overrides = ([f"tokenizer={json.dumps(args.tokenizer)}"] if args.tokenizer else []) + args.overrides
 

@@ -1,9 +1,5 @@
-"""The Ray Data callable that builds and commits whole corpus shards (load in `__init__`, work in `__call__`).
-
-It maps over shard ids, one per call, like augment's pass 2: a call sees its shard whole, whatever
-Ray's batching. The documents arrive once per actor through the object store (one `ray.put` of an
-Arrow array, read zero-copy); each shard is a fixed slice of it.
-"""
+"""The Ray Data callable that builds and commits whole corpus shards, one shard id per call like augment's pass
+2. The documents arrive once per actor through the object store (an Arrow array, read zero-copy)."""
 
 from __future__ import annotations
 
@@ -25,21 +21,14 @@ RESULT_SCHEMA = pa.schema([("shard", pa.int64()), ("file", pa.string()), ("rows"
 log = logging.getLogger(__name__)
 
 
-def shard_range(shard: int, docs_per_shard: int, documents: int) -> tuple[int, int]:
-    """Shard i holds documents [i * docs_per_shard, (i + 1) * docs_per_shard)."""
-    return shard * docs_per_shard, min(documents, (shard + 1) * docs_per_shard)
-
-
 class CorpusShardWriter:
     """Tokenise, pack, mask and commit the shards it is handed; one tokenizer and sentencizer per actor."""
 
     def __init__(self, config: CorpusConfig, stage_dir: StageDir, documents: list, docs_per_shard: int) -> None:
-        """`documents`: a one-element list holding the ObjectRef of all documents as an Arrow string
-        array (or the array itself, to run without Ray)."""
+        """`documents`: [the ObjectRef of all documents as an Arrow string array] (or [the array], without Ray)."""
         import ray
 
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one CPU per actor: no thread pool of its own
-        self.config = config
         self.builder = RowBuilder(load_tokenizer(config.tokenizer, config.trust_remote_code), config)
         self.stage_dir = stage_dir
         ref = documents[0]  # wrapped in a list so Ray hands over the reference, not a copy per actor argument
@@ -47,14 +36,13 @@ class CorpusShardWriter:
         self.docs_per_shard = docs_per_shard
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        done = []
-        for shard in batch.column("shard").to_pylist():
-            done.append(self.commit(int(shard)))
+        done = [self.commit(int(shard)) for shard in batch.column("shard").to_pylist()]
         return pa.Table.from_pylist(done, schema=RESULT_SCHEMA)
 
     def commit(self, shard: int) -> dict:
         started = time.perf_counter()
-        start, end = shard_range(shard, self.docs_per_shard, len(self.documents))
+        start = shard * self.docs_per_shard  # shard i holds documents [i * docs_per_shard, (i + 1) * docs_per_shard)
+        end = min(len(self.documents), start + self.docs_per_shard)
         rows = self.builder.build(self.documents.slice(start, end - start).to_pylist(), start)
         name = shard_name(shard, SHARD_FORMAT)
         extra = {"first_document": start, "end_document": end, **rows.counts}

@@ -1,20 +1,8 @@
-"""Storage layer shared by all stages: atomic shard writes, manifests, fingerprints, locks."""
+"""Storage layer shared by all stages: atomic shard writes, manifests, fingerprints, locks, the stage runner."""
 
-from distill.storage.fingerprint import fingerprint_json, hash_file, hash_path, model_fingerprint
 from distill.storage.lock import OutputLock, OutputLockedError
-from distill.storage.shards import ShardRecord, read_shards, write_shard
+from distill.storage.runner import StageResult, StageRun, run_sharded_stage
 from distill.storage.stage_dir import StageDir, StageMismatchError
 
-__all__ = [
-    "OutputLock",
-    "OutputLockedError",
-    "ShardRecord",
-    "StageDir",
-    "StageMismatchError",
-    "fingerprint_json",
-    "hash_file",
-    "hash_path",
-    "model_fingerprint",
-    "read_shards",
-    "write_shard",
-]
+__all__ = ["OutputLock", "OutputLockedError", "StageDir", "StageMismatchError", "StageResult", "StageRun",
+           "run_sharded_stage"]

@@ -1,8 +1,5 @@
-"""Atomic file commits: write to a temporary name in the same directory, fsync, rename.
-
-A reader therefore sees either nothing or a complete file under the final name, even if
-the writer is killed with SIGKILL half-way (docs/design.md, "Atomic commits").
-"""
+"""Atomic file commits: write to a temporary name in the same directory, fsync, rename, so a reader sees
+nothing or a complete file, even if the writer is killed half-way (docs/design.md, "Atomic commits")."""
 
 from __future__ import annotations
 
@@ -16,11 +13,6 @@ from typing import Any
 TEMP_MARKER = ".tmp-"
 
 
-def temp_path_for(final: Path) -> Path:
-    """A unique temporary name beside `final`; recognisable so stale ones can be swept."""
-    return final.with_name(f"{final.name}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -32,7 +24,7 @@ def _fsync_dir(directory: Path) -> None:
 def commit_file(final: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` to produce the file, then fsync it and rename it to `final`."""
     final = Path(final)
-    tmp = temp_path_for(final)
+    tmp = final.with_name(f"{final.name}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")  # swept if left behind
     try:
         write(tmp)
         with open(tmp, "rb") as handle:

@@ -1,9 +1,6 @@
-"""Turning an out-of-space failure, however deeply Ray wrapped it, into one clear line.
-
-A full disk surfaces as an `OSError` (errno ENOSPC) from the driver, or from a Ray actor as a
-`RayTaskError` wrapped again by Ray Data, or as a pyarrow `OSError` whose errno is only in its
-message. The stages have already left nothing half-written (atomic commits), so the user needs
-only to know what happened, where, and that a rerun resumes.
+"""Turning an out-of-space failure into one clear line, however deeply Ray wrapped it: an `OSError` (ENOSPC)
+from the driver, a `RayTaskError` wrapped again by Ray Data, or a pyarrow `OSError` with the errno only in its
+message. Atomic commits left nothing half-written, so the user needs only what, where, and that a rerun resumes.
 """
 
 from __future__ import annotations

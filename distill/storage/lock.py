@@ -1,9 +1,6 @@
-"""One writer per output directory (docs/design.md, "One writer"): a lock file naming host and pid.
-
-An exclusive-create file works on local disks and NFS alike. A lock left by a killed run
-on this host (its pid no longer alive) is taken over, so a rerun after `kill -9` resumes
-without manual cleanup; a live holder, or one on another host, makes the run exit.
-"""
+"""One writer per output directory (docs/design.md, "One writer"): an exclusive-create lock file naming host
+and pid (local disks and NFS alike). The lock of a dead pid on this host is taken over, so a rerun after
+`kill -9` resumes; a live holder, or one on another host, makes the run exit."""
 
 from __future__ import annotations
 
@@ -50,24 +47,20 @@ class OutputLock:
 
     def acquire(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        if self._try_create():
-            return
-        try:
-            holder = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            holder = {}
-        host, pid = holder.get("host"), holder.get("pid")
-        if host == self.owner["host"] and isinstance(pid, int) and not _pid_alive(pid):
-            log.warning("taking over stale lock %s left by dead pid %s", self.path, pid)
-            self.path.unlink(missing_ok=True)
+        for attempt in range(2):
             if self._try_create():
                 return
-            holder = json.loads(self.path.read_text())
+            try:
+                holder = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                holder = {}
             host, pid = holder.get("host"), holder.get("pid")
-        raise OutputLockedError(
-            f"{self.directory} is locked by {host}/{pid} (another run is writing there; "
-            f"if that run is gone, delete {self.path})"
-        )
+            if attempt or host != self.owner["host"] or not isinstance(pid, int) or _pid_alive(pid):
+                break
+            log.warning("taking over stale lock %s left by dead pid %s", self.path, pid)
+            self.path.unlink(missing_ok=True)
+        raise OutputLockedError(f"{self.directory} is locked by {host}/{pid} (another run is writing there; "
+                                f"if that run is gone, delete {self.path})")
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)

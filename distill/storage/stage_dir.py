@@ -1,23 +1,13 @@
-"""A stage's output directory: shards, per-shard commit records, and the manifest.
-
-Protocol (docs/design.md, "Atomic commits", "Manifest"):
-1. `begin()` records the run's fingerprint in `_progress.json`; a directory holding another
-   fingerprint's output is refused rather than mixed.
-2. Each worker writes its shard atomically, then a commit record `_commits/<shard>.json`
-   (rows, bytes, sha256). A shard without a matching record does not exist for readers.
-3. `finalize()` writes `_manifest.json` last, atomically. A complete manifest with the same
-   fingerprint and valid shards means the stage is skipped on rerun; otherwise the rerun
-   redoes exactly the shards whose record is missing or whose bytes do not match it.
-Files starting with `_` are ignored by pyarrow datasets, so readers see only `part-*`.
-"""
+"""A stage's output directory: shards, per-shard commit records (`_commits/<shard>.json`) and the manifest,
+written last (docs/design.md, "Atomic commits"). pyarrow datasets ignore `_` files: readers see only `part-*`."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +18,7 @@ from distill.storage.fingerprint import hash_file
 from distill.storage.lock import LOCK_NAME
 from distill.storage.shards import SHARD_PREFIX, ShardRecord, write_shard_batches
 
-MANIFEST_NAME = "_manifest.json"
-PROGRESS_NAME = "_progress.json"
-COMMITS_DIR = "_commits"
+MANIFEST_NAME, PROGRESS_NAME, COMMITS_DIR = "_manifest.json", "_progress.json", "_commits"
 log = logging.getLogger(__name__)
 
 
@@ -50,35 +38,29 @@ def verify_record(directory: Path, record: ShardRecord, sha256: bool = True) -> 
     return None
 
 
+@dataclass
 class StageDir:
     """Shard bookkeeping for one stage output directory. Picklable: workers commit through it."""
 
-    def __init__(self, directory: str | os.PathLike, stage: str, fingerprint: str) -> None:
-        self.directory = Path(directory)
-        self.stage = stage
-        self.fingerprint = fingerprint
+    directory: Path
+    stage: str
+    fingerprint: str
 
-    # -- reading state -------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
+
     def manifest(self) -> dict[str, Any] | None:
         path = self.directory / MANIFEST_NAME
-        if not path.exists():
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
     def _record_path(self, name: str) -> Path:
         return self.directory / COMMITS_DIR / f"{name}.json"
 
-    def verify(self, record: ShardRecord) -> str | None:
-        """Why the shard on disk does not match its record, or None if it does."""
-        return verify_record(self.directory, record)
-
     def valid_record(self, name: str) -> ShardRecord | None:
         """The commit record of shard `name` if the shard on disk matches it."""
         path = self._record_path(name)
-        if not path.exists():
-            return None
-        record = ShardRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        problem = self.verify(record)
+        record = ShardRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
+        problem = record and verify_record(self.directory, record)
         if problem:
             log.warning("shard %s is invalid (%s); it will be rewritten", self.directory / name, problem)
             return None
@@ -89,29 +71,22 @@ class StageDir:
         if not manifest or manifest.get("fingerprint") != self.fingerprint:
             return False
         for shard in manifest["shards"]:
-            problem = self.verify(ShardRecord.from_dict(shard))
+            problem = verify_record(self.directory, ShardRecord.from_dict(shard))
             if problem:
                 log.warning("shard %s of a finished run is invalid (%s)", shard["file"], problem)
                 return False
         return True
 
-    # -- writing -------------------------------------------------------------------------
     def begin(self, overwrite: bool = False) -> None:
         """Claim the directory for this fingerprint; refuse to mix with another run's output."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        found = None
-        for name in (MANIFEST_NAME, PROGRESS_NAME):
-            path = self.directory / name
-            if path.exists():
-                found = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
-                break
+        markers = [path for path in (self.directory / MANIFEST_NAME, self.directory / PROGRESS_NAME) if path.exists()]
+        found = json.loads(markers[0].read_text(encoding="utf-8")).get("fingerprint") if markers else None
         if found is not None and found != self.fingerprint:
             if not overwrite:
-                raise StageMismatchError(
-                    f"{self.directory} holds {self.stage} output of a different input/config "
-                    f"(fingerprint {found[:12]} != {self.fingerprint[:12]}); "
-                    "choose another output directory or pass --overwrite"
-                )
+                raise StageMismatchError(f"{self.directory} holds {self.stage} output of a different input/config "
+                                         f"(fingerprint {found[:12]} != {self.fingerprint[:12]}); "
+                                         "choose another output directory or pass --overwrite")
             log.warning("overwriting %s (fingerprint %s)", self.directory, found[:12])
             self._clear()
         (self.directory / MANIFEST_NAME).unlink(missing_ok=True)
@@ -121,19 +96,16 @@ class StageDir:
 
     def _clear(self) -> None:
         for path in self.directory.iterdir():
-            if path.name == LOCK_NAME:
-                continue
             if path.is_dir():
                 shutil.rmtree(path)
-            else:
+            elif path.name != LOCK_NAME:
                 path.unlink()
 
     def commit_shard(self, table: pa.Table, name: str, extra: dict | None = None) -> ShardRecord:
         return self.commit_shard_batches([table], table.schema, name, extra)
 
-    def commit_shard_batches(
-        self, batches: Iterable[pa.RecordBatch | pa.Table], schema: pa.Schema, name: str, extra: dict | None = None
-    ) -> ShardRecord:
+    def commit_shard_batches(self, batches: Iterable[pa.RecordBatch | pa.Table], schema: pa.Schema, name: str,
+                             extra: dict | None = None) -> ShardRecord:
         """Stream `batches` into shard `name`, then write its commit record (the shard counts only then)."""
         record = write_shard_batches(batches, schema, self.directory, name, extra)
         write_json_atomic(self._record_path(name), record.to_dict())
@@ -141,13 +113,8 @@ class StageDir:
 
     def finalize(self, records: list[ShardRecord], body: dict[str, Any]) -> dict[str, Any]:
         """Write the manifest (last, atomically) listing `records` (already verified by the caller)."""
-        manifest = {
-            "stage": self.stage,
-            "fingerprint": self.fingerprint,
-            **body,
-            "shards": [record.to_dict() for record in records],
-            "complete": True,
-        }
+        manifest = {"stage": self.stage, "fingerprint": self.fingerprint, **body,
+                    "shards": [record.to_dict() for record in records], "complete": True}
         names = {record.file for record in records}
         for temp in sweep_temp_files(self.directory):  # left by a worker killed mid-write (Ray retried it)
             log.info("removed temporary file %s of an interrupted write", temp)
