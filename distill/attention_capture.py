@@ -1,12 +1,8 @@
 """Pre-softmax attention scores, captured while the teacher runs.
 
-TinyBERT distils the *unnormalised* scores QKᵀ/√d (its reference code sets masked
-positions to 0 rather than using probabilities). transformers returns only post-softmax
-probabilities, and only with the slow eager attention, so we register our own attention
-function through transformers' `AttentionInterface`: inside a `ScoreRecorder` block it
-records QKᵀ·scale of the chosen layers (before the padding mask is added) and computes
-those layers' attention itself; every other layer, and every call outside a recorder,
-runs PyTorch SDPA as usual.
+TinyBERT distils the unnormalised scores QKᵀ/√d, which transformers does not return, so we register an
+attention function: inside a `ScoreRecorder` it records the chosen layers' scores (before the padding mask);
+every other call runs PyTorch SDPA.
 """
 
 from __future__ import annotations

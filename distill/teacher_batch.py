@@ -34,7 +34,7 @@ class TeacherBatch:
         return self.tensors["logits"]
 
     def predictions(self) -> torch.Tensor:
-        """The teacher's argmax class per example (per word for token tasks): from full logits, else the first top-k index."""
+        """The teacher's argmax class per example (or word): from full logits, else the first top-k index."""
         if "logits" in self.tensors:
             return self.tensors["logits"].argmax(dim=-1)
         return self.tensors["topk_indices"][..., 0]
@@ -45,8 +45,7 @@ class TeacherBatch:
         return "word_starts" in self.tensors
 
     @property
-    def word_mask(self) -> torch.Tensor:
-        """[B, W] bool: which word slots are real words (token tasks)."""
+    def word_mask(self) -> torch.Tensor:  # [B, W]: real word slots
         return self.tensors["word_starts"] >= 0
 
     @property
@@ -54,8 +53,7 @@ class TeacherBatch:
         return self.tensors["attention_mask"].bool()
 
     @property
-    def masked_positions(self) -> torch.Tensor:
-        """[B, M] bool: which slots of the per-masked columns are real masked positions."""
+    def masked_positions(self) -> torch.Tensor:  # [B, M]: real slots of the per-masked columns
         return self.tensors["mlm_positions"] >= 0
 
     def cls(self, layer: int) -> torch.Tensor:

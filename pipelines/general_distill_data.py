@@ -1,14 +1,14 @@
 """Build a general-distillation cache: unlabelled corpus → packed, masked sequences → teacher targets.
 
     python pipelines/general_distill_data.py --input wiki.txt --output out/general \\
-        --teacher path/or/hub-name --config pipelines/configs/general/tinybert.yaml
+        --teacher path/or/hub-name --config pipelines/configs/pipeline/general/tinybert.yaml
 
 The config is a YAML file (`--config`) with top-level `input`, `output`, `address` and one section
 per stage (`corpus:` → distill.corpus.CorpusConfig, `label:` → LabelConfig); flags and
 `--set section.key=value` override it. The corpus is tokenised with the teacher's tokenizer unless
 `corpus.tokenizer` names another. Output: `<output>/corpus/` and `<output>/teacher/<fingerprint>/`,
 which `pipelines/train_student.py --cache <output>` reads with the general recipes
-(`pipelines/recipes/students/tinybert_general.yaml`, `distilbert_general.yaml`). Rerunning skips
+(`pipelines/configs/students/tinybert_general.yaml`, `distilbert_general.yaml`). Rerunning skips
 finished stages and resumes killed ones. This file only wires the stages.
 """
 
@@ -23,12 +23,14 @@ import time
 from dataclasses import dataclass, field
 
 from distill import corpus, label
-from distill.common.config_io import ConfigError, NonEmptyStr, apply_override, build_config, read_yaml
+from distill.common.config_io import ConfigError, NonEmptyStr
+from distill.common.config_io import load_config as load_config_file
 from distill.common.interrupt import run_entry_point
 from distill.common.ray_runtime import ray_session
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
 from distill.storage.lock import OutputLockedError
 from distill.storage.stage_dir import StageMismatchError
+from distill.tasks import task_of_head
 
 EXPECTED_ERRORS = (ConfigError, InputError, OutputLockedError, StageMismatchError, FileNotFoundError, KeyError,
                    label.TeacherMismatchError)
@@ -54,14 +56,9 @@ def load_config(argv: list[str] | None) -> tuple[GeneralConfig, argparse.Namespa
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any key, e.g. --set corpus.copies=1 --set label.topk=32")
     args = parser.parse_args(argv)
-    data = read_yaml(args.config) if args.config else {}
-    for key in ("input", "output", "address", "teacher"):
-        value = getattr(args, key)
-        if value is not None:
-            apply_override(data, f"{'label.' if key == 'teacher' else ''}{key}={json.dumps(value)}")
-    for item in args.overrides:
-        apply_override(data, item)
-    config = build_config(GeneralConfig, data)
+    flags = [f"{'label.' if key == 'teacher' else ''}{key}={json.dumps(getattr(args, key))}"
+             for key in ("input", "output", "address", "teacher") if getattr(args, key) is not None]
+    config = load_config_file(GeneralConfig, args.config, flags + args.overrides)
     if not config.input or not config.output:
         raise ConfigError("--input and --output (or input:/output: in --config) are required")
     if config.corpus.tokenizer is None:
@@ -84,11 +81,12 @@ def build(argv: list[str] | None) -> int:
         labelled = label.run(built.output_dir, config.output, config.label, teacher=teacher, command=command)
     totals, cache = built.manifest["totals"], labelled.manifest["totals"]
     features = labelled.manifest["features"]
+    masked = task_of_head(features["head"]).masked
     print(f"""
 summary ({time.perf_counter() - started:.1f}s)
   corpus            {totals['documents']} documents -> {totals['sequences']} sequences x {max(config.corpus.copies, 1)} \
 masked copies = {totals['rows']} rows ({totals['tokens']} wordpieces) at {built.output_dir}
-  teacher head      {features['head']}{f", top-{features['topk']} at masked positions" if features['head'] == 'masked_lm' else ''}
+  teacher head      {features['head']}{f", top-{features['topk']} at masked positions" if masked else ''}
   teacher cache     {labelled.cache_dir}{' (reused, no forward pass)' if labelled.skipped else ''}
   bytes/example     {cache['bytes_per_example']:.0f} ({', '.join(f'{k} {v:.0f}' for k, v in cache['column_bytes_per_example'].items())})""")
     return 0

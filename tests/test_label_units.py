@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 import torch
 
-from distill import attention
-from distill.batching import length_buckets, padded_tokens
+from distill import attention_capture as attention
+from distill.common.batching import length_buckets, padded_tokens
 from distill.cache.encoding import (
     ARROW_TYPES,
     dequantize_int8,

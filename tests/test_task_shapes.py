@@ -21,7 +21,8 @@ import torch
 import augment
 from distill.cache import load
 from distill.common.config_io import ConfigError
-from distill.common.text_inputs import Columns, read_text_table
+from distill.common.columns import Columns
+from distill.common.inputs.text import read_text_table
 from distill.label import LabelConfig, run
 from distill.train.config import TrainConfig
 from distill.train.loop import train
@@ -29,7 +30,7 @@ from pipelines import evaluate as evaluate_cli
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.slow
-RECIPES = SAMPLES.parent / "recipes" / "students"
+RECIPES = SAMPLES.parent / "configs" / "students"
 MNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}  # MNLI's order on the hub: not sorted
 
 

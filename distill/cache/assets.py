@@ -1,10 +1,5 @@
-"""What travels with a cache besides its rows: the teacher's config.json, its tokenizer files and
-the input-embedding rows of the wordpieces the cache uses, all under `teacher_files/`.
-
-With them a student run on another machine tokenizes its dev set, reads the label names, sizes
-a narrow BERT and initialises a BiLSTM's embeddings with no teacher present. Weights of the
-encoder layers do not travel (they are the teacher); students that copy them take `--teacher`.
-"""
+"""What travels with a cache under `teacher_files/`: the teacher's config, tokenizer and the input-embedding
+rows the cache uses, so students train with no teacher present (those copying encoder weights take `--teacher`)."""
 
 from __future__ import annotations
 

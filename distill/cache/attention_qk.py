@@ -1,11 +1,7 @@
 """Attention targets recomputed from the cache instead of stored (`attention: recompute`).
 
-TinyBERT's attention target of teacher layer l is its pre-softmax score matrix
-(h_{l-1} W_qᵀ + b_q)(h_{l-1} W_kᵀ + b_k)ᵀ / √d per head: a function of the layer's input, which
-the cache stores anyway for the hidden-state loss, and of four small tensors per layer. Storing
-those tensors (`teacher_files/attention_qk.safetensors`) instead of heads × len² scores per
-example removes the only O(len²) term from disk, at the cost of two projections and one batched
-matmul per layer per training step (docs/design.md, "Store O(len), recompute O(len²)").
+TinyBERT's target (h W_qᵀ + b_q)(h W_kᵀ + b_k)ᵀ / √d needs only the stored layer input h and four small
+tensors per layer, so no O(len²) term reaches disk (docs/design.md, "Store O(len), recompute O(len²)").
 """
 
 from __future__ import annotations
@@ -16,15 +12,30 @@ from pathlib import Path
 import torch
 
 from distill.cache.format import ATTENTION_QK_NAME
+from distill.common.config_io import ConfigError
 from distill.common.models import model_tensors
 
 # BERT-family names of layer i's query/key projections (BERT, RoBERTa, MiniLM, ELECTRA encoders)
 _PROJECTION = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.attention\.self\.(query|key)\.(weight|bias)$")
+# Verified (tests compare recomputed with captured scores): post-LayerNorm BERT, MiniLM included. Pre-LayerNorm
+# encoders with BERT's names (Megatron-BERT, RoBERTa-PreLayerNorm) or custom code (`auto_map`) would be wrong.
+VERIFIED_MODEL_TYPES = ("bert",)
 
 
-def teacher_attention_weights(model_dir: Path, layers: list[int]) -> dict[str, torch.Tensor]:
-    """`layer.<l>.<query|key>.<weight|bias>` of 1-based `layers`, read from the weight files
-    without building the model. Refuses, in one line, a teacher whose names do not follow BERT's."""
+def check_recompute_verified(model_config: dict, model_dir: Path) -> None:
+    """Refuse, in one line and before any labelling, a teacher the recompute was not verified against."""
+    custom = " with custom code (auto_map)" if "auto_map" in model_config else ""
+    if model_config.get("model_type") not in VERIFIED_MODEL_TYPES or custom:
+        raise ConfigError(f"attention: recompute is verified only for {', '.join(VERIFIED_MODEL_TYPES)} teachers "
+                          f"(post-LayerNorm BERT); {model_dir} is model_type {model_config.get('model_type')!r}"
+                          f"{custom}: use attention: stored")
+
+
+def write_attention_weights(directory: Path, model_dir: Path, layers: list[int], num_heads: int) -> None:
+    """Save `layer.<l>.<query|key>.<weight|bias>` of 1-based `layers`, read without building the model.
+    Refuses, in one line, a teacher whose names do not follow BERT's."""
+    from safetensors.torch import save_file
+
     wanted = {layer - 1 for layer in layers}
 
     def ours(name: str) -> re.Match | None:
@@ -40,13 +51,7 @@ def teacher_attention_weights(model_dir: Path, layers: list[int]) -> dict[str, t
         raise KeyError(f"{model_dir}: attention: recompute needs BERT-style query/key weights of layers {layers} "
                        f"(encoder.layer.N.attention.self.query/key); missing {sorted(expected - found.keys())[:2]}; "
                        "use attention: stored for this teacher")
-    return {name: found[name].float().contiguous() for name in sorted(expected)}
-
-
-def write_attention_weights(directory: Path, model_dir: Path, layers: list[int], num_heads: int) -> None:
-    from safetensors.torch import save_file
-
-    tensors = teacher_attention_weights(model_dir, layers)
+    tensors = {name: found[name].float().contiguous() for name in sorted(expected)}
     save_file(tensors, str(directory / ATTENTION_QK_NAME), metadata={"num_heads": str(num_heads)})
 
 
@@ -64,8 +69,7 @@ def read_attention_weights(teacher_files: Path) -> dict[int, dict[str, torch.Ten
 
 
 def recompute_scores(hidden: torch.Tensor, mask: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Pre-softmax scores [B, heads, T, T] of one layer from its input `hidden` [B, T, H], zero
-    outside real query/key pairs (as stored scores are)."""
+    """Pre-softmax scores [B, heads, T, T] of one layer from its input [B, T, H], zero outside real pairs."""
     heads = int(weights["num_heads"])
     batch, width, _ = hidden.shape
     hidden = hidden.to(weights["query.weight"].dtype)

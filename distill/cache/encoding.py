@@ -1,13 +1,5 @@
-"""Tensors ↔ Arrow columns for the teacher cache.
-
-Layouts (any Arrow reader sees plain nested lists):
-- fixed per example (logits, per-layer [CLS]): nested `fixed_size_list`, e.g. [layers][hidden];
-- per token (hidden states, embedding output): `list<fixed_size_list<hidden>>`, one entry per
-  real token, so padding costs no disk;
-- attention scores: `list<value>` holding heads × len × len row-major, unpadded.
-bfloat16 has no Arrow type: its bit pattern is stored as uint16 (the manifest says so).
-int8 storage keeps one float32 scale per vector (symmetric, absmax / 127) in `<column>_scale`.
-"""
+"""Tensors ↔ Arrow columns: plain nested lists any Arrow reader sees, per-token values with no padding.
+bfloat16 is stored as its uint16 bits; int8 keeps one float32 absmax / 127 scale per vector in `<column>_scale`."""
 
 from __future__ import annotations
 

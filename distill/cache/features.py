@@ -1,25 +1,9 @@
 """The typed description of a cache's columns: which teacher outputs, which layers, which dtypes.
 
-The labelling stage resolves a `FeatureSet` once per run and writes `describe()` into the
-manifest; every reader rebuilds the same object with `FeatureSet.from_manifest()`, so the
-trainer, the losses and the requirement check ask typed questions (`features.available("hidden")`,
-`column_name("attention", 3)`) instead of parsing column names.
-
-Layer numbering follows transformers' `hidden_states`: 0 = embedding output, i = output of
-encoder layer i (1-based). Attention layers are 1-based encoder layers.
-
-Format 3 adds the teacher's `head` (a classifier, a masked LM, or none: an encoder alone),
-top-k targets that replace full logits (`topk_*`: indices as uint16 where the label space fits,
-values in the storage dtype, and the full softmax's log-normaliser so a loss can price the tail),
-masked-LM targets at masked positions only (`per_masked` layout, one entry per masked position,
-with the corpus's `mlm_positions` / `mlm_labels`), and `attention_mode: recompute`: attention
-layers are served from stored hidden states h_{l-1} and the teacher's query/key weights instead of
-O(len²) columns (docs/design.md, "Store O(len), recompute O(len²)").
-
-Format 4 adds token-classification teachers (`head: token_classification`) and the `per_word`
-layout: one value per kept word (`word_starts`, the index in `input_ids` of each word's first
-piece; `labels`, the gold tag id per word, −100 if unlabelled; `logits` [num_labels] per word,
-the teacher's at the first piece).
+The labelling stage writes `describe()` into the manifest; readers rebuild it with `from_manifest()` and ask
+typed questions instead of parsing column names. The teacher's task decides the prediction columns. Layers
+follow transformers' `hidden_states` (0 = embedding output); attention layers are 1-based. Format history:
+distill/cache/format.py.
 """
 
 from __future__ import annotations
@@ -30,16 +14,13 @@ from typing import Any
 import pyarrow as pa
 
 from distill.cache.encoding import ARROW_TYPES, fixed_type
+from distill.tasks import Task, task_of_head
 
 # Column kinds. "hidden" at layer 0 is the embedding output, stored as the `embedding` column.
 KINDS = ("input_ids", "word_starts", "labels", "logits", "topk_indices", "topk_logits", "topk_logsumexp", "mlm_positions", "mlm_labels",
          "cls", "embedding", "hidden", "attention")
-# Layouts: `fixed` = one [*shape] value per example; `per_token` = one [*shape] value per real
-# token (list<...>); `square` = heads x len x len per example, row-major (list<value>);
-# `per_masked` = one [*shape] value per masked position (list<...>, in `mlm_positions` order);
-# `per_word` = one [*shape] value per kept word of a token task (list<...>, in word order).
-LAYOUTS = ("fixed", "per_token", "square", "per_masked", "per_word")
-HEADS = ("classification", "token_classification", "masked_lm", "none")
+# Layouts: `fixed` = one [*shape] value per example; `per_token`, `per_masked`, `per_word` = one per
+# real token, masked position or kept word (list<...>); `square` = heads x len x len, row-major (list<value>).
 ATTENTION_MODES = ("stored", "recompute")
 UINT16_LIMIT = 1 << 16  # top-k indices below this are stored as uint16
 
@@ -105,43 +86,40 @@ class FeatureSet:
     hidden_layers: list[int] = field(default_factory=list)
     attention_layers: list[int] = field(default_factory=list)
     embedding: bool = False
-    head: str = "classification"  # the teacher's output: (token) classification logits, masked-LM logits, or none
+    head: str = "classification"  # the teacher's head (`distill.tasks.HEADS`): what it predicts, if anything
     attention_mode: str = "stored"  # stored scores, or recompute from hidden h_{l-1} + the teacher's W_q, W_k
     topk_temperature: float = 1.0  # the temperature of `topk_logsumexp` (a tail-bucket loss must use it)
     legacy_logits: bool = False  # format 2: full logits were stored beside top-k
     has_mlm_columns: bool = False  # the input is a masked corpus (positions and true tokens are kept)
 
     def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"unknown teacher head {self.head!r} (known: {', '.join(HEADS)})")
         if self.attention_mode not in ATTENTION_MODES:
             raise ValueError(f"unknown attention mode {self.attention_mode!r} (known: {', '.join(ATTENTION_MODES)})")
-        if self.head == "masked_lm" and not self.topk:
-            raise ValueError("a masked-LM teacher's targets are stored as top-k (the full vocabulary is never stored)")
-        if self.head == "token_classification" and self.topk:
-            raise ValueError("a token-classification teacher stores full logits per word (top-k is for large label spaces)")
+        self.teacher_task.check_topk(self.topk)
+
+    @property
+    def teacher_task(self) -> Task:
+        """The task of the teacher's head (`distill.tasks`); a classifier with one output is regression."""
+        return task_of_head(self.head, self.dims.num_labels)
+
+    @property
+    def task(self) -> str:
+        return self.teacher_task.name
 
     @property
     def stores_logits(self) -> bool:
-        """Full logits per example (per word for token tasks): classifiers without top-k (and every format-2 cache)."""
-        return self.per_word or (self.head == "classification" and (not self.topk or self.legacy_logits))
+        """Full logits per example or word: classifiers without top-k (and every format-2 cache)."""
+        return self.teacher_task.logits_layout is not None and (not self.topk or self.legacy_logits)
 
     @property
     def per_word(self) -> bool:
         """A token task: word starts, per-word gold tags and per-word logits."""
-        return self.head == "token_classification"
-
-    @property
-    def task(self) -> str:
-        """classification, regression (a classifier head with one output, STS-B) or what the head says."""
-        if self.head == "classification":
-            return "regression" if self.dims.num_labels == 1 else "classification"
-        return self.head
+        return self.teacher_task.words
 
     @property
     def masked(self) -> bool:
         """Rows carry masked positions and their true tokens (corpus input)."""
-        return self.head == "masked_lm" or self.has_mlm_columns
+        return self.teacher_task.masked or self.has_mlm_columns
 
     @property
     def stored_hidden_layers(self) -> list[int]:
@@ -155,7 +133,7 @@ class FeatureSet:
 
     @property
     def topk_index_dtype(self) -> str:
-        space = self.dims.vocab_size if self.head == "masked_lm" else self.dims.num_labels
+        space = self.teacher_task.output_size(self.dims)
         return "uint16" if space <= UINT16_LIMIT and not self.legacy_logits else "int32"
 
     @property
@@ -172,38 +150,21 @@ class FeatureSet:
         return "int8" if self.quantize_hidden else self.dtype
 
     def available(self, kind: str) -> set[int]:
-        """Layers of `kind` the cache holds (`hidden` includes 0 when the embedding output is stored)."""
-        if kind == "cls":
-            return set(self.cls_layers)
-        if kind == "hidden":
-            return set(self.stored_hidden_layers) | ({0} if self.stores_embedding else set())
-        if kind == "attention":
-            return set(self.attention_layers)
-        if kind == "embedding":
-            return {0} if self.stores_embedding else set()
-        if kind == "input_ids":
-            return {0}
-        if kind == "logits":
-            return {0} if self.stores_logits else set()
-        if kind in ("topk_indices", "topk_logits", "topk"):
-            return {0} if self.topk else set()
-        if kind == "mlm_topk":
-            return {0} if self.topk and self.head == "masked_lm" else set()
-        if kind == "class_topk":
-            return {0} if self.topk and self.head == "classification" else set()
-        if kind == "mlm":
-            return {0} if self.masked else set()
-        if kind == "words":
-            return {0} if self.per_word else set()
-        if kind == "classes":  # a classifier over two or more labels: class ids, softmax targets
-            return {0} if self.head in ("classification", "token_classification") and self.dims.num_labels > 1 else set()
-        if kind == "score":  # a regression teacher (one output): its score is the target
-            return {0} if self.task == "regression" and self.stores_logits else set()
-        if kind == "predictions":
-            return {0} if self.stores_logits or (self.topk and self.head == "classification") else set()
-        raise ValueError(f"unknown cache feature {kind!r}")
+        """Layers of `kind` the cache holds (`hidden` includes 0 for the embedding output); {0} or {} if unlayered."""
+        task = self.teacher_task
+        class_topk = self.topk and task.topk_layout == "fixed"
+        found = {"cls": set(self.cls_layers), "attention": set(self.attention_layers),
+                 "hidden": set(self.stored_hidden_layers) | ({0} if self.stores_embedding else set()),
+                 "embedding": self.stores_embedding, "input_ids": True, "logits": self.stores_logits,
+                 "topk_indices": self.topk, "topk_logits": self.topk, "topk": self.topk, "class_topk": class_topk,
+                 "mlm_topk": self.topk and task.topk_layout == "per_masked", "mlm": self.masked, "words": task.words,
+                 "classes": task.has_labels and self.dims.num_labels > 1,  # class ids, softmax targets
+                 "score": task.scores and self.stores_logits,  # a regression teacher's score is the target
+                 "predictions": self.stores_logits or class_topk}
+        if kind not in found:
+            raise ValueError(f"unknown cache feature {kind!r}")
+        return found[kind] if isinstance(found[kind], set) else ({0} if found[kind] else set())
 
-    # -- columns ----------------------------------------------------------------------------
     def _hidden(self, kind: str, layout: str, shape: tuple[int, ...], layer: int | None = None) -> list[Column]:
         name = column_name(kind, layer)
         column = Column(name, kind, layout, self.hidden_dtype, shape, layer, f"{name}_scale" if self.quantize_hidden else None)
@@ -211,23 +172,19 @@ class FeatureSet:
 
     def columns(self) -> list[Column]:
         """Every stored column in schema order, int8 scale columns right after their values."""
-        hidden = self.dims.hidden_size
+        hidden, task = self.dims.hidden_size, self.teacher_task
         out = [Column("input_ids", "input_ids", "per_token", "int32", ())]
-        if self.per_word:
-            out += [Column("word_starts", "word_starts", "per_word", "int32", ()),
-                    Column("labels", "labels", "per_word", "int32", ())]
+        if task.words:
+            out += [Column(name, name, "per_word", "int32", ()) for name in ("word_starts", "labels")]
         if self.stores_logits:
-            out.append(Column("logits", "logits", "per_word" if self.per_word else "fixed", self.dtype,
-                              (self.dims.num_labels,)))
+            out.append(Column("logits", "logits", task.logits_layout, self.dtype, (self.dims.num_labels,)))
         if self.masked:
-            out += [Column("mlm_positions", "mlm_positions", "per_masked", "int32", ()),
-                    Column("mlm_labels", "mlm_labels", "per_masked", "int32", ())]
+            out += [Column(name, name, "per_masked", "int32", ()) for name in ("mlm_positions", "mlm_labels")]
         if self.topk:
-            layout = "per_masked" if self.head == "masked_lm" else "fixed"
-            out += [Column("topk_indices", "topk_indices", layout, self.topk_index_dtype, (self.topk,)),
-                    Column("topk_logits", "topk_logits", layout, self.dtype, (self.topk,))]
+            out += [Column("topk_indices", "topk_indices", task.topk_layout, self.topk_index_dtype, (self.topk,)),
+                    Column("topk_logits", "topk_logits", task.topk_layout, self.dtype, (self.topk,))]
             if not self.legacy_logits:
-                out.append(Column("topk_logsumexp", "topk_logsumexp", layout, "float32", ()))
+                out.append(Column("topk_logsumexp", "topk_logsumexp", task.topk_layout, "float32", ()))
         if self.cls_layers:
             out += self._hidden("cls", "fixed", (len(self.cls_layers), hidden))
         if self.stores_embedding:
@@ -246,43 +203,25 @@ class FeatureSet:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns()]
 
-    # -- manifest -------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """The manifest's account of the columns: enough to decode them without this code."""
-        if self.legacy_logits:
-            return self._describe_v2()
-        return {
-            **self._describe_v2(),
-            "head": self.head,
-            "has_mlm_columns": self.masked,
-            "topk_temperature": self.topk_temperature if self.topk else None,
-            "topk_logsumexp": "log sum_j exp(z_j / topk_temperature) over the full label space, float32"
-            if self.topk else None,
-            "attention_mode": self.attention_mode,
-            "attention_recompute": ("scores of layer l = (h_{l-1} W_q^T + b_q)(h_{l-1} W_k^T + b_k)^T / sqrt(head_dim) per "
-                                    "head, from hidden_{l-1} and teacher_files/attention_qk.safetensors")
-            if self.attention_mode == "recompute" and self.attention_layers else None,
-            "stored_hidden_layers": self.stored_hidden_layers,
-            "columns": self.column_names(),
-            "layout": {c.name: c.describe() for c in self.columns()},
-        }
-
-    def _describe_v2(self) -> dict[str, Any]:
-        return {
-            **asdict(self.dims),
-            "dtype": self.dtype,
-            "hidden_dtype": self.hidden_dtype,
-            "quantize_hidden": self.quantize_hidden,
-            "int8_scale": "per vector, float32, in <column>_scale" if self.quantize_hidden else None,
-            "topk": self.topk,
-            "cls_layers": self.cls_layers,
-            "hidden_layers": self.hidden_layers,
-            "attention_layers": self.attention_layers,
-            "attention_layout": "list per example: heads x len x len, row-major, pre-softmax, unmasked",
-            "embedding": self.embedding,
-            "columns": self.column_names(),
-            "layout": {c.name: c.describe() for c in self.columns()},
-        }
+        names = ("dtype", "hidden_dtype", "quantize_hidden", "topk", "cls_layers", "hidden_layers", "attention_layers",
+                 "embedding")
+        out = {**asdict(self.dims), **{name: getattr(self, name) for name in names},
+               "int8_scale": "per vector, float32, in <column>_scale" if self.quantize_hidden else None,
+               "attention_layout": "list per example: heads x len x len, row-major, pre-softmax, unmasked",
+               "columns": self.column_names(), "layout": {c.name: c.describe() for c in self.columns()}}
+        if self.legacy_logits:  # format 2
+            return out
+        recompute = ("scores of layer l = (h_{l-1} W_q^T + b_q)(h_{l-1} W_k^T + b_k)^T / sqrt(head_dim) per head, "
+                     "from hidden_{l-1} and teacher_files/attention_qk.safetensors")
+        return {**out, "head": self.head, "has_mlm_columns": self.masked,
+                "topk_temperature": self.topk_temperature if self.topk else None,
+                "topk_logsumexp": "log sum_j exp(z_j / topk_temperature) over the full label space, float32"
+                if self.topk else None, "attention_mode": self.attention_mode,
+                "attention_recompute": recompute if self.attention_mode == "recompute" and self.attention_layers
+                else None,
+                "stored_hidden_layers": self.stored_hidden_layers}
 
     @classmethod
     def from_manifest(cls, block: dict[str, Any]) -> "FeatureSet":

@@ -1,18 +1,6 @@
-"""The cache format's version and file names: what a finished cache directory holds.
-
-```
-<cache>/part-*.arrow | part-*.parquet   rows: uid, source_id, aug_index, label + teacher columns
-<cache>/_manifest.json                  written last: format_version, features, teacher, config, shards
-<cache>/_commits/part-*.json            per-shard commit records (rows, bytes, sha256)
-<cache>/teacher_files/                  the teacher's config.json and tokenizer files (no weights),
-                                        plus input_embeddings.safetensors (rows of the wordpieces used)
-                                        and, with attention: recompute, attention_qk.safetensors
-<cache>/README.md                       the dataset card
-```
-
-`FORMAT_VERSION` changes whenever a reader of the old version would misread the new layout;
-readers refuse versions they do not know rather than guess.
-"""
+"""The cache format's version and file names: what a finished cache directory holds (docs/design.md,
+"Teacher cache"). `FORMAT_VERSION` changes whenever a reader of the old version would misread the new
+layout; readers refuse versions they do not know rather than guess."""
 
 from __future__ import annotations
 

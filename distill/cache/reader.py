@@ -1,21 +1,8 @@
 """Reading a teacher cache back: a memory-mapped `datasets.Dataset` plus padded batches.
 
-`load(path)` opens `<out>/teacher/<fingerprint>/` without copying it into RAM. Two ways in:
-- `cache.dataset` (torch format) with `cache.collate` in a DataLoader: the Hugging Face way;
-- `cache.batch(indices)`: the hot path. It takes rows straight from the memory-mapped Arrow
-  table and pads from flat buffers, skipping the per-row Python objects `datasets` builds
-  (and its float16 → float32 widening of nested columns).
-Both return the same dict of padded tensors: `input_ids`, `attention_mask`, `token_type_ids`
-(pairs, rebuilt from [SEP]), `labels` (gold class ids, -100 where missing; a regression
-cache's gold scores as float32, NaN where missing), `aug_index`, `logits`, and
-each cached feature under its `column_name`: `cls` [B, layers, H], `embedding` / `hidden_<l>`
-[B, T, H], `attention_<l>` [B, heads, T, T] (0 at padding), `topk_indices` / `topk_logits` [B, k]
-and `topk_logsumexp` [B] (classification). Masked-corpus caches add `mlm_positions` [B, M] (−1 at
-padding) and `mlm_labels` [B, M] (−100 at padding); a masked-LM teacher's top-k is then per masked
-position: [B, M, k] and [B, M]. Token-task caches (per-word layout) give `word_starts` [B, W] (−1 at
-padding), per-word gold `labels` [B, W] (−100 at padding), `logits` [B, W, C] (0 at padding) and
-`word_mask` = word_starts >= 0. Everything about shapes and dtypes comes from the manifest's
-feature description.
+`cache.batch(indices)` is the hot path (rows padded straight from flat Arrow buffers); `cache.dataset` +
+`cache.collate` is the Hugging Face way. Both give the same tensors; shapes, dtypes and padding come from the
+manifest's feature description (docs/design.md).
 """
 
 from __future__ import annotations
@@ -34,14 +21,17 @@ import torch
 from distill.cache.encoding import dequantize_int8, distinct_token_ids, flat_values, from_numpy, list_lengths
 from distill.cache.features import Column, FeatureSet, TeacherDims
 from distill.cache.format import MANIFEST_NAME, TEACHER_FILES_DIR, CacheError, check_format_version
+from distill.common.labels import LabelSpace
 from distill.storage.remote import is_remote, local_copy
 from distill.storage.shards import ShardRecord, read_shard
 from distill.storage.stage_dir import verify_record
+from distill.tasks import Task
 
 VERIFY_MODES = ("full", "size")
 # padding of per-masked and per-word columns (0 elsewhere)
 PAD_VALUES = {"mlm_positions": -1, "mlm_labels": -100, "word_starts": -1, "labels": -100}
-RAGGED = {"per_masked": "mlm_positions", "per_word": "word_starts"}  # layout -> the column whose lengths it has
+# layout -> the column whose lengths are its rows: tokens, masked positions, words
+LENGTHS = {"per_token": "input_ids", "per_masked": "mlm_positions", "per_word": "word_starts"}
 
 
 class CacheCorruptError(CacheError):
@@ -59,6 +49,15 @@ class TeacherCache:
     @cached_property
     def features(self) -> FeatureSet:
         return FeatureSet.from_manifest(self.manifest["features"])
+
+    @property
+    def task(self) -> Task:
+        """The teacher's task (`distill.tasks`): what the cache's predictions and gold labels are."""
+        return self.features.teacher_task
+
+    def label_space(self) -> LabelSpace | None:
+        """The teacher's label names and ids, from the manifest."""
+        return self.task.label_space({"num_labels": self.dims.num_labels, **(self.manifest.get("labels") or {})})
 
     @property
     def dims(self) -> TeacherDims:
@@ -80,7 +79,6 @@ class TeacherCache:
     def __len__(self) -> int:
         return self.table.num_rows
 
-    # -- what travels with the cache -----------------------------------------------------------
     def tokenizer(self):
         from transformers import AutoTokenizer
 
@@ -112,28 +110,17 @@ class TeacherCache:
             self._dataset = datasets.concatenate_datasets(parts).with_format("torch")
         return self._dataset
 
-    # -- batches ----------------------------------------------------------------------------
     def batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
         """Padded tensors for rows `indices`, straight from the memory-mapped columns."""
         rows = self.table.take(pa.array(np.asarray(indices, dtype=np.int64)))
         columns = {name: rows.column(name).combine_chunks() for name in rows.column_names}
-        lengths = torch.from_numpy(list_lengths(columns["input_ids"]).astype(np.int64))
-        out = self._token_inputs(torch.from_numpy(flat_values(columns["input_ids"]).astype(np.int64)), lengths)
-        out.update(self._row_fields(columns))
-        ragged = {layout: torch.from_numpy(list_lengths(columns[name]).astype(np.int64))
-                  for layout, name in RAGGED.items() if name in columns}
-        for column in self._value_columns():
-            scale = flat_values(columns[column.scale]) if column.scale else None
-            values = self._decode(column, flat_values(columns[column.name]), scale)
-            out[column.name] = self._shape(column, values, ragged.get(column.layout, lengths))
-        return self._finish(out)
+        lengths = {name: list_lengths(columns[name]) for name in LENGTHS.values() if name in columns}
+        return self._assemble(lambda name: flat_values(columns[name]), lengths, self._row_fields(columns))
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """DataLoader `collate_fn` for rows of `cache.dataset` (torch format)."""
-        lengths = torch.tensor([len(e["input_ids"]) for e in examples])
-        ragged = {layout: torch.tensor([len(e[name]) for e in examples])
-                  for layout, name in RAGGED.items() if name in examples[0]}
-        out = self._token_inputs(torch.cat([e["input_ids"].long() for e in examples]), lengths)
+        lengths = {name: [len(e[name]) for e in examples] for name in LENGTHS.values() if name in examples[0]}
+        out = {}
         labels = [e.get("label") for e in examples]
         if labels and all(lab is None or isinstance(lab, (int, float, torch.Tensor)) for lab in labels):
             if any(isinstance(lab, float) or (isinstance(lab, torch.Tensor) and lab.is_floating_point()) for lab in labels):
@@ -142,30 +129,27 @@ class TeacherCache:
                 out["labels"] = torch.tensor([-100 if lab is None else int(lab) for lab in labels])
         if "aug_index" in examples[0]:
             out["aug_index"] = torch.tensor([int(e["aug_index"]) for e in examples])
-        for column in self._value_columns():
-            flat = torch.cat([e[column.name].reshape(-1) for e in examples]).numpy()
-            scale = torch.cat([e[column.scale].reshape(-1) for e in examples]).numpy() if column.scale else None
-            out[column.name] = self._shape(column, self._decode(column, flat, scale), ragged.get(column.layout, lengths))
-        return self._finish(out)
+        return self._assemble(lambda name: torch.cat([e[name].reshape(-1) for e in examples]).numpy(), lengths, out)
+
+    def _assemble(self, flat, lengths: dict[str, Any], fields: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Both read paths: `flat(column)` gives a column's values, `lengths` each layout's row lengths."""
+        lengths = {name: torch.from_numpy(np.asarray(n, dtype=np.int64)) for name, n in lengths.items()}
+        ids = torch.from_numpy(flat("input_ids").astype(np.int64))
+        out = {**self._token_inputs(ids, lengths["input_ids"]), **fields}
+        for column in (c for c in self.features.columns() if c.kind not in ("input_ids", "scale")):
+            values = self._decode(column, flat(column.name), flat(column.scale) if column.scale else None)
+            out[column.name] = self._shape(column, values, lengths[LENGTHS.get(column.layout, "input_ids")])
+        if "word_starts" in out:
+            out["word_mask"] = out["word_starts"] >= 0
+        if "labels" in out:
+            out["labels"] = self.task.gold(out["labels"])  # as the task's losses read them
+        return out
 
     def attention_weights(self) -> dict[int, dict[str, torch.Tensor]] | None:
         """The teacher's query/key weights of the recomputed attention layers (`attention: recompute`)."""
         from distill.cache.attention_qk import read_attention_weights
 
         return read_attention_weights(self.path / TEACHER_FILES_DIR) if self.features.attention_mode == "recompute" else None
-
-    # -- helpers ----------------------------------------------------------------------------
-    def _finish(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Both read paths: `word_mask` for token tasks; a regression cache's integer gold scores
-        (0/1 sentiment used as a score) as floats, NaN where none."""
-        if "word_starts" in out:
-            out["word_mask"] = out["word_starts"] >= 0
-        if self.features.task == "regression" and "labels" in out and not out["labels"].is_floating_point():
-            out["labels"] = out["labels"].float().masked_fill(out["labels"] == -100, float("nan"))
-        return out
-
-    def _value_columns(self) -> list[Column]:
-        return [c for c in self.features.columns() if c.kind not in ("input_ids", "scale")]
 
     def _token_inputs(self, flat_ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         tokenizer = self.manifest["tokenizer"]
@@ -222,8 +206,7 @@ class TeacherCache:
 
 
 def cache_problems(path: Path, manifest: dict[str, Any], mode: str = "full") -> list[str]:
-    """What does not match the manifest among the shards and teacher files: sizes, and sha256 with
-    `full`. Memory-mapped reads trust the bytes they get, so a flipped byte would train silently."""
+    """Files that differ from the manifest (sizes; sha256 with `full`): memory-mapped reads trust any bytes."""
     if mode not in VERIFY_MODES:
         raise ValueError(f"verify mode must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
     files = [(path, ShardRecord.from_dict(shard)) for shard in manifest["shards"]]
@@ -253,9 +236,8 @@ def relabel_advice(manifest: dict[str, Any]) -> str:
 
 
 def resolve_cache_dir(path: str | Path) -> Path:
-    """A cache directory as given, or the last finished one below a pipeline output
-    (`<out>` or `<out>/teacher`, through the `LATEST` pointer the labelling stage writes).
-    A remote URI (s3://...) is first pulled into local staging (committed files only)."""
+    """A cache directory as given, or the `LATEST` one below `<out>` or `<out>/teacher`; remote URIs are
+    first pulled into local staging (committed files only)."""
     path = local_copy(path)
     for pointer in (path / "teacher" / "LATEST", path / "LATEST"):
         if not (path / MANIFEST_NAME).exists() and pointer.exists():
@@ -264,9 +246,8 @@ def resolve_cache_dir(path: str | Path) -> Path:
 
 
 def load(path: str | Path, dtype: torch.dtype = torch.float32, verify: str = "size") -> TeacherCache:
-    """Open a finished teacher cache: `<out>/teacher/<fingerprint>`, or `<out>` for its latest
-    (local, or a remote URI such as s3://bucket/run). Files are checked against the manifest
-    first: sizes by default (a stat per file), `verify="full"` adds sha256."""
+    """Open a finished teacher cache (see `resolve_cache_dir`), its files first checked against the manifest:
+    sizes by default, `verify="full"` adds sha256."""
     given, path = path, resolve_cache_dir(path)
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.exists():

@@ -1,11 +1,6 @@
-"""Finding teacher weights for a cache when a student really needs them, and only a verified copy.
-
-The cache records the teacher's name, the path it was labelled from and a fingerprint of its
-files (config, weights, tokenizer). A student that copies teacher layers, an online run, or the
-teacher's row in the report takes `--teacher PATH_OR_NAME`; any copy is accepted if its files
-hash to the recorded fingerprint. Without `--teacher`, the recorded path is tried (it exists on
-the labelling machine); a copy that does not match is refused, never silently used.
-"""
+"""Finding teacher weights for a cache when a student really needs them, and only a verified copy:
+`--teacher PATH_OR_NAME` (any copy whose files hash to the recorded fingerprint), else the path
+recorded at labelling time; a copy that does not match is refused, never silently used."""
 
 from __future__ import annotations
 

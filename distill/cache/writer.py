@@ -1,9 +1,5 @@
-"""The write side of the format: one padded teacher batch → the Arrow columns of its rows.
-
-The labelling stage calls `encode_batch` after each forward pass and appends the columns to a
-shard; everything about layouts and dtypes is decided by the `FeatureSet`, so the reader in
-`distill.cache.reader` is its exact inverse.
-"""
+"""The write side of the format: one padded teacher batch → the Arrow columns of its rows. The
+`FeatureSet` decides every layout and dtype, so `distill.cache.reader` is its exact inverse."""
 
 from __future__ import annotations
 
@@ -71,33 +67,19 @@ def _ragged_pair(columns: dict[str, pa.Array], names: tuple[str, str], parts) ->
     return lengths
 
 
-def encode_batch(
-    features: FeatureSet,
-    input_ids: torch.Tensor,
-    mask: torch.Tensor,
-    logits: torch.Tensor | None,
-    hidden_states: Sequence[torch.Tensor] | None = None,
-    scores: Mapping[int, torch.Tensor] | None = None,
-    mlm: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
-    words: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
-) -> dict[str, pa.Array]:
-    """Columns for one padded batch, rows in batch order.
-
-    `input_ids` and `mask` [B, T] on the host; `logits` [B, labels] (classification), [N, vocab]
-    at the batch's N masked positions in row-major order (masked LM), or None (encoder);
-    `hidden_states` (transformers' tuple: 0 = embeddings, i = layer i, each [B, T, H]) and pre-softmax
-    `scores` {layer: [B, heads, T, T]} on any device: they are cast to the storage dtype there, so
-    less crosses to the host. `mlm` = (positions, true ids) per row, for masked-corpus input.
-    `words` = (first-piece index, gold tag id) per kept word of each row, for token tasks: `logits`
-    is then [B, T, labels] and is stored at the first pieces only.
+def encode_batch(features: FeatureSet, input_ids: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor | None,
+                 hidden_states: Sequence[torch.Tensor] | None = None, scores: Mapping[int, torch.Tensor] | None = None,
+                 mlm: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+                 words: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> dict[str, pa.Array]:
+    """Columns for one padded batch, rows in batch order. `logits` are [B, labels], [B, T, labels] (token tasks,
+    stored at `words`' first pieces), [N, vocab] at the masked positions, or None; `mlm` = (positions, true ids)
+    and `words` = (first pieces, gold tag ids) per row. Device tensors are cast there, so less crosses to the host.
     """
     lengths = mask.sum(dim=1).numpy()
     real = mask.bool()
     device = logits.device if logits is not None else (hidden_states[0].device if hidden_states else "cpu")
     on_device = real.to(device)
-    columns: dict[str, pa.Array] = {
-        "input_ids": ragged_array(input_ids[real].to(torch.int32).cpu().numpy(), lengths, pa.int32()),
-    }
+    columns = {"input_ids": ragged_array(input_ids[real].to(torch.int32).cpu().numpy(), lengths, pa.int32())}
     masked_lengths = _ragged_pair(columns, ("mlm_positions", "mlm_labels"), mlm) if features.masked else None
     word_lengths = _ragged_pair(columns, ("word_starts", "labels"), words) if features.per_word else None
     for column in features.columns():
@@ -108,7 +90,7 @@ def encode_batch(
         elif column.kind == "topk_indices":
             if features.legacy_logits:
                 raise ValueError("format-2 caches are read, not written")
-            columns.update(_topk_columns(features, logits, masked_lengths if features.head == "masked_lm" else None))
+            columns.update(_topk_columns(features, logits, masked_lengths if column.layout == "per_masked" else None))
         elif column.kind == "cls":
             cls = torch.stack([hidden_states[layer][:, 0] for layer in features.cls_layers], dim=1).float()
             columns.update(_vectors(column, cls, None))

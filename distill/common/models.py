@@ -18,26 +18,9 @@ def resolve_model_dir(name_or_path: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(
-            snapshot_download(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
-        )
+        return Path(snapshot_download(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
     except Exception as err:  # noqa: BLE001 - hub errors come in many types; the message is what matters
         raise FileNotFoundError(f"model {name_or_path!r}: not a local directory and not reachable on the hub ({err})") from err
-
-
-def model_class(head: str):
-    """The transformers auto class of a head: a sequence or token classifier, a masked LM, or the encoder alone."""
-    import transformers
-
-    return {"classification": transformers.AutoModelForSequenceClassification,
-            "token_classification": transformers.AutoModelForTokenClassification,
-            "masked_lm": transformers.AutoModelForMaskedLM, "none": transformers.AutoModel}[head]
-
-
-def masked_lm_head(model):
-    """The module mapping final hidden states to vocabulary logits of a masked LM (BERT's `cls`,
-    RoBERTa's `lm_head`), or None: callers run it only at masked positions."""
-    return getattr(model, "cls", None) or getattr(model, "lm_head", None)
 
 
 def at_masked(values, positions):
@@ -89,8 +72,7 @@ def _torch_state(file: Path) -> dict:
 
 
 def check_model_files(model_dir: str | Path, tokenizer_dir: str | Path | None = None) -> None:
-    """Refuse, in one line, a model directory every stage would later fail on: no weights, weights
-    that need unpickling, or (with `tokenizer_dir`) no tokenizer files. Reads headers, not tensors."""
+    """Refuse, in one line, a model directory lacking config, safe weights or (with `tokenizer_dir`) tokenizer."""
     from safetensors import safe_open
 
     model_dir = Path(model_dir)
@@ -115,9 +97,7 @@ def check_model_files(model_dir: str | Path, tokenizer_dir: str | Path | None = 
 
 
 def model_tensors(model_dir: str | Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, Any]]:
-    """(name, tensor) of every weight whose name `wanted` accepts, read without instantiating the
-    model: from safetensors (only the accepted tensors are loaded), or from a `pytorch_model.bin`
-    with weights_only."""
+    """(name, tensor) of every weight whose name `wanted` accepts, read without instantiating the model."""
     from safetensors import safe_open
 
     files = weight_files(model_dir)

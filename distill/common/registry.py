@@ -34,14 +34,11 @@ class Registry(dict):
         return self[name]
 
     def options(self, name: str) -> list[str]:
-        """The options of a registered dataclass: its init fields, less the runtime state
-        (`compare=False` fields such as caches and loaded tables)."""
+        """The options of a registered dataclass: its init fields, less `compare=False` runtime state."""
         return [f.name for f in dataclasses.fields(self.get_class(name)) if f.init and f.compare]
 
     def build(self, name: str, options: dict[str, Any] | None = None) -> Any:
-        """Instantiate a registered dataclass, refusing options it does not have (`self.error`) and
-        values that do not fit a field's annotation (`ConfigError` naming the option, e.g. `p: -1 must
-        be >= 0`; the caller puts it under its own key path with `ConfigError.under`)."""
+        """Instantiate a registered dataclass; unknown options raise `self.error`, bad values `ConfigError`."""
         cls = self.get_class(name)
         if options is not None and not isinstance(options, dict):
             raise ConfigError(f"options of {self.kind} {name!r} must be a mapping, not {options!r}")

@@ -10,16 +10,14 @@ from distill.cache.features import FeatureSet, TeacherDims
 from distill.common.config_io import (
     ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, YamlConfig,
 )
+from distill.tasks import HEADS as TASK_HEADS, Task, task_of_head
 
 FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding")
 StorageDtype = Literal["float16", "bfloat16", "float32"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 STORAGE_DTYPES = get_args(StorageDtype)
 PRECISIONS = get_args(Precision)
-
-
-HEADS = ("auto", "classification", "token_classification", "masked_lm", "none")
-TOKEN_TASK = "token_classification"  # the augmented manifest's `task` of tagged words (absent = sequence)
+HEADS = ("auto", *TASK_HEADS)
 
 
 @dataclass
@@ -29,20 +27,14 @@ class LabelConfig(YamlConfig):
     check_vocab: bool = True  # refuse a tokenizer whose vocabulary size differs from the teacher's embeddings
     trust_remote_code: bool = False  # only for teachers whose code you trust
     max_length: PositiveInt = 128  # wordpieces per example (pairs truncated longest-first), as in GLUE fine-tuning
-    # What to cache besides logits and input_ids (always kept): topk (large label spaces),
-    # cls (per-layer [CLS], BERT-PKD), hidden (token states, TinyBERT / DistilBERT cosine),
-    # attention (pre-softmax scores, TinyBERT), embedding (embedding-layer output, TinyBERT).
+    # besides logits and input_ids: topk, cls (BERT-PKD), hidden (TinyBERT, DistilBERT), attention, embedding
     features: list[str] = field(default_factory=lambda: ["logits"])
     topk: PositiveInt = 10  # with topk on, full logits are not stored (k largest + the log-normaliser instead)
-    # temperature of the stored log-normaliser, which a tail-bucket KD loss must share;
-    # None = 2 for masked-LM teachers (DistilBERT's T), else 1
+    # of the stored log-normaliser, which a tail-bucket KD loss must share; None = 2 for masked LMs, else 1
     topk_temperature: PositiveFloat | None = None
-    # what the teacher outputs: auto = from its config's architectures for a masked corpus
-    # (…ForMaskedLM → masked_lm, else none: an encoder, TinyBERT general distillation), and for task
-    # data a token classifier (…ForTokenClassification, or tagged-word input) or else a sequence classifier
+    # what the teacher outputs; auto = from its config's architectures and the input (`distill.tasks.teacher_task`)
     head: Literal["auto", "classification", "token_classification", "masked_lm", "none"] = "auto"
-    # attention targets: stored pre-softmax scores (heads × len² per example), or recompute them at
-    # training time from the stored layer inputs h_{l-1} and the teacher's W_q, W_k (O(len) on disk)
+    # stored pre-softmax scores (heads × len²), or recomputed from stored h_{l-1} and W_q, W_k (O(len) on disk)
     attention: Literal["stored", "recompute"] = "stored"
     # Layer lists are checked against the teacher's depth once it is known (`layers`).
     cls_layers: list[NonNegativeInt] | None = None  # 0 = embeddings, 1..L encoder layers; None = 1..L
@@ -89,51 +81,16 @@ class LabelConfig(YamlConfig):
             raise ConfigError(f"{feature}_layers {bad} out of range {lowest}..{num_layers} for this teacher")
         return layers
 
-    def resolved_head(self, architectures: list[str], corpus: bool, task: str | None = None) -> str:
-        """The teacher's head: as configured, or from its config (`auto`, see `head`); `task` is the
-        input's (the augmented manifest's `task`), when known."""
-        if self.head != "auto":
-            return self.head
-        if not corpus:
-            tagger = any(a.endswith("ForTokenClassification") for a in architectures) or task == TOKEN_TASK
-            return TOKEN_TASK if tagger else "classification"
-        return "masked_lm" if any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in architectures) else "none"
-
-    def feature_set(self, dims: TeacherDims, head: str = "classification", masked_input: bool = False) -> FeatureSet:
-        """The cache columns this config asks for, for a teacher of `dims` with `head`."""
-        for name in ("cls", "hidden", "attention"):
-            self.layers(name, dims.num_layers)  # a bad layer list is an error even if the feature is off
-        if head == "masked_lm" and not masked_input:
-            raise ConfigError("a masked-LM teacher labels masked positions: give it a masked corpus "
-                              "(pipelines/general_distill_data.py), or a classifier for task data", "head")
-        if head == "none" and not masked_input and not self.wants("hidden") and not self.wants("attention"):
-            raise ConfigError("an encoder-only teacher has no logits: cache hidden/attention/embedding features, "
-                              "or fine-tune a classifier (pipelines/finetune_teacher.py)", "head")
-        if head == TOKEN_TASK and self.wants("topk"):
-            raise ConfigError("a token-classification teacher stores full logits per word; drop the topk feature",
-                              "features")
-        if head == TOKEN_TASK and masked_input:
-            raise ConfigError("a token-classification teacher labels tagged words, not a masked corpus", "head")
-        topk = None
-        if head == "masked_lm":
-            topk = min(self.topk, dims.vocab_size)  # always top-k: a vocabulary of logits per position is never stored
-        elif head == "classification" and self.wants("topk"):
-            topk = min(self.topk, dims.num_labels)
-        temperature = self.topk_temperature or (2.0 if head == "masked_lm" else 1.0)
-        return FeatureSet(
-            dims=dims,
-            dtype=self.dtype,
-            quantize_hidden=self.quantize_hidden,
-            topk=topk,
-            head=head,
-            attention_mode=self.attention,
-            topk_temperature=temperature,
-            has_mlm_columns=masked_input,
-            cls_layers=self.layers("cls", dims.num_layers) if self.wants("cls") else [],
-            hidden_layers=self.layers("hidden", dims.num_layers) if self.wants("hidden") else [],
-            attention_layers=self.layers("attention", dims.num_layers) if self.wants("attention") else [],
-            embedding=self.wants("embedding"),
-        )
+    def feature_set(self, dims: TeacherDims, head: str | Task = "classification",
+                    masked_input: bool = False) -> FeatureSet:
+        """The cache columns this config asks for, for a teacher of `dims` whose head is `head` (or a task)."""
+        layers = {name: self.layers(name, dims.num_layers) for name in ("cls", "hidden", "attention")}  # all checked
+        task = task_of_head(head, dims.num_labels)
+        task.check_label_config(self, masked_input)
+        return FeatureSet(dims, self.dtype, self.quantize_hidden, task.topk(self, dims), head=task.head,
+                          embedding=self.wants("embedding"), attention_mode=self.attention, has_mlm_columns=masked_input,
+                          topk_temperature=self.topk_temperature or task.topk_temperature,
+                          **{f"{name}_layers": chosen if self.wants(name) else [] for name, chosen in layers.items()})
 
     def resolved(self) -> dict[str, Any]:
         """The options that change cached values (scheduling and paths excluded)."""

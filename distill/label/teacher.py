@@ -1,40 +1,28 @@
-"""Loading a teacher and its tokenizer, checking they belong together, and naming them.
-
-The teacher's identity is a hash of the files that define it (config, weights, tokenizer
-and vocabulary): a changed fine-tune gets a new cache, the same one reuses the old.
-"""
+"""Loading a teacher and its tokenizer, checking they belong together, and naming them (a hash of
+the files that define it, so a changed fine-tune gets a new cache)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from distill.cache.features import TeacherDims
+from distill.common.models import check_model_files, resolve_model_dir
 from distill.storage.fingerprint import model_fingerprint
-from distill.common.models import check_model_files, model_class, resolve_model_dir
-
-log = logging.getLogger(__name__)
+from distill.tasks import Task, task_of_head
 
 
 class TeacherMismatchError(ValueError):
     """The tokenizer cannot be the one the teacher was trained with."""
 
 
-def teacher_dims(model_dir: Path, trust_remote_code: bool = False, head: str = "classification") -> TeacherDims:
+def teacher_dims(model_dir: Path, trust_remote_code: bool = False, head: str | Task = "classification") -> TeacherDims:
     """`num_labels` is the head's output size: the classes, the vocabulary (masked LM) or 0 (encoder)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    outputs = {"classification": config.num_labels, "token_classification": config.num_labels,
-               "masked_lm": config.vocab_size, "none": 0}[head]
-    return TeacherDims(
-        num_labels=outputs,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_hidden_layers,
-        num_heads=config.num_attention_heads,
-        vocab_size=config.vocab_size,
-    )
+    return TeacherDims(task_of_head(head).output_size(config), config.hidden_size, config.num_hidden_layers,
+                       config.num_attention_heads, config.vocab_size)
 
 
 def load_tokenizer(tokenizer_dir: Path, trust_remote_code: bool = False):
@@ -44,24 +32,18 @@ def load_tokenizer(tokenizer_dir: Path, trust_remote_code: bool = False):
 
 
 def check_vocabulary(tokenizer, dims: TeacherDims, tokenizer_dir: Path, model_dir: Path, strict: bool = True) -> None:
-    """Refuse a tokenizer whose ids do not index the teacher's embedding matrix one-to-one.
-
-    Ids past the matrix would crash or, worse, silently read other rows; a vocabulary of a
-    different size means a different tokenizer. Teachers with a deliberately padded matrix
-    pass `check_vocab: false` (ids must still fit).
-    """
+    """Refuse a tokenizer whose ids do not index the teacher's embedding matrix one-to-one: ids past it
+    would crash or silently read other rows, and another vocabulary size means another tokenizer.
+    Teachers with a deliberately padded matrix pass `check_vocab: false` (ids must still fit)."""
     vocab = tokenizer.get_vocab()
     largest = max(vocab.values())
     if largest >= dims.vocab_size:
-        raise TeacherMismatchError(
-            f"tokenizer {tokenizer_dir} produces ids up to {largest} but teacher {model_dir} embeds only "
-            f"{dims.vocab_size} tokens: this is not the teacher's tokenizer"
-        )
+        raise TeacherMismatchError(f"tokenizer {tokenizer_dir} produces ids up to {largest} but teacher {model_dir} "
+                                   f"embeds only {dims.vocab_size} tokens: this is not the teacher's tokenizer")
     if strict and len(vocab) != dims.vocab_size:
-        raise TeacherMismatchError(
-            f"tokenizer {tokenizer_dir} has {len(vocab)} tokens but teacher {model_dir} embeds {dims.vocab_size}: "
-            "pass the teacher's own tokenizer (or label.check_vocab=false for a padded embedding matrix)"
-        )
+        raise TeacherMismatchError(f"tokenizer {tokenizer_dir} has {len(vocab)} tokens but teacher {model_dir} embeds "
+                                   f"{dims.vocab_size}: pass the teacher's own tokenizer (or label.check_vocab=false "
+                                   "for a padded embedding matrix)")
 
 
 def resolve_teacher(teacher: str | None, tokenizer: str | None) -> tuple[Path, Path]:
@@ -86,9 +68,8 @@ def teacher_identity(model_dir: Path, tokenizer_dir: Path, dims: TeacherDims, na
 
 
 def load_model(model_dir: Path, device: str, attn_implementation: str, trust_remote_code: bool = False,
-               head: str = "classification"):
+               head: str | Task = "classification"):
     """The teacher in eval mode on `device`; safetensors (or weights_only torch files) only."""
-    model = model_class(head).from_pretrained(
-        model_dir, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation
-    )
+    model = task_of_head(head).model_class().from_pretrained(model_dir, trust_remote_code=trust_remote_code,
+                                                             attn_implementation=attn_implementation)
     return model.to(device).eval()

@@ -1,10 +1,5 @@
-"""The teacher actor: one teacher per actor, loaded once; each call labels whole shards.
-
-Used with Ray Data `map_batches` over the list of input shards (load in `__init__`, work in
-`__call__`). Each shard is tokenized, bucketed by length, run through the teacher under
-`torch.inference_mode` (autocast on GPU), and streamed batch by batch into one atomically
-committed cache shard, so memory stays bounded even for per-token features.
-"""
+"""The teacher actor (Ray Data `map_batches`): one teacher loaded once; each call labels whole shards,
+streamed bucket by bucket into one atomically committed cache shard so memory stays bounded."""
 
 from __future__ import annotations
 
@@ -18,14 +13,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from distill import attention
-from distill.batching import length_buckets, padded_tokens
+from distill import attention_capture as attention
+from distill.common.batching import length_buckets, padded_tokens
 from distill.cache.features import FeatureSet
 from distill.cache.writer import encode_batch
 from distill.common.hardware import worker_device
-from distill.common.models import at_masked, masked_lm_head
 from distill.common.labels import LabelSpace
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
 from distill.label.config import LabelConfig
 from distill.label.teacher import load_model, load_tokenizer
 from distill.storage.fingerprint import hash_file
@@ -50,19 +44,9 @@ def autocast_for(precision: str, device: str):
 
 
 class TeacherLabeler:
-    def __init__(
-        self,
-        config: LabelConfig,
-        model_dir: str,
-        tokenizer_dir: str,
-        features: FeatureSet,
-        input_dir: str,
-        input_shards: dict[str, dict],
-        stage_dir: StageDir,
-        is_pair: bool,
-        label_space: LabelSpace | None = None,
-        cpu_threads: int | None = None,
-    ) -> None:
+    def __init__(self, config: LabelConfig, model_dir: str, tokenizer_dir: str, features: FeatureSet, input_dir: str,
+                 input_shards: dict[str, dict], stage_dir: StageDir, is_pair: bool,
+                 label_space: LabelSpace | None = None, cpu_threads: int | None = None) -> None:
         self.device = worker_device("auto")  # the GPU Ray assigned this actor, else CPU
         if self.device == "cpu" and cpu_threads:
             torch.set_num_threads(cpu_threads)
@@ -75,17 +59,14 @@ class TeacherLabeler:
         self.label_space = label_space
         self.tokenizer = load_tokenizer(Path(tokenizer_dir), config.trust_remote_code)
         implementation = attention.register() if features.stored_attention_layers else "sdpa"
-        self.model = load_model(Path(model_dir), self.device, implementation, config.trust_remote_code, features.head)
+        self.model = load_model(Path(model_dir), self.device, implementation, config.trust_remote_code,
+                                features.teacher_task)
         self.precision, self.autocast = autocast_for(config.precision, self.device)
         self.forward_batches = 0
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        done = {"file": [], "rows": []}
-        for name in batch["file"].tolist():
-            record = self.label_shard(name)
-            done["file"].append(record.file)
-            done["rows"].append(record.rows)
-        return {key: np.array(values) for key, values in done.items()}
+        records = [self.label_shard(name) for name in batch["file"].tolist()]
+        return {"file": np.array([r.file for r in records]), "rows": np.array([r.rows for r in records])}
 
     def _read_input(self, name: str) -> pa.Table:
         path = self.input_dir / name
@@ -95,8 +76,7 @@ class TeacherLabeler:
         return read_shard(path)
 
     def tokenize(self, table: pa.Table) -> tuple[list[list[int]], list[list[int]] | None]:
-        """Input ids, and segment ids for pairs when the tokenizer's models use them (BERT, not RoBERTa).
-        A corpus shard is tokenised already (packed, masked sequences): its ids are used as they are."""
+        """Input ids, and segment ids for pairs when the tokenizer uses them; a corpus shard's ids as they are."""
         segments = self.is_pair and "token_type_ids" in self.tokenizer.model_input_names
         if "input_ids" in table.column_names:
             ids = table.column("input_ids").to_pylist()
@@ -134,7 +114,7 @@ class TeacherLabeler:
         started = time.perf_counter()
         table = self._read_input(name)
         words, word_counts = None, {}
-        if self.features.per_word:
+        if self.features.teacher_task.words:
             ids, words, word_counts = self.tokenize_words(table, str(self.input_dir / name))
             segments = None
         else:
@@ -142,22 +122,14 @@ class TeacherLabeler:
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         buckets = length_buckets(lengths, self.config.batch_size, self.config.max_batch_tokens)
         kept = self._gold_ids(table.select([c for c in KEPT_COLUMNS if c in table.column_names]), name)
-        masked = None
-        if self.features.masked:
-            masked = ([np.asarray(p, dtype=np.int64) for p in table.column("mlm_positions").to_pylist()],
-                      [np.asarray(p, dtype=np.int64) for p in table.column("mlm_labels").to_pylist()])
+        masked = tuple([np.asarray(p, dtype=np.int64) for p in table.column(name).to_pylist()]
+                       for name in ("mlm_positions", "mlm_labels")) if self.features.masked else None
         schema = pa.schema(list(kept.schema) + self.features.fields())
         out_name = Path(name).stem + "." + self.config.shard_format
         calls_before = self.forward_batches
-        extra = {
-            "input_shard": name,
-            "real_tokens": int(lengths.sum()),
-            "padded_tokens": padded_tokens(lengths, buckets),
-            "forward_batches": len(buckets),
-            "precision": self.precision,
-            "device": self.device,
-            **word_counts,
-        }
+        extra = {"input_shard": name, "real_tokens": int(lengths.sum()),
+                 "padded_tokens": padded_tokens(lengths, buckets), "forward_batches": len(buckets),
+                 "precision": self.precision, "device": self.device, **word_counts}
         if word_counts.get("words_truncated"):
             log.info("%s: %d word(s) cut by max_length %d dropped with their tags", name, word_counts["words_truncated"],
                      self.config.max_length)
@@ -169,8 +141,7 @@ class TeacherLabeler:
         return record
 
     def _gold_ids(self, kept: pa.Table, name: str) -> pa.Table:
-        """String gold labels become the teacher's class ids (through its label2id), so the cache's
-        `label` column is what the trainer's cross-entropy compares logits with."""
+        """String gold labels become the teacher's class ids (its label2id), as the trainer's losses read them."""
         if self.label_space is None or "label" not in kept.column_names or not pa.types.is_string(kept.schema.field("label").type):
             return kept
         values = kept.column("label").to_pylist()
@@ -180,19 +151,13 @@ class TeacherLabeler:
     def _batches(self, kept, ids, segments, lengths, buckets, schema, extra: dict, started: float,
                  masked=None, words=None) -> Iterator[pa.RecordBatch]:
         """Forward each bucket and yield its rows; records the shard's labeling time in `extra` at the end."""
-        pad = self.tokenizer.pad_token_id or 0
         for rows in buckets:
-            width = int(lengths[rows].max())
-            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            token_types = torch.zeros((len(rows), width), dtype=torch.long) if segments is not None else None
-            for i, row in enumerate(rows.tolist()):
-                input_ids[i, : lengths[row]] = torch.tensor(ids[row])
-                mask[i, : lengths[row]] = 1
-                if segments is not None:
-                    token_types[i, : lengths[row]] = torch.tensor(segments[row])
-            mlm = ([masked[0][r] for r in rows.tolist()], [masked[1][r] for r in rows.tolist()]) if masked else None
-            tagged = ([words[0][r] for r in rows.tolist()], [words[1][r] for r in rows.tolist()]) if words else None
+            picked_ids = [ids[row] for row in rows.tolist()]
+            input_ids = _padded(picked_ids, self.tokenizer.pad_token_id or 0)
+            mask = _padded([[1] * len(x) for x in picked_ids])
+            token_types = _padded([segments[row] for row in rows.tolist()]) if segments is not None else None
+            mlm, tagged = (tuple([part[r] for r in rows.tolist()] for part in pair) if pair else None
+                           for pair in (masked, words))
             columns = self.forward(input_ids, mask, token_types, mlm, tagged)
             picked = kept.take(pa.array(rows))
             arrays = [picked.column(f.name).combine_chunks() if f.name in picked.column_names else columns[f.name]
@@ -208,33 +173,20 @@ class TeacherLabeler:
         recorder = attention.ScoreRecorder(layers) if layers else nullcontext()
         inputs = dict(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                       token_type_ids=None if token_types is None else token_types.to(self.device))
+        extra = {"mlm_positions": _padded(mlm[0], -1)} if mlm else {}
         with recorder, self.autocast():
-            if self.features.head == "masked_lm":
-                logits, hidden_states = masked_lm_logits(self.model, inputs, mlm[0], self.features.needs_hidden_states)
-            else:
-                outputs = self.model(**inputs, output_hidden_states=self.features.needs_hidden_states)
-                logits = outputs.logits if self.features.head in ("classification", "token_classification") else None
-                hidden_states = outputs.hidden_states
+            logits, mlm_logits, hidden_states = self.features.teacher_task.forward(
+                self.model, inputs, self.features.needs_hidden_states, extra)
         if layers:
             recorder.check(self.features.dims.num_layers)
         self.forward_batches += 1
-        return encode_batch(self.features, input_ids, mask, logits, hidden_states,
+        return encode_batch(self.features, input_ids, mask, mlm_logits if logits is None else logits, hidden_states,
                             recorder.scores if layers else None, mlm, words)
 
 
-def masked_lm_logits(model, inputs: dict, positions: list[np.ndarray], hidden_states: bool):
-    """Vocabulary logits [N, V] at the batch's N masked positions (row-major), and the hidden states.
-
-    The LM head runs only where a target is kept: at 128 tokens and 15 % masking that is ~20 of 128
-    positions, so a [B, T, 30 522] logit tensor is never built (BERT's `cls`, RoBERTa's `lm_head`;
-    other heads run in full and are gathered)."""
-    padded = torch.full((len(positions), max((len(p) for p in positions), default=0)), -1, dtype=torch.long)
-    for row, p in enumerate(positions):
-        padded[row, : len(p)] = torch.from_numpy(np.asarray(p, dtype=np.int64))
-    head = masked_lm_head(model)
-    if head is None:
-        outputs = model(**inputs, output_hidden_states=True)
-        return at_masked(outputs.logits, padded.to(outputs.logits.device)), outputs.hidden_states
-    outputs = model.base_model(**inputs, output_hidden_states=hidden_states)
-    sequence = outputs.last_hidden_state
-    return head(at_masked(sequence, padded.to(sequence.device))), outputs.hidden_states
+def _padded(rows: list, fill: int = 0) -> torch.Tensor:
+    """Per-row integer values as one [B, width] tensor, `fill` past each row's end."""
+    padded = torch.full((len(rows), max((len(r) for r in rows), default=0)), fill, dtype=torch.long)
+    for i, row in enumerate(rows):
+        padded[i, : len(row)] = torch.from_numpy(np.asarray(row, dtype=np.int64))
+    return padded

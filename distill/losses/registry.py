@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -16,10 +16,11 @@ class Loss:
     """Base of the loss dataclasses: `weight` scales the term in the recipe's weighted sum."""
 
     name = "loss"
+    reads: ClassVar[tuple[str, ...]] = ("logits",)  # teacher features read at no particular layer
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
         """Teacher features read from the batch: {"logits": []} or {"cls": [2, 4]}."""
-        return {"logits": []}
+        return {feature: [] for feature in self.reads}
 
     def __call__(self, student, teacher) -> torch.Tensor:  # pragma: no cover
         """`student`: a `StudentOutput`; `teacher`: a `distill.teacher_batch.TeacherBatch`."""
@@ -31,8 +32,7 @@ def build_loss(name: str, options: dict[str, Any] | None = None) -> Loss:
 
 
 def per_word(student: torch.Tensor, teacher_values: torch.Tensor, teacher) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token tasks: student and teacher values [B, W, C] at real words only, [N, C] (padding words
-    never count); sequence tasks: both unchanged, [B, C]."""
+    """Token tasks: both [B, W, C] values at real words only, [N, C]; sequence tasks: unchanged."""
     if not teacher.per_word:
         return student, teacher_values
     mask = teacher.word_mask

@@ -1,27 +1,22 @@
-"""KD against a teacher's top-k targets, for label spaces too large to store whole (a masked LM's
-30 522-word vocabulary, classifiers with many labels).
+"""KD against a teacher's top-k targets, for label spaces too large to store whole (a masked LM's vocabulary).
 
-The cache holds, per prediction, the teacher's k largest logits z_i, their indices, and
-lse = log Σ_j exp(z_j / T) over the full label space at the labelling temperature T. Two ways to
-treat the V − k labels it does not hold (`tail`):
-
-- `bucket` (default): the tail is one more outcome. The teacher's k probabilities are exact,
-  p_i = exp(z_i / T − lse), and its tail mass is 1 − Σ p_i; the student's are its own softmax
-  probabilities of the same k labels and 1 minus their sum. The loss is the KL divergence between
-  these two (k + 1)-outcome distributions: a lower bound on the full KL (merging outcomes never
-  increases a KL divergence), equal to it at k = V, and it still pushes the student's tail mass to
-  the teacher's. It needs the cache's temperature.
-- `renormalize`: both distributions restricted to the k labels and renormalised; works at any T,
-  ignores how much mass the teacher left outside the k labels.
-
-Both multiply by T² (Hinton et al. 2015), as the full-vocabulary `kd` loss does. Measured error
-against full-vocabulary KD as k varies: tests/test_topk_kd.py and the README's bytes table.
+The cache holds the k largest logits, their indices and lse = log Σ_j exp(z_j / T) over the full space.
+`tail: bucket` (default) adds the tail mass as one more outcome: a lower bound on the full KL, exact at k = V,
+that still matches the student's tail mass to the teacher's (needs the cache's T). `renormalize` restricts both
+to the k labels, at any T. Both multiply by T². Error against full KD: tests/test_topk_kd.py.
+`topk_kd` is that loss for a classifier's cached top-k, one prediction per example.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+
+from distill.common.config_io import NonNegativeFloat, PositiveFloat
+from distill.losses.registry import Loss, register_loss
 
 TAILS = ("bucket", "renormalize")
 _EDGE = 1e-6  # keeps log(1 − mass) finite when a distribution puts (nearly) all its mass on the k labels
@@ -66,3 +61,34 @@ def full_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     student = F.log_softmax(student_logits.float() / t, dim=-1)
     teacher = F.log_softmax(teacher_logits.float() / t, dim=-1)
     return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * t * t
+
+
+def check_tail_temperature(loss_name: str, tail: str, temperature: float, cached: float) -> None:
+    """A tail bucket needs the normaliser at the loss's own temperature, which the cache fixed."""
+    if tail == "bucket" and abs(temperature - cached) > 1e-9:
+        raise ValueError(f"{loss_name}: temperature {temperature:g} differs from the cache's topk_temperature "
+                         f"{cached:g}; use temperature {cached:g}, tail: renormalize, or relabel with "
+                         f"--set label.topk_temperature={temperature:g}")
+
+
+@dataclass
+class TopKOptions(Loss):
+    weight: NonNegativeFloat = 1.0
+    temperature: PositiveFloat = 1.0
+    tail: Literal["bucket", "renormalize"] = "bucket"
+
+    def kl(self, student_logits: torch.Tensor, teacher, real: torch.Tensor | None = None) -> torch.Tensor:
+        """`topk_kl` against the batch's top-k targets (at the `real` slots of per-masked columns)."""
+        check_tail_temperature(self.name, self.tail, self.temperature, teacher.topk_temperature)
+        t = {k: v if real is None else v[real] for k, v in teacher.tensors.items() if k.startswith("topk_")}
+        return topk_kl(student_logits, t["topk_indices"], t["topk_logits"], t.get("topk_logsumexp"), self.temperature,
+                       self.tail)
+
+
+@register_loss("topk_kd")
+@dataclass
+class TopKDistillation(TopKOptions):
+    reads = ("class_topk",)
+
+    def __call__(self, student, teacher) -> torch.Tensor:
+        return self.kl(student.logits, teacher)

@@ -1,16 +1,5 @@
-"""Task metrics, chosen by task: what GLUE and CoNLL report, computed by scikit-learn, scipy and seqeval.
-
-A metric is a function of (predictions, gold) over the scored examples:
-- classification: class ids (argmax of the logits) against gold ids;
-- regression: the model's score against the gold score (floats);
-- token classification: per-sentence tag-name sequences against gold ones (seqeval, entity level).
-
-`default_metrics(task, num_labels)` gives the task's usual set: accuracy + F1 of class 1 for two
-classes (SST-2, MRPC, QQP), accuracy + macro F1 for more (MNLI), Pearson + Spearman for one output
-(STS-B), entity F1 / precision / recall + token accuracy for tagging (CoNLL-2003). Matthews
-correlation (CoLA) is asked for by name. A recipe's `metrics:` or the evaluate command's
-`--metrics` picks any of them; the first one listed is the run's headline metric.
-"""
+"""Task metrics by name, as GLUE and CoNLL report them: functions of (predictions, gold). Which apply,
+and the headline, is the task's (`distill.tasks`); a recipe's `metrics:` or `--metrics` picks any."""
 
 from __future__ import annotations
 
@@ -19,32 +8,19 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("classification", "regression", "token_classification")
+from distill.metrics.token import TOKEN_METRICS
+from distill.tasks import get_task
+
 MetricFn = Callable[[Any, Any], float]
 
 
-def _accuracy(pred, gold) -> float:
-    from sklearn.metrics import accuracy_score
+def _sklearn(name: str, **options) -> MetricFn:
+    def metric(pred, gold) -> float:
+        from sklearn import metrics
 
-    return float(accuracy_score(gold, pred))
+        return float(getattr(metrics, name)(gold, pred, **options))
 
-
-def _f1(pred, gold) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(gold, pred, pos_label=1, average="binary", zero_division=0))
-
-
-def _macro_f1(pred, gold) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(gold, pred, average="macro", zero_division=0))
-
-
-def _mcc(pred, gold) -> float:
-    from sklearn.metrics import matthews_corrcoef
-
-    return float(matthews_corrcoef(gold, pred))
+    return metric
 
 
 def _correlation(kind: str) -> MetricFn:
@@ -60,31 +36,17 @@ def _correlation(kind: str) -> MetricFn:
     return metric
 
 
-def _mse(pred, gold) -> float:
-    from sklearn.metrics import mean_squared_error
-
-    return float(mean_squared_error(gold, pred))
-
-
-# name -> (the tasks it applies to, the function)
-METRICS: dict[str, tuple[tuple[str, ...], MetricFn]] = {
-    "accuracy": (("classification",), _accuracy),
-    "f1": (("classification",), _f1),
-    "macro_f1": (("classification",), _macro_f1),
-    "mcc": (("classification",), _mcc),
-    "pearson": (("regression",), _correlation("pearson")),
-    "spearman": (("regression",), _correlation("spearman")),
-    "mse": (("regression",), _mse),
+METRICS: dict[str, MetricFn] = {
+    "accuracy": _sklearn("accuracy_score"),
+    "f1": _sklearn("f1_score", pos_label=1, average="binary", zero_division=0),
+    "macro_f1": _sklearn("f1_score", average="macro", zero_division=0),
+    "mcc": _sklearn("matthews_corrcoef"),
+    "pearson": _correlation("pearson"),
+    "spearman": _correlation("spearman"),
+    "mse": _sklearn("mean_squared_error"),
+    **TOKEN_METRICS,
 }
-
-
 LOWER_IS_BETTER = {"mse"}  # every other metric: higher is better
-
-
-def register_metric(name: str, tasks: tuple[str, ...], fn: MetricFn, lower_is_better: bool = False) -> None:
-    METRICS[name] = (tasks, fn)
-    if lower_is_better:
-        LOWER_IS_BETTER.add(name)
 
 
 def improves(name: str, value: float, best: float | None) -> bool:
@@ -98,29 +60,20 @@ def improves(name: str, value: float, best: float | None) -> bool:
 
 def default_metrics(task: str, num_labels: int = 2) -> list[str]:
     """The metrics papers report for this task shape (first = headline)."""
-    if task == "regression":
-        return ["pearson", "spearman"]
-    if task == "token_classification":
-        return ["entity_f1", "entity_precision", "entity_recall", "token_accuracy"]
-    return ["accuracy", "f1"] if num_labels == 2 else ["accuracy", "macro_f1"]
+    return get_task(task).default_metrics(num_labels)
 
 
 def check_metrics(names: Sequence[str], task: str) -> list[str]:
     """`names` if each is known and fits `task`; else a ValueError naming the ones that do."""
-    fits = sorted(n for n, (tasks, _) in METRICS.items() if task in tasks)
+    fits = sorted(get_task(task).metrics)
     for name in names:
         if name not in METRICS:
             raise ValueError(f"unknown metric {name!r} (known for {task}: {', '.join(fits)})")
-        if task not in METRICS[name][0]:
+        if name not in fits:
             raise ValueError(f"metric {name!r} does not apply to {task} (use one of: {', '.join(fits)})")
     return list(names)
 
 
 def compute_metrics(names: Sequence[str], predictions, gold, task: str) -> dict[str, float]:
     """{name: value} for the scored examples."""
-    return {name: METRICS[name][1](predictions, gold) for name in check_metrics(names, task)}
-
-
-from distill.metrics import token as _token  # noqa: E402  (entity F1 / precision / recall, token accuracy)
-
-_token.register()
+    return {name: METRICS[name](predictions, gold) for name in check_metrics(names, task)}

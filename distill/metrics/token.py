@@ -1,8 +1,6 @@
-"""Token-classification metrics (CoNLL-2003): entity-level precision / recall / F1 by seqeval, and
-token accuracy. Predictions and gold are per-sentence lists of tag names (`B-PER`, `I-LOC`, `O`).
+"""Token-classification metrics (CoNLL-2003): seqeval's entity-level P / R / F1 and token accuracy.
 
-`mode=None` is seqeval's default, conlleval's lenient chunking (an `I-X` without a `B-X` still
-opens an entity); `mode="strict"` with a `scheme` (IOB2, IOBES, ...) counts only well-formed spans.
+`mode=None` is conlleval's lenient chunking; `mode="strict"` with a `scheme` counts only well-formed spans.
 """
 
 from __future__ import annotations
@@ -38,11 +36,8 @@ def token_metrics(pred: Sentences, gold: Sentences, mode: str | None = None, sch
             "token_accuracy": token_accuracy(pred, gold)}
 
 
-def register() -> None:
-    from distill.metrics import register_metric
-
-    task = ("token_classification",)
-    for kind in ("f1", "precision", "recall"):
-        register_metric(f"entity_{kind}", task, _entity(kind))
-        register_metric(f"strict_entity_{kind}", task, _entity(kind, "strict", "IOB2"))  # well-formed IOB2 spans only
-    register_metric("token_accuracy", task, token_accuracy)
+TOKEN_METRICS = {
+    **{f"entity_{kind}": _entity(kind) for kind in ("f1", "precision", "recall")},
+    **{f"strict_entity_{kind}": _entity(kind, "strict", "IOB2") for kind in ("f1", "precision", "recall")},
+    "token_accuracy": token_accuracy,
+}  # strict: well-formed IOB2 spans only

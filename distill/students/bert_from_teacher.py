@@ -1,11 +1,7 @@
-"""Small BERT from teacher layers (DistilBERT, BERT-PKD): the teacher's width, k of its layers.
+"""Small BERT from teacher layers (DistilBERT, BERT-PKD): the teacher's width and head, k of its layers.
 
-Embeddings, pooler and classifier are copied from the teacher, and student layer i from teacher
-layer `layers[i]` (0-based). `layers: spread` picks round(linspace(0, L−1, k)), which for
-12 → 6 is DistilBERT's reference choice [0, 2, 4, 7, 9, 11]; `first` takes the first k
-(BERT-PKD initialises from the bottom layers); a list gives them explicitly. `init:` starts
-instead from a saved student (a general DistilBERT-style student of this project).
-The head is the teacher's (a classifier, a masked LM for DistilBERT's general stage, or none).
+`layers: spread` picks round(linspace(0, L−1, k)) (DistilBERT's [0, 2, 4, 7, 9, 11] for 12 → 6), `first` the
+first k (BERT-PKD), or a list; `init:` starts instead from a saved student.
 """
 
 from __future__ import annotations
@@ -20,7 +16,7 @@ import numpy as np
 from distill.students.bert_student import BertStudent
 from distill.students.context import BuildContext, task_labels
 from distill.common.config_io import NonEmptyStr, NonNegativeInt, PositiveInt
-from distill.common.models import model_class
+from distill.common.models import resolve_model_dir
 from distill.students.registry import check_student_options, register_student
 
 
@@ -54,18 +50,14 @@ class BertFromTeacher(BertStudent):
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BertFromTeacher":
         options = BertFromTeacherOptions(**cls.check_options(dict(options)))
-        auto = model_class(context.head)
+        auto = context.task.model_class()
         if options.init:
-            from distill.students.narrow_bert import from_init
-
-            labels = task_labels(context)
-            return cls(from_init(auto, options.init, labels), head=context.head)
-        num_layers, spec = options.num_layers, options.layers
+            return cls(auto.from_pretrained(resolve_model_dir(options.init), **task_labels(context)), head=context.head)
         config = copy.deepcopy(context.teacher_config)
-        chosen = init_layers(spec, num_layers, config.num_hidden_layers)
+        chosen = init_layers(options.layers, options.num_layers, config.num_hidden_layers)
         teacher_dir = context.teacher_weights("bert_from_teacher (it copies teacher layers)")
         teacher_state = auto.from_pretrained(teacher_dir).state_dict()
-        config.num_hidden_layers = num_layers
+        config.num_hidden_layers = options.num_layers
         model = auto.from_config(config)
         state = {}
         for name, value in teacher_state.items():

@@ -1,9 +1,6 @@
-"""The wrapper both BERT students share: a Hugging Face model with the teacher's head (a sequence
-or token classifier, a masked LM, or the encoder alone for general distillation) plus, for narrow students,
-the projections W_e / W_h to the teacher's width (TinyBERT). Saved with `save_pretrained`
-(safetensors), so `AutoModelForSequenceClassification.from_pretrained(dir)` loads a task student
-and a general student alike (a new classifier on its encoder: what `init:` of a task recipe
-does); the projections, needed only for training, go to `projections.safetensors`."""
+"""The wrapper both BERT students share: a Hugging Face model with the teacher's head plus, for narrow students,
+the projections W_e / W_h to the teacher's width. Saved with `save_pretrained`, so `init:` and any
+`AutoModelFor….from_pretrained(dir)` load it; the projections go to `projections.safetensors`."""
 
 from __future__ import annotations
 
@@ -14,9 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distill import attention
-from distill.common.models import at_masked, at_words, masked_lm_head, model_class
+from distill import attention_capture as attention
 from distill.students.output import StudentOutput
+from distill.tasks import task_of_head
 
 PROJECTIONS_NAME = "projections.safetensors"
 KIND_NAME = "student_config.json"
@@ -29,6 +26,7 @@ class BertStudent(nn.Module):
         super().__init__()
         self.model = model
         self.head = head
+        self.task = task_of_head(head, model.config.num_labels)
         width = model.config.hidden_size
         if teacher_hidden and teacher_hidden != width:
             self.project_embedding = nn.Linear(width, teacher_hidden)  # W_e
@@ -44,34 +42,13 @@ class BertStudent(nn.Module):
         recorder = attention.ScoreRecorder(list(attention_layers)) if attention_layers else None
         inputs = {k: tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in tensors}
         with recorder if recorder is not None else nullcontext():
-            if self.head in ("classification", "token_classification"):
-                outputs = self.model(**inputs, output_hidden_states=needs_hidden)
-                logits, mlm_logits = outputs.logits, None
-                if self.head == "token_classification" and "word_starts" in tensors:
-                    logits = at_words(logits, tensors["word_starts"])  # [B, W, C] at each word's first piece
-            else:
-                outputs = self.model.base_model(**inputs, output_hidden_states=needs_hidden)
-                logits, mlm_logits = None, self._masked_lm_logits(outputs.last_hidden_state, tensors)
+            logits, mlm_logits, hidden_states = self.task.forward(self.model, inputs, needs_hidden, tensors)
         if recorder is not None:
             recorder.check(self.num_layers)
-        return StudentOutput(
-            logits=logits,
-            num_layers=self.num_layers,
-            hidden_states=outputs.hidden_states if needs_hidden else None,
-            scores=recorder.scores if recorder is not None else {},
-            project_embedding=self.project_embedding,
-            project_layer=self.project_layer,
-            mlm_logits=mlm_logits,
-        )
-
-    def _masked_lm_logits(self, sequence: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The LM head at the masked positions only ([N, vocab]): a [B, T, 30 522] tensor is never built."""
-        if self.head != "masked_lm" or "mlm_positions" not in tensors:
-            return None
-        head = masked_lm_head(self.model)
-        if head is None:
-            raise ValueError(f"{type(self.model).__name__} has no separable masked-LM head (BERT's cls, RoBERTa's lm_head)")
-        return head(at_masked(sequence, tensors["mlm_positions"]))
+        return StudentOutput(logits=logits, num_layers=self.num_layers, mlm_logits=mlm_logits,
+                             hidden_states=hidden_states if needs_hidden else None,
+                             scores=recorder.scores if recorder is not None else {},
+                             project_embedding=self.project_embedding, project_layer=self.project_layer)
 
     def capture_attention(self) -> None:
         """Route attention through the score-recording function (pre-softmax scores for TinyBERT)."""
@@ -97,7 +74,7 @@ class BertStudent(nn.Module):
         directory = Path(directory)
         meta = json.loads((directory / KIND_NAME).read_text())
         head = meta.get("head", "classification")
-        student = cls(model_class(head).from_pretrained(directory), meta.get("teacher_hidden"), head)
+        student = cls(task_of_head(head).model_class().from_pretrained(directory), meta.get("teacher_hidden"), head)
         if (directory / PROJECTIONS_NAME).exists():
             student.load_state_dict(load_file(str(directory / PROJECTIONS_NAME)), strict=False)
         return student

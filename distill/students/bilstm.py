@@ -1,18 +1,8 @@
-"""Tang et al. (2019) BiLSTM student: word embeddings → one bidirectional LSTM → the two final
-states concatenated → ReLU MLP → logits. Sentence pairs use a siamese encoder (shared weights)
-and the feature [h1, h2, h1 ⊙ h2, |h1 − h2|].
+"""Tang et al. (2019) BiLSTM student: embeddings → BiLSTM → final states → ReLU MLP → logits; pairs use a
+siamese encoder and [h1, h2, h1 ⊙ h2, |h1 − h2|]; on a token task a tagger at each word's first piece.
 
-It reads the teacher's wordpiece ids from the cache, so nothing is re-tokenised. With
-`vocabulary: cache` (default) its embedding table holds only the wordpieces that occur in the
-cache (a buffer maps teacher ids to rows; others share an unknown row), so a 30 522-token
-vocabulary of which a task uses a few thousand does not cost 30 522 rows of parameters and
-optimiser updates every step. Embeddings are random or copied from the teacher's input
-embeddings (`init_embeddings: teacher`, which also sets `embedding_dim` to the teacher's width). Sizes default to the paper's SST-2 setting as we
-read it (300-d embeddings, 150 hidden units per direction, a 200-unit ReLU layer).
-For token tasks (`head: token_classification`, set from the cache) it is a tagger: the LSTM's
-output at every wordpiece, taken at each word's first piece (`word_starts`), goes through the same
-MLP, giving [B, W, labels] per word.
-Saved as `model.safetensors` + `student_config.json`; `BiLSTMStudent.load(dir)` reads it back.
+It reads the cache's wordpiece ids; `vocabulary: cache` keeps embedding rows only for the wordpieces the cache
+uses. Saved as `model.safetensors` + `student_config.json`.
 """
 
 from __future__ import annotations
@@ -31,6 +21,7 @@ from distill.common.models import INPUT_EMBEDDINGS, at_words, model_tensor
 from distill.students.output import StudentOutput
 from distill.students.registry import check_student_options, register_student
 from distill.students.context import BuildContext
+from distill.tasks import task_of_head
 
 CONFIG_NAME = "student_config.json"
 PAD_ROW, UNKNOWN_ROW = 0, 1  # with vocabulary: cache, rows 2.. are the cache's wordpieces
@@ -59,8 +50,7 @@ _FROM_CONTEXT = ("vocab_size", "num_labels", "pad_token_id", "pair", "table_size
 
 
 def _teacher_rows(context: BuildContext, kept: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's input-embedding rows of `kept` ids (all ids when None) and their mean over the
-    whole vocabulary: from the rows the cache carries, else from the teacher's weights."""
+    """The teacher's embedding rows of `kept` ids (None: all) and the vocabulary mean, from the cache or weights."""
     stored = context.input_embeddings() if kept is not None else None
     if stored is not None:
         ids = stored["token_ids"]
@@ -73,34 +63,31 @@ def _teacher_rows(context: BuildContext, kept: torch.Tensor | None) -> tuple[tor
 
 @register_student("bilstm")
 class BiLSTMStudent(nn.Module):
+    num_layers = 1
+
     def __init__(self, config: BiLSTMConfig) -> None:
         super().__init__()
         self.config = config
+        self.words = task_of_head(config.head).words  # a tagger: logits per word
         rows = config.table_size or config.vocab_size
         # teacher id -> embedding row; identity for the full vocabulary
         self.register_buffer("id_map", torch.arange(config.vocab_size), persistent=True)
         self.embedding = nn.Embedding(rows, config.embedding_dim, padding_idx=PAD_ROW if config.table_size else config.pad_token_id)
         self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, batch_first=True, bidirectional=True)
         features = 2 * config.hidden_size * (4 if config.pair else 1)
-        self.classifier = nn.Sequential(
-            nn.Linear(features, config.mlp_size), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.mlp_size, config.num_labels)
-        )
+        self.classifier = nn.Sequential(nn.Linear(features, config.mlp_size), nn.ReLU(), nn.Dropout(config.dropout),
+                                        nn.Linear(config.mlp_size, config.num_labels))
         self.embedding.weight.requires_grad_(not config.freeze_embeddings)
-
-    @property
-    def num_layers(self) -> int:
-        return 1
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        """A recipe's `student:` options, type- and range-checked against BiLSTMConfig (a
-        `ConfigError` naming the option); called when the recipe is loaded and again by `build`."""
+        """A recipe's `student:` options, checked against BiLSTMConfig when loaded and again by `build`."""
         return check_student_options("bilstm", BiLSTMConfig, options, exclude=_FROM_CONTEXT)
 
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BiLSTMStudent":
         options = cls.check_options(dict(options))
-        if context.head not in ("classification", "token_classification"):
+        if not context.task.has_labels:
             raise ConfigError(f"the BiLSTM is a classifier or tagger; this cache's teacher head is {context.head} "
                               "(general distillation trains narrow_bert or bert_from_teacher)", "student.name")
         kept = None
@@ -113,7 +100,7 @@ class BiLSTMStudent(nn.Module):
             rows, mean = _teacher_rows(context, kept)
             options["embedding_dim"] = rows.shape[1]
         config = BiLSTMConfig(vocab_size=context.vocab_size, num_labels=context.num_labels,
-                              pad_token_id=context.pad_token_id, pair=context.pair and context.head == "classification",
+                              pad_token_id=context.pad_token_id, pair=context.pair and not context.task.words,
                               head=context.head, **options)
         student = cls(config)
         with torch.no_grad():
@@ -130,20 +117,15 @@ class BiLSTMStudent(nn.Module):
                     student.embedding.weight[UNKNOWN_ROW] = mean
         return student
 
-    def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def encode(self, ids: torch.Tensor, mask: torch.Tensor, tokens: bool = False) -> torch.Tensor:
+        """Both directions' final states [B, 2H]; with `tokens`, states at every wordpiece [B, T, 2H]."""
         lengths = mask.sum(dim=1).clamp_min(1).cpu()
         vectors = self.embedding(self.id_map[ids])
         packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths, batch_first=True, enforce_sorted=False)
-        _, (final, _) = self.lstm(packed)
-        return torch.cat([final[0], final[1]], dim=-1)  # forward and backward final states
-
-    def encode_tokens(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B, T, 2H]: both directions' states at every wordpiece (zero at padding)."""
-        lengths = mask.sum(dim=1).clamp_min(1).cpu()
-        vectors = self.embedding(self.id_map[ids])
-        packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths, batch_first=True, enforce_sorted=False)
-        states, _ = self.lstm(packed)
-        return nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=ids.shape[1])[0]
+        states, (final, _) = self.lstm(packed)
+        if tokens:
+            return nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=ids.shape[1])[0]
+        return torch.cat([final[0], final[1]], dim=-1)
 
     @staticmethod
     def _segment(tensors: dict[str, torch.Tensor], segment: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,8 +138,8 @@ class BiLSTMStudent(nn.Module):
         return ids[:, :width], mask[:, :width].long()
 
     def forward(self, tensors: dict[str, torch.Tensor], needs_hidden: bool = False, attention_layers=()) -> StudentOutput:
-        if self.config.head == "token_classification":
-            states = self.encode_tokens(tensors["input_ids"], tensors["attention_mask"])
+        if self.words:
+            states = self.encode(tensors["input_ids"], tensors["attention_mask"], tokens=True)
             return StudentOutput(logits=self.classifier(at_words(states, tensors["word_starts"])), num_layers=1)
         if self.config.pair:
             h1 = self.encode(*self._segment(tensors, 0))

@@ -1,10 +1,5 @@
-"""What a student may know about its teacher when it is built: the cache's account of it.
-
-The trainer fills this from the cache alone (its teacher config, labels, wordpieces, input
-embedding rows). Teacher weights are not in a cache; a student that copies them asks through
-`teacher_weights(why)`, which returns a verified local copy or fails in one line saying how to
-pass one (`--teacher`).
-"""
+"""What a student may know about its teacher when built: the cache's account of it. Teacher weights are not
+in a cache; a student copying them asks `teacher_weights(why)` (a verified copy, or an error naming `--teacher`)."""
 
 from __future__ import annotations
 
@@ -15,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from distill.tasks import Task, task_of_head
 
 
 @dataclass
@@ -28,16 +25,13 @@ class BuildContext:
     token_ids: Callable[[], np.ndarray]  # distinct wordpiece ids in the cache
     input_embeddings: Callable[[], dict[str, torch.Tensor] | None]  # token_ids, rows, mean; None if absent
     teacher_weights: Callable[[str], Path]  # a verified teacher directory, or a one-line error naming `why`
-    # the teacher's head, which the student gets too: classification, token_classification, masked_lm, none
-    head: str = "classification"
+    head: str = "classification"  # the teacher's head, which the student gets too (`distill.tasks.HEADS`)
+
+    @property
+    def task(self) -> Task:
+        return task_of_head(self.head, self.num_labels)
 
 
 def task_labels(context: BuildContext) -> dict[str, Any]:
-    """Config keys of a new classifier head: the label count, and for token tasks the teacher's tag
-    names too (a saved tagger then decodes its own predictions)."""
-    if context.head == "classification":
-        return {"num_labels": context.num_labels}
-    if context.head == "token_classification":
-        config = context.teacher_config
-        return {"num_labels": context.num_labels, "id2label": dict(config.id2label), "label2id": dict(config.label2id)}
-    return {}
+    """Config keys of a new head: the label count, and for token tasks the teacher's tag names too."""
+    return context.task.head_config(context.teacher_config, context.num_labels)

@@ -1,20 +1,18 @@
-"""Narrow BERT (TinyBERT, Jiao et al. 2020): fewer and narrower layers, random init or a given
-checkpoint (`init:`, e.g. a general-distillation student saved by this project, or a published
-general TinyBERT), plus learned projections W_e, W_h to the teacher's width for the embedding and
-hidden-state losses. TinyBERT-4 defaults: 4 layers, hidden 312, 12 heads, intermediate 1200. The
-vocabulary and label count are the teacher's; so is the head (a classifier on task caches, none
-or a masked LM on corpus caches), so the same student trains generally and then per task."""
+"""Narrow BERT (TinyBERT, Jiao et al. 2020): fewer, narrower layers, random or from `init:`, with learned
+projections W_e, W_h to the teacher's width, carried over from an `init:` student that saved them (as
+TinyBERT's reference does). Vocabulary, labels and head are the teacher's."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from distill.students.bert_student import BertStudent
+from distill.students.bert_student import PROJECTIONS_NAME, BertStudent
 from distill.students.context import BuildContext, task_labels
-from distill.common.config_io import NonEmptyStr, PositiveInt
-from distill.common.models import model_class
+from distill.common.config_io import ConfigError, NonEmptyStr, PositiveInt
+from distill.common.models import resolve_model_dir
 from distill.students.registry import check_student_options, register_student
 
 
@@ -37,10 +35,11 @@ class NarrowBert(BertStudent):
     def build(cls, options: dict, context: BuildContext) -> "NarrowBert":
         options = NarrowBertOptions(**cls.check_options(dict(options)))
         teacher = context.teacher_config
-        auto = model_class(context.head)
+        auto = context.task.model_class()
         labels = task_labels(context)
-        if options.init:
-            model = from_init(auto, options.init, labels)
+        init_dir = resolve_model_dir(options.init) if options.init else None
+        if init_dir:
+            model = auto.from_pretrained(init_dir, **labels)  # a general student's encoder gets a new task head
         else:
             sizes = {k: v for k, v in dataclasses.asdict(options).items() if k != "init"}
             config = teacher.__class__(
@@ -48,12 +47,21 @@ class NarrowBert(BertStudent):
                 type_vocab_size=teacher.type_vocab_size, pad_token_id=context.pad_token_id, **labels, **sizes,
             )
             model = auto.from_config(config)
-        return cls(model, teacher_hidden=teacher.hidden_size, head=context.head)
+        student = cls(model, teacher_hidden=teacher.hidden_size, head=context.head)
+        if init_dir and (init_dir / PROJECTIONS_NAME).exists():
+            carry_projections(student, init_dir / PROJECTIONS_NAME)
+        return student
 
 
-def from_init(auto, init: str, labels: dict):
-    """A model of class `auto` from a saved checkpoint of any head (a general student's encoder gets
-    a new task head): a local directory or a hub name."""
-    from distill.common.models import resolve_model_dir
+def carry_projections(student: BertStudent, path: Path) -> None:
+    """Load an `init:` student's W_e / W_h into `student`; refuse, in one line, shapes that do not fit."""
+    from safetensors.torch import load_file
 
-    return auto.from_pretrained(resolve_model_dir(init), **labels)
+    saved = load_file(str(path))
+    have = {k: list(v.shape) for k, v in saved.items()}
+    need = {k: list(v.shape) for k, v in student.state_dict().items() if k.startswith("project_")}
+    if have != need:
+        raise ConfigError(f"{path} holds projections {have}, but this student and teacher need "
+                          f"{need or 'none (same width)'}: start from a student distilled from a teacher this wide",
+                          "student.init")
+    student.load_state_dict(saved, strict=False)

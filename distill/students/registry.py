@@ -14,8 +14,7 @@ get_student = STUDENTS.get_class
 
 
 def check_student_options(name: str, options_cls, options: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A recipe's `student:` options checked against dataclass `options_cls` (unknown names refused,
-    values type- and range-checked): one `ConfigError` naming the option, before any cache is opened."""
+    """A recipe's `student:` options checked against `options_cls`, before any cache is opened (`ConfigError`)."""
     allowed = [f.name for f in dataclasses.fields(options_cls) if f.name not in exclude]
     unknown = sorted(set(options) - set(allowed), key=str)
     if unknown:

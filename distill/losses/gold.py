@@ -1,8 +1,6 @@
-"""Cross-entropy on gold labels. Augmented rows carry the source's gold label, which the
-augmentation may have changed, so by default they take the teacher's argmax instead (Tang et
-al. 2019 §3: "t is provided by the true label or the teacher's prediction"); `skip` ignores
-them, `gold` trusts the inherited label. Token tasks do the same per word (an augmented row's
-words take the teacher's per-word argmax) and average over real words only."""
+"""Losses against gold labels. Augmented rows' inherited labels may be wrong, so by default they take the
+teacher's prediction instead (Tang et al. 2019 §3); `skip` leaves them out, `gold` trusts them.
+`ce`: cross-entropy on class ids (per real word for token tasks); `gold_mse`: regression on gold scores."""
 
 from __future__ import annotations
 
@@ -12,8 +10,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from distill.losses.registry import Loss, register_loss
 from distill.common.config_io import NonNegativeFloat
+from distill.losses.registry import Loss, register_loss
 
 
 @register_loss("ce")
@@ -21,10 +19,6 @@ from distill.common.config_io import NonNegativeFloat
 class CrossEntropy(Loss):
     weight: NonNegativeFloat = 1.0
     augmented: Literal["teacher", "skip", "gold"] = "teacher"
-
-    def __post_init__(self) -> None:
-        if self.augmented not in ("teacher", "skip", "gold"):
-            raise ValueError(f"ce.augmented must be teacher, skip or gold, not {self.augmented!r}")
 
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
         return {"classes": [], **({"predictions": []} if self.augmented == "teacher" else {})}
@@ -48,6 +42,27 @@ class CrossEntropy(Loss):
         if (targets >= 0).sum() == 0:
             return student.logits.sum() * 0.0
         logits = student.logits.float()
-        if logits.dim() == 3:  # token task: [B, W, C] against [B, W]
-            logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
-        return F.cross_entropy(logits, targets, ignore_index=-100)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+
+@register_loss("gold_mse")
+@dataclass
+class GoldMSE(Loss):
+    weight: NonNegativeFloat = 1.0
+    augmented: Literal["teacher", "skip"] = "teacher"
+    reads = ("score",)
+
+    def targets(self, teacher) -> torch.Tensor:
+        """Gold scores, NaN where a row has none (or is augmented and `skip`); teacher scores where
+        `teacher` fills augmented and unlabelled rows."""
+        gold = teacher.tensors["labels"].float().clone()
+        replace = (teacher.tensors["aug_index"] > 0) | torch.isnan(gold)
+        gold[replace] = teacher.logits[:, 0].float()[replace] if self.augmented == "teacher" else float("nan")
+        return gold
+
+    def __call__(self, student, teacher) -> torch.Tensor:
+        targets = self.targets(teacher)
+        keep = ~torch.isnan(targets)
+        if not keep.any():
+            return student.logits.sum() * 0.0
+        return F.mse_loss(student.logits[:, 0].float()[keep], targets[keep])
