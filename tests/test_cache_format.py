@@ -18,7 +18,7 @@ from distill.cache import FORMAT_VERSION, CacheFormatError, FeatureSet, load
 from tests.conftest import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures" / f"cache_format_v{FORMAT_VERSION}"
-KINDS = ("float16", "bfloat16-int8", "topk-recompute", "token")
+KINDS = ("float16", "bfloat16-int8", "topk-recompute", "token", "per_masked")
 OLD_FORMATS = [("cache_format_v2", "float16"), ("cache_format_v2", "bfloat16-int8"),  # still read
                ("cache_format_v3", "float16"), ("cache_format_v3", "bfloat16-int8"), ("cache_format_v3", "topk-recompute")]
 
@@ -44,16 +44,38 @@ def test_a_checked_in_cache_reads_back_unchanged(version_dir, kind):
 
 def test_the_fixtures_cover_every_layout_and_storage_dtype():
     columns = [c for kind in KINDS for c in load(FIXTURES / kind).features.columns()]
-    assert {c.layout for c in columns} >= {"fixed", "per_token", "square", "per_word"}
+    assert {c.layout for c in columns} >= {"fixed", "per_token", "square", "per_word", "per_masked"}
     assert {c.dtype for c in columns} >= {"float16", "bfloat16", "int8", "int32", "float32", "uint16"}
     assert {c.kind for c in columns} >= {"logits", "topk_indices", "topk_logsumexp", "cls", "embedding", "hidden",
-                                         "attention", "scale"}
+                                         "attention", "scale", "mlm_positions", "mlm_labels"}
     token = load(FIXTURES / "token")
     batch = token.batch(list(range(len(token))))
     assert token.features.head == "token_classification" and token.manifest["totals"]["words_truncated"] > 0
     assert batch["logits"].shape == (*batch["word_starts"].shape, 3) and (batch["labels"] == -100).any()
     recompute = load(FIXTURES / "topk-recompute")
     assert recompute.features.attention_mode == "recompute" and recompute.attention_weights()[1]["num_heads"] == 2
+
+
+def test_the_per_masked_fixture_decodes_top_k_at_masked_positions_only():
+    """A masked-LM teacher over a masked corpus: one entry per masked position, padded per batch with
+    position −1 and label −100, in `mlm_positions` order; the top-k are the teacher's largest logits."""
+    from distill.teacher_batch import TeacherBatch
+
+    cache = load(FIXTURES / "per_masked")
+    batch = cache.batch(list(range(len(cache))))
+    assert cache.features.head == "masked_lm" and cache.manifest["input"]["kind"] == "corpus"
+    assert {c.name for c in cache.features.columns() if c.layout == "per_masked"} == {
+        "mlm_positions", "mlm_labels", "topk_indices", "topk_logits", "topk_logsumexp"}
+    real = batch["mlm_positions"] >= 0
+    assert (~real).any() and real.any(dim=1).all()  # ragged rows, every row has a masked position
+    assert torch.equal(TeacherBatch(batch, 2).masked_positions, real)
+    assert (batch["mlm_labels"][~real] == -100).all() and (batch["mlm_labels"][real] >= 5).all()  # words, not specials
+    assert batch["topk_indices"].shape == batch["topk_logits"].shape == (*real.shape, 3)
+    assert (batch["mlm_positions"][real] < batch["attention_mask"].sum(dim=1, keepdim=True).expand_as(real)[real]).all()
+    values = batch["topk_logits"][real]
+    assert (values[:, :-1] >= values[:, 1:]).all()  # largest first
+    top_mass = (values / cache.features.topk_temperature - batch["topk_logsumexp"][real][:, None]).exp().sum(dim=1)
+    assert ((top_mass > 0) & (top_mass < 1 + 1e-3)).all()  # exact probabilities: k = 3 of 30 words leave a tail
 
 
 @pytest.mark.parametrize("kind", KINDS)

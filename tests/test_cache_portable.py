@@ -5,6 +5,7 @@ once verified."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.conftest import BUCKET, SAMPLES, build_tiny_teacher, run_card_code
 
 pytestmark = pytest.mark.slow
 DEV = SAMPLES / "sentiment_dev.csv"
-RECIPE = SAMPLES.parent / "recipes" / "students" / "tang_bilstm.yaml"
+RECIPE = SAMPLES.parent / "configs" / "students" / "tang_bilstm.yaml"
 # The demo's BiLSTM recipe (embeddings initialised from the teacher's), shrunk to a short run.
 OVERRIDES = ["max_steps=12", "batch_size=16", "student.hidden_size=16", "student.mlp_size=16", "checkpoint_every=5"]
 COMMAND = "python pipelines/augment_and_label.py --input sentiment.csv --output out/run"
@@ -65,12 +66,24 @@ def portable(ray_local, tiny_teacher_dir, tmp_path_factory):
 
 
 def _sentence():
-    from distill.common.text_inputs import Columns
+    from distill.common.columns import Columns
 
     return Columns(text_a="sentence")
 
 
-def test_the_cache_carries_its_teacher_files_and_a_card(portable):
+def _teacher_accuracy(teacher_dir: Path) -> float:
+    """The teacher's dev accuracy worked out here with transformers alone, one unpadded sentence at a time."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    with open(DEV, encoding="utf-8") as handle, torch.no_grad():
+        right = [int(model(**tokenizer(row["sentence"], return_tensors="pt")).logits.argmax()) == int(row["label"])
+                 for row in csv.DictReader(handle)]
+    return sum(right) / len(right)
+
+
+def test_the_cache_carries_its_teacher_files_and_a_card(portable, tiny_teacher_dir):
     cache = load(portable["cache"])
     assert cache.manifest["format_version"] == FORMAT_VERSION
     assert cache.tokenizer()("a fine film")["input_ids"][0] == cache.manifest["tokenizer"]["cls_token_id"]
@@ -82,7 +95,8 @@ def test_the_cache_carries_its_teacher_files_and_a_card(portable):
     for expected in ("## What was labelled", "[CLS] of layers: 1, 2", "`cls`", "bytes / example", COMMAND,
                      "datasets.Dataset.from_file", "ray.data.from_arrow", "distill.cache.load"):
         assert expected in card, expected
-    assert portable["reference"].report["teacher"]["accuracy"] >= 0  # the teacher was there for the reference
+    # the teacher was there for the reference and was scored on the dev set (its files equal tiny_teacher_dir's)
+    assert portable["reference"].report["teacher"]["accuracy"] == pytest.approx(_teacher_accuracy(tiny_teacher_dir))
     scope = run_card_code(portable["cache"])  # the card's loading recipes work as written
     assert scope["table"].num_rows == len(scope["ds"]) == scope["rows"].count() == len(cache)
     assert scope["table"].column("uid").to_pylist() == cache.table.column("uid").to_pylist()

@@ -84,3 +84,46 @@ def test_bert_from_teacher_copies_the_chosen_teacher_layers(deep_teacher_dir, la
     copied += sum(p.numel() for part in ("bert.embeddings", "bert.pooler", "classifier")
                   for p in teacher.get_submodule(part).parameters())
     assert sum(p.numel() for p in student.parameters()) == copied
+
+
+def _general_student(teacher_dir: Path, out: Path, width: int = 8) -> dict[str, torch.Tensor]:
+    """A saved general (encoder-only) narrow student with non-trivial W_e / W_h; returns them."""
+    context = _context(teacher_dir)
+    context.head = "none"
+    student = get_student("narrow_bert").build({"num_hidden_layers": 2, "hidden_size": width, "num_attention_heads": 2,
+                                                "intermediate_size": 16}, context)
+    with torch.no_grad():
+        for i, parameter in enumerate(p for n, p in student.named_parameters() if n.startswith("project_")):
+            parameter.copy_(torch.arange(parameter.numel(), dtype=torch.float32).view_as(parameter) / 7 + i)
+    student.save(out)
+    return {n: v.clone() for n, v in student.state_dict().items() if n.startswith("project_")}
+
+
+def test_tinybert_init_carries_projections(deep_teacher_dir, tmp_path):
+    """A task student started from a general one (`init:`) keeps the general stage's learned W_e / W_h
+    (TinyBERT's reference carries them over); a teacher of another width is refused in one line."""
+    from distill.common.config_io import ConfigError
+
+    saved = _general_student(deep_teacher_dir, tmp_path / "general")
+    assert saved.keys() == {"project_embedding.weight", "project_embedding.bias", "project_layer.weight",
+                            "project_layer.bias"} and saved["project_layer.weight"].shape == (16, 8)
+    task = get_student("narrow_bert").build({"init": str(tmp_path / "general")}, _context(deep_teacher_dir))
+    assert task.model.config.hidden_size == 8 and task.model.config.num_labels == 3
+    got = {n: v for n, v in task.state_dict().items() if n.startswith("project_")}
+    assert got.keys() == saved.keys()
+    for name, value in saved.items():
+        assert torch.equal(got[name], value), name
+    context = _context(deep_teacher_dir)
+    context.teacher_config.hidden_size = 24  # a wider teacher than the general student's
+    with pytest.raises(ConfigError, match=r"student.init: .*projections.*\[24, 8\]") as error:
+        get_student("narrow_bert").build({"init": str(tmp_path / "general")}, context)
+    assert "\n" not in str(error.value)
+
+
+def test_bert_from_teacher_init_starts_from_a_saved_student(deep_teacher_dir, tmp_path):
+    saved = get_student("bert_from_teacher").build({"num_layers": 2}, _context(deep_teacher_dir))
+    saved.save(tmp_path / "general")
+    student = get_student("bert_from_teacher").build({"init": str(tmp_path / "general")}, _context(deep_teacher_dir))
+    assert student.model.config.num_hidden_layers == 2 and student.project_layer is None
+    for name, value in saved.model.state_dict().items():
+        assert torch.equal(student.model.state_dict()[name], value), name
