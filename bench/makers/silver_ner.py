@@ -1,6 +1,6 @@
 """A real-text NER dataset, offline: WikiText-2 sentences tagged by spaCy's NER ("silver" BIO tags).
 
-    python bench/silver_ner.py --input ../shared/data/wikitext-2/valid.txt --output /tmp/silver.jsonl \\
+    python -m bench.makers.silver_ner --input ../shared/data/wikitext-2/valid.txt --output /tmp/silver.jsonl \\
         --rows 2000 --dev /tmp/silver_dev.jsonl --dev-rows 300 [--conll] [--labels conll|ontonotes]
 
 Paragraphs are WikiText's lines; ` = Heading = ` lines and empty lines are skipped. WikiText's
@@ -19,8 +19,8 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 CONLL_TYPES = {
     "PERSON": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC",

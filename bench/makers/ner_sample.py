@@ -1,6 +1,6 @@
 """Write the bundled token-task samples `pipelines/samples/ner.jsonl` and `ner_dev.jsonl`.
 
-    python bench/ner_sample.py [--out pipelines/samples]
+    python -m bench.makers.ner_sample [--out pipelines/samples]
 
 Short sentences from hand-written templates with PER / ORG / LOC / MISC mentions (BIO tags), so
 the samples are small, varied, and need no download. Deterministic (seeded). Not imported by
