@@ -1,7 +1,7 @@
 """Augment a labelled corpus, then label it with a teacher: stages 1-2 with one config.
 
     python pipelines/augment_and_label.py --input data.csv --output out/run --text-a sentence \\
-        --recipe pipelines/recipes/tang.yaml --teacher path/or/hub-name --features cls,hidden
+        --recipe pipelines/configs/augment/tang.yaml --teacher path/or/hub-name --features cls,hidden
 
 The config is a YAML file (`--config`) with top-level `input`, `output`, `address` and one
 section per stage (`augment:` → AugmentConfig, `label:` → LabelConfig); flags and
@@ -30,7 +30,7 @@ from distill.storage.failures import disk_full_message
 from distill.storage.lock import OutputLockedError
 from distill.common.ray_runtime import ray_session
 from distill.storage.stage_dir import StageMismatchError
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
 from distill.common.interrupt import run_entry_point
 
 EXPECTED_ERRORS = (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError,
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "dataset (glue/sst2, hf://owner/name:config)")
     parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
     parser.add_argument("--output", help="output root: augmented/ and teacher/<fingerprint>/ go here")
-    parser.add_argument("--recipe", help="augmentation recipe YAML (pipelines/recipes/), the `augment:` section")
+    parser.add_argument("--recipe", help="augmentation recipe YAML (pipelines/configs/augment/), the `augment:` section")
     parser.add_argument("--text-a", dest="text_a", help="column of the (first) sentence")
     parser.add_argument("--text-b", dest="text_b", help="column of the second sentence of a pair")
     parser.add_argument("--label", dest="label_column", help="gold label column ('' for none)")

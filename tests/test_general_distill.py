@@ -22,7 +22,7 @@ from distill.train.loop import train
 from tests.conftest import REPO, SAMPLES, build_tiny_teacher
 
 pytestmark = pytest.mark.slow
-RECIPES = REPO / "pipelines" / "recipes" / "students"
+RECIPES = REPO / "pipelines" / "configs" / "students"
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_losses_that_need_masked_lm_targets_are_refused_on_other_caches(encoder_
 def test_the_general_pipeline_builds_a_cache_and_reuses_it(ray_local, corpus_file, encoder_dir, tmp_path, capsys):
     from pipelines.general_distill_data import main
 
-    args = ["--config", str(REPO / "pipelines" / "configs" / "general" / "tinybert.yaml"), "--input", str(corpus_file),
+    args = ["--config", str(REPO / "pipelines" / "configs" / "pipeline" / "general" / "tinybert.yaml"), "--input", str(corpus_file),
             "--output", str(tmp_path / "out"), "--teacher", str(encoder_dir), "--set", "corpus.max_length=64"]
     assert main(args) == 0
     first = capsys.readouterr().out
