@@ -25,12 +25,12 @@ FINETUNE = $(PY) pipelines/finetune_teacher.py --base-model $(MINILM) --set epoc
 demo: $(VENV)/.installed
 	$(FINETUNE) pipelines/samples/sentiment.csv $(DEMO_OUT)/teachers/sentiment --text-a sentence
 	$(FINETUNE) pipelines/samples/paraphrase.jsonl $(DEMO_OUT)/teachers/paraphrase --text-a sentence1 --text-b sentence2
-	$(PY) pipelines/augment_and_label.py --config pipelines/configs/demo_sentiment.yaml --output $(DEMO_OUT)/sentiment \
+	$(PY) pipelines/augment_and_label.py --config pipelines/configs/pipeline/demo_sentiment.yaml --output $(DEMO_OUT)/sentiment \
 		--teacher $(DEMO_OUT)/teachers/sentiment
-	$(PY) pipelines/augment_and_label.py --config pipelines/configs/demo_paraphrase.yaml --output $(DEMO_OUT)/paraphrase \
+	$(PY) pipelines/augment_and_label.py --config pipelines/configs/pipeline/demo_paraphrase.yaml --output $(DEMO_OUT)/paraphrase \
 		--teacher $(DEMO_OUT)/teachers/paraphrase
 	$(PY) -m augment.show $(DEMO_OUT)/sentiment/augmented $(DEMO_OUT)/paraphrase/augmented
-	$(PY) pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml \
+	$(PY) pipelines/train_student.py --recipe pipelines/configs/students/tang_bilstm.yaml \
 		--cache $(DEMO_OUT)/sentiment --eval pipelines/samples/sentiment_dev.csv \
 		--text-a sentence --out $(DEMO_OUT)/students/sentiment-bilstm
 
@@ -41,9 +41,9 @@ test-fast: $(VENV)/.installed  # the development loop: everything but the end-to
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(VENV)/.installed
-	$(PY) bench/augment.py
-	$(PY) bench/label.py
-	$(PY) bench/train.py
+	$(PY) -m bench.augment
+	$(PY) -m bench.label
+	$(PY) -m bench.train
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

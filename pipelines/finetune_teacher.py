@@ -16,9 +16,9 @@ import logging
 import sys
 
 from distill.finetune import FinetuneConfig, finetune
-from distill.common.column_flags import add_column_flags, columns_from_flags
+from distill.common.columns import add_column_flags, columns_from_flags
 from distill.common.config_io import ConfigError, apply_override
-from distill.common.text_inputs import InputError
+from distill.common.errors import InputError
 from distill.common.interrupt import run_entry_point
 
 

@@ -1,8 +1,8 @@
 """Train a student from a teacher cache (stage 3): no teacher runs unless --online.
 
-    python pipelines/train_student.py --recipe pipelines/recipes/students/tang_bilstm.yaml \\
+    python pipelines/train_student.py --recipe pipelines/configs/students/tang_bilstm.yaml \\
         --cache out/run --eval dev.tsv --text-a sentence --out out/run/students/bilstm
-    python pipelines/train_student.py --recipe pipelines/recipes/students/ner_bilstm.yaml \\
+    python pipelines/train_student.py --recipe pipelines/configs/students/ner_bilstm.yaml \\
         --cache out/ner --eval dev.jsonl --tokens tokens --tags tags --out out/ner/students/bilstm
 
 Reads only the cache (`--cache` may be a copy, or s3://... / any fsspec URL, pulled into local
@@ -20,8 +20,8 @@ import sys
 from distill.cache import CacheError
 from distill.cache.reader import VERIFY_MODES
 from distill.common.config_io import ConfigError
-from distill.common.column_flags import add_column_flags, columns_from_flags
-from distill.common.text_inputs import InputError
+from distill.common.columns import add_column_flags, columns_from_flags
+from distill.common.errors import InputError
 from distill.train.config import TrainConfig
 from distill.train.loop import train
 from distill.train.run_dir import RunMismatchError
@@ -30,7 +30,7 @@ from distill.common.interrupt import run_entry_point
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", required=True, help="student recipe YAML (pipelines/recipes/students/)")
+    parser.add_argument("--recipe", required=True, help="student recipe YAML (pipelines/configs/students/)")
     parser.add_argument("--cache", required=True,
                         help="teacher cache: <out>/teacher/<fingerprint>, or <out> for its latest finished cache")
     parser.add_argument("--out", required=True, help="run directory")

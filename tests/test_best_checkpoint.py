@@ -10,11 +10,12 @@ import torch
 
 import augment
 from distill.common.config_io import ConfigError
-from distill.common.text_inputs import Columns
+from distill.common.columns import Columns
 from distill.label import LabelConfig, run
-from distill.model_eval import evaluate_models
+from distill.evaluate import evaluate_models
 from distill.train.config import TrainConfig
 from distill.train.loop import BEST_DIR, train
+from distill.train.run_dir import RunMismatchError
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.slow
@@ -76,3 +77,20 @@ def test_best_and_patience_need_a_dev_set(cache, tmp_path):
         with pytest.raises(ConfigError, match="dev set"):
             train(TrainConfig.from_dict({"student": BILSTM, "losses": {"ce": {}}, **option}), cache, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_removes_student_best_and_ray_dirs(cache, tmp_path):
+    """--overwrite starts over: an earlier run's student-best/ and Ray Train's _ray/ go with the rest
+    of what it wrote (a later keep_best run would otherwise find a stale best student); other files stay."""
+    run_dir = tmp_path / "run"
+    first = {"student": BILSTM, "losses": {"ce": {}}, "max_steps": 4, "eval_every": 2, "keep_best": True}
+    train(TrainConfig.from_dict(first), cache, run_dir, DEV, SENTENCE, teacher_report=False)
+    assert (run_dir / BEST_DIR / "model.safetensors").exists()
+    (run_dir / "_ray" / "train").mkdir(parents=True)  # what a multi-worker run leaves
+    (run_dir / "notes.txt").write_text("mine")
+    second = TrainConfig.from_dict({**first, "keep_best": False, "max_steps": 2})
+    with pytest.raises(RunMismatchError):
+        train(second, cache, run_dir, DEV, SENTENCE, teacher_report=False)
+    result = train(second, cache, run_dir, DEV, SENTENCE, teacher_report=False, overwrite=True)
+    assert result.steps == 2 and not (run_dir / BEST_DIR).exists() and not (run_dir / "_ray").exists()
+    assert (run_dir / "notes.txt").read_text() == "mine"

@@ -47,8 +47,8 @@ def test_string_labels_get_sorted_ids(tmp_path, tiny_teacher_dir):
 
 def test_dev_file_is_scored_every_epoch_and_keep_best_saves_the_best_epoch(tmp_path, tiny_teacher_dir):
     """Per-epoch dev metrics in the record; with keep_best the saved weights score the best epoch's value."""
-    from distill.common.text_inputs import Columns
-    from distill.model_eval import evaluate_models
+    from distill.common.columns import Columns
+    from distill.evaluate import evaluate_models
 
     dev = SAMPLES / "sentiment_dev.csv"
     config = FinetuneConfig.from_dict({"base_model": str(tiny_teacher_dir), "columns": {"text_a": "sentence"},

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 
-from distill.common.progress import LineProgress, progress_bar
+import pytest
+
+from distill.common.progress import LineProgress
 
 
 def test_line_progress_logs_whole_lines_at_intervals_and_at_the_end(caplog, monkeypatch):
@@ -23,6 +26,50 @@ def test_line_progress_logs_whole_lines_at_intervals_and_at_the_end(caplog, monk
     assert not any("\r" in m for m in messages)
 
 
-def test_off_a_terminal_the_bar_is_a_line_progress():
-    # pytest captures stderr, so it is not a terminal here (as in CI, Docker logs and batch jobs)
-    assert isinstance(progress_bar(5, "x"), LineProgress)
+def _stderr_of(code: str) -> str:
+    """What `code` writes to stderr when stderr is a pipe, as in a batch job, Docker logs or CI."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    prelude = "import logging, sys\nlogging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')\n"
+    done = subprocess.run([sys.executable, "-c", prelude + code], cwd=REPO, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert "\r" not in done.stderr  # no tqdm bar
+    return done.stderr
+
+
+def test_off_a_terminal_the_bar_prints_whole_lines():
+    stderr = _stderr_of("from distill.common.progress import progress_bar\n"
+                        "bar = progress_bar(3, 'label', 'shard', every=0.0)\n"
+                        "for loss in ('0.9', '0.5', '0.1'):\n"
+                        "    bar.set_postfix(loss=loss)\n    bar.update()\nbar.close()\n")
+    lines = stderr.splitlines()
+    assert [re.sub(r"[\d.]+ shard/s", "R shard/s", line) for line in lines] == [
+        "distill.progress: label: 1/3 shard (33 %), R shard/s, loss=0.9",
+        "distill.progress: label: 2/3 shard (67 %), R shard/s, loss=0.5",
+        "distill.progress: label: 3/3 shard (100 %), R shard/s, loss=0.1"]
+
+
+@pytest.mark.slow
+def test_a_training_run_off_a_terminal_prints_its_progress_lines():
+    """The training engine's progress: a line at the end of the phase with the logged loss."""
+    stderr = _stderr_of("""
+import torch
+from distill.train.engine import Engine, Phase, Recipe, Settings
+
+class Line(Recipe):
+    model = torch.nn.Linear(2, 1)
+
+    def batches(self, phase, epoch, start):
+        return [torch.ones(3, 2)] * (phase.total - start)
+
+    def loss(self, batch):
+        return self.model(batch).pow(2).mean(), {}
+
+Engine(Line(), Settings(log_every=1)).fit([Phase("train", 4, 4, 0.1, 0, 0.0)])
+""")
+    lines = [line for line in stderr.splitlines() if line.startswith("distill.progress")]
+    assert len(lines) == 1 and re.fullmatch(
+        r"distill\.progress: train: 4/4 step \(100 %\), [\d.]+ step/s, loss=\d+\.\d{4}", lines[0]), stderr

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from distill.cache import load
-from distill.common.text_inputs import Columns
+from distill.common.columns import Columns
 from distill.label import LabelConfig, run
 from distill.losses import build_loss
 from distill.metrics import compute_metrics, default_metrics
@@ -22,7 +22,7 @@ from distill.train.loop import build_context, train
 from tests.conftest import REPO
 from tests.token_data import ID2LABEL, augmented_rows, tagged_sentences, write_augmented, write_jsonl
 
-RECIPES = REPO / "pipelines" / "recipes" / "students"
+RECIPES = REPO / "pipelines" / "configs" / "students"
 
 
 # -- losses ---------------------------------------------------------------------------------------

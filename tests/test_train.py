@@ -11,7 +11,7 @@ import augment
 from distill.cache import load
 from distill.label import LabelConfig, run
 from distill.common.config_io import ConfigError
-from distill.common.text_inputs import Columns
+from distill.common.columns import Columns
 from distill.students import load_student
 from distill.teacher_batch import TeacherBatch
 from distill.train.config import TrainConfig
@@ -22,7 +22,7 @@ from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.slow
 DEV = SAMPLES / "sentiment_dev.csv"
-REPO_RECIPES = SAMPLES.parent / "recipes" / "students"
+REPO_RECIPES = SAMPLES.parent / "configs" / "students"
 SENTENCE = Columns(text_a="sentence")
 
 
@@ -78,17 +78,75 @@ def test_cache_fed_and_online_losses_agree_on_the_same_batch(tiny_cache, student
         assert model.project_layer.weight.shape == (32, 16) and model.project_embedding.weight.shape == (32, 16)
 
 
-def test_online_training_runs_the_teacher_each_step(tiny_cache, tmp_path):
+def test_online_training_runs_the_teacher_each_step(tiny_cache, tmp_path, monkeypatch):
+    """--online asks the teacher once per step and its outputs feed the losses: they reproduce the
+    cache-fed run (the cache holds the same teacher's float32 outputs), and a teacher answering
+    otherwise changes them."""
     recipe = _recipe(student={"name": "bert_from_teacher", "num_layers": 1},
-                     losses={"kd": {}, "pkd": {"teacher_layers": [1]}}, max_steps=3)
-    result = train(recipe, tiny_cache, tmp_path / "run", online=True)
-    assert result.steps == 3 and json.loads((tmp_path / "run" / "recipe.json").read_text())["online"] is True
+                     losses={"kd": {}, "pkd": {"teacher_layers": [1]}}, max_steps=3, log_every=1)
+    cached = _loss_rows(train(recipe, tiny_cache, tmp_path / "cached").run_dir)
+    asked, real = [], OnlineTeacher.__call__
+
+    def teacher(self, tensors):
+        asked.append(len(tensors["input_ids"]))
+        return real(self, tensors)
+
+    monkeypatch.setattr(OnlineTeacher, "__call__", teacher)
+    online = _loss_rows(train(recipe, tiny_cache, tmp_path / "online", online=True).run_dir)
+    assert len(asked) == 3 and json.loads((tmp_path / "online" / "recipe.json").read_text())["online"] is True
+    for a, b in zip(cached, online, strict=True):
+        assert a["loss_kd"] == pytest.approx(b["loss_kd"], rel=1e-3)
+        assert a["loss_pkd"] == pytest.approx(b["loss_pkd"], rel=1e-3)
+
+    def contrary(self, tensors):  # the same teacher with its class scores swapped
+        batch = real(self, tensors)
+        batch.tensors["logits"] = batch.tensors["logits"].flip(-1)
+        return batch
+
+    monkeypatch.setattr(OnlineTeacher, "__call__", contrary)
+    swapped = _loss_rows(train(recipe, tiny_cache, tmp_path / "swapped", online=True).run_dir)
+    assert swapped[0]["loss_kd"] != pytest.approx(online[0]["loss_kd"], rel=1e-2)
+    assert swapped[0]["loss_pkd"] == pytest.approx(online[0]["loss_pkd"], rel=1e-4)  # [CLS] states unchanged
 
 
-def test_dataloader_workers_reopen_the_memory_mapped_cache(tiny_cache, tmp_path):
-    recipe = _recipe(student={"name": "bilstm", "embedding_dim": 16, "hidden_size": 8, "mlp_size": 8},
-                     losses={"logit_mse": {}}, max_steps=6, batch_size=8, num_workers=2)
-    assert train(recipe, tiny_cache, tmp_path / "run").steps == 6
+def _loss_rows(run_dir):
+    return [r for r in _metric_rows(run_dir) if "loss" in r]
+
+
+def _optimizer_state(run_dir):
+    return torch.load(run_dir / "checkpoint-last" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
+
+
+def test_dataloader_workers_reopen_the_memory_mapped_cache(tiny_cache, tmp_path, monkeypatch):
+    """Two DataLoader workers (each reopening the cache) feed the batches one process would, and a
+    run stopped after a checkpoint resumes to the uninterrupted run's weights and optimizer state."""
+    import distill.train.student as student_module
+
+    recipe = {"student": {"name": "bilstm", "embedding_dim": 16, "hidden_size": 8, "mlp_size": 8},
+              "losses": {"logit_mse": {}}, "max_steps": 6, "batch_size": 8, "checkpoint_every": 3, "log_every": 3}
+    alone = train(_recipe(**recipe), tiny_cache, tmp_path / "alone")
+    workers = _recipe(**recipe, num_workers=2)
+    reference = train(workers, tiny_cache, tmp_path / "reference")
+    real = student_module.save_checkpoint
+
+    def stop_after_it(run_dir, *args):
+        real(run_dir, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(student_module, "save_checkpoint", stop_after_it)
+    with pytest.raises(KeyboardInterrupt):
+        train(workers, tiny_cache, tmp_path / "stopped")
+    monkeypatch.undo()
+    resumed = train(workers, tiny_cache, tmp_path / "stopped")
+    assert [r["step"] for r in _loss_rows(tmp_path / "stopped")] == [3, 6]  # step 3 before the stop, then 6
+    expected = _weights(alone.student_dir)
+    for run in (reference, resumed):
+        for name, value in _weights(run.student_dir).items():
+            torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
+    stopped = _optimizer_state(tmp_path / "stopped")
+    for index, state in _optimizer_state(tmp_path / "reference").items():
+        for key, value in state.items():
+            torch.testing.assert_close(stopped[index][key], value, rtol=0, atol=0)
 
 
 def test_missing_feature_is_refused_before_training(augmented, tiny_teacher_dir, tmp_path):

@@ -1,5 +1,5 @@
 """What this machine computes natively, so a requested precision that it only emulates is named,
-and which device a Ray worker may use.
+which device a process (a Ray worker, or not) may use, and the autocast that goes with it.
 
 bfloat16 on a CPU without AVX512-BF16 or AMX is emulated (about 10x slower than float32 there);
 float16 on a CPU is emulated everywhere. `auto` never picks either on such CPUs."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import AbstractContextManager, nullcontext
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,8 @@ def choose_device(requested: str, assigned_gpus: list[str] | None, cuda_visible:
 
 def ray_assigned_gpus() -> list[str] | None:
     """GPU ids Ray assigned to this worker process; None in a driver or outside Ray."""
-    try:
-        import ray
-    except ImportError:
-        return None
+    import ray
+
     if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
         return None
     return [str(g) for g in ray.get_gpu_ids()]
@@ -72,3 +71,10 @@ def worker_device(requested: str = "auto") -> str:
         log.warning("Ray assigned GPU %s to this worker but torch sees no CUDA device (CPU-only torch build?); "
                     "running on CPU", ",".join(assigned))
     return choose_device(requested, assigned, os.environ.get("CUDA_VISIBLE_DEVICES"), available)
+
+
+def autocast(device: str, enabled: bool = True) -> AbstractContextManager:
+    """bf16 autocast on a GPU (when `enabled`); none on a CPU, where bf16 is mostly emulated."""
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if enabled and device.startswith("cuda") else nullcontext()

@@ -18,13 +18,13 @@ STATE_NAME = "trainer_state.json"
 OPTIM_NAME = "optimizer.pt"
 
 
-def save_checkpoint(run_dir: Path, student, optimizer, schedule, state: dict[str, Any]) -> Path:
+def save_checkpoint(run_dir: Path, student, extra: dict[str, Any], state: dict[str, Any]) -> Path:
+    """`extra`: the engine's optimizer, schedule and RNG states; `state`: where the run is."""
     final = run_dir / LAST
     tmp = run_dir / f"{LAST}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     student.save(tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "rng": torch.get_rng_state()}, tmp / OPTIM_NAME)
+    torch.save(extra, tmp / OPTIM_NAME)
     (tmp / STATE_NAME).write_text(json.dumps(state, indent=2))
     _swap_in(tmp, final)
     return final

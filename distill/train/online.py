@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 import torch
 
-from distill import attention
+from distill import attention_capture as attention
 from distill.cache.features import column_name
 from distill.teacher_batch import TeacherBatch
 

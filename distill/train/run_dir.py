@@ -18,9 +18,14 @@ from distill.storage.fingerprint import fingerprint_json
 
 log = logging.getLogger(__name__)
 RECIPE_NAME = "recipe.json"
+STUDENT_DIR = "student"
+BEST_DIR = "student-best"  # keep_best: the best dev evaluation's student so far
+METRICS_NAME = "metrics.jsonl"
+TIMING_NAME = "timing.json"  # the training loop's own seconds (a multi-worker run's result reads it)
+RAY_DIR = "_ray"  # Ray Train's storage (a multi-worker run)
 # What a run writes; --overwrite removes exactly these, never other files a user keeps there.
-RUN_FILES = ("checkpoint-last", "checkpoint-last.tmp", "checkpoint-last.old", "student", "metrics.jsonl",
-             RECIPE_NAME, "report.json", "report.md", "curves.png", "timing.json")
+RUN_FILES = (*(f"{d}{s}" for d in ("checkpoint-last", BEST_DIR) for s in ("", ".tmp", ".old")), STUDENT_DIR,
+             METRICS_NAME, RECIPE_NAME, "report.json", "report.md", "curves.png", TIMING_NAME, RAY_DIR)
 
 
 class RunMismatchError(RuntimeError):

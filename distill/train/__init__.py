@@ -1,0 +1,1 @@
+"""Student training from a teacher cache."""
