@@ -159,8 +159,9 @@ class StudentRecipe(Recipe):
 
     def settings(self) -> Settings:
         c = self.config
+        metric = self.metric_names[0] if self.metric_names else Settings.metric  # none: no dev set (a corpus)
         return Settings(self.device, amp=c.amp == "auto", max_grad_norm=c.max_grad_norm, log_every=c.log_every,
-                        eval_every=c.eval_every, metric=self.metric_names[0], patience=c.early_stopping_patience,
+                        eval_every=c.eval_every, metric=metric, patience=c.early_stopping_patience,
                         checkpoint_every=c.checkpoint_every)
 
     def begin(self, phase: Phase) -> None:
