@@ -22,7 +22,7 @@ from augment.rules.pos import UnigramTables, sum_pos_counts
 from augment.tang import TANG_ORDER, TangRules, tang_samples
 from augment.tinybert import TinyBertRules, tinybert_samples
 from augment.words import Words, split_texts, words_columns, words_from_row
-from distill.common.errors import InputError
+from distill.errors import InputError
 from distill.storage.shards import augmented_schema, token_augmented_schema
 
 Sample = tuple[tuple, dict, str]  # dedup key, output fields, rule name

@@ -12,8 +12,8 @@ from pydantic import BeforeValidator
 from augment.rules import RULES, build_rule, get_rule
 from augment.tang import TangConfig
 from augment.tinybert import TinyBertConfig
-from distill.common.config_io import ConfigError, NonEmptyStr, NonNegativeFloat, PositiveInt, Seed, YamlConfig
 from distill.common.columns import Columns
+from distill.common.config_io import ConfigError, NonEmptyStr, NonNegativeFloat, PositiveInt, Seed, YamlConfig
 from distill.storage.shards import shard_size
 
 DEFAULT_RULES = ("mask", "pos", "ngram")  # Tang et al. 2019: needs no model download
@@ -51,6 +51,7 @@ class AugmentConfig(YamlConfig):
     gpus_per_actor: NonNegativeFloat | None = None  # of each masked-LM actor; None: 0.5 if the cluster has GPUs
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._default_rules = self.rules is None
         names = (DEFAULT_TOKEN_RULES if self.is_token_task else DEFAULT_RULES) if self.rules is None else self.rules
         self.rules = {name: dict(opts or {}) for name, opts in _rule_names(names).items()}

@@ -23,12 +23,12 @@ from augment.config import AugmentConfig
 from augment.rules import build_rule
 from augment.rules.mention import MentionPool
 from augment.workers import ShardWriter, Splitter
-from distill.common.errors import InputError
 from distill.common.inputs.records import TextTable
 from distill.common.inputs.source import input_format, input_identity
 from distill.common.inputs.text import read_text_table
 from distill.common.inputs.tokens import is_conll, tag_names
 from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
+from distill.errors import InputError
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, package_version
 from distill.storage.lock import OutputLock

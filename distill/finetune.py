@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from distill.common.batching import encoder_inputs, pad_rows
 from distill.common.columns import Columns
 from distill.common.config_io import (
     ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed,
@@ -35,8 +35,7 @@ from distill.common.inputs.text import read_text_table
 from distill.common.inputs.tokens import is_token_task
 from distill.common.models import resolve_model_dir
 from distill.evaluate import evaluate
-from distill.evaluate.dev_sets import DevSet, pad_rows, sorted_batches
-from distill.metrics import default_metrics
+from distill.evaluate.dev_sets import DevSet, sorted_batches
 from distill.storage.atomic import write_json_atomic
 from distill.storage.fingerprint import fingerprint_json, model_fingerprint
 from distill.tasks import get_task
@@ -70,11 +69,6 @@ class FinetuneConfig(YamlConfig):
     task: Literal["auto", "classification", "regression", "token_classification"] = "auto"
     seed: Seed = 0
 
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "learning_rate"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{getattr(self, name)!r} must be > 0", name)
-
 
 def _label_map(labels: list) -> dict[Any, int]:
     """Integer labels 0..C-1 map to themselves; anything else to sorted ids."""
@@ -84,7 +78,7 @@ def _label_map(labels: list) -> dict[Any, int]:
     return {x: i for i, x in enumerate(distinct)}
 
 
-def _task(config: FinetuneConfig, labels: list) -> str:
+def _sequence_task(config: FinetuneConfig, labels: list) -> str:
     if config.task != "auto":
         return config.task
     return "regression" if any(isinstance(x, float) for x in labels) else "classification"
@@ -105,74 +99,78 @@ def _fingerprinted(config: FinetuneConfig) -> dict[str, Any]:
 
 
 def _mapped(path, label_map: dict[Any, int], label) -> int:
-    """A dev row's label through the training set's label map, or a one-line refusal."""
+    """A label through the training set's label map, or a one-line refusal."""
     if label not in label_map:
         known = ", ".join(map(str, label_map))
         raise ConfigError(f"{path}: label {label!r} is not among the training labels ({known})")
     return label_map[label]
 
 
-def _examples(train_path, config: FinetuneConfig, tokenizer,
-              label_map: dict[Any, int] | None = None) -> tuple[list[dict], list, dict[Any, int], str]:
-    """Sequence task: encoded rows, class ids (or float scores), the label map, and the task.
-    `label_map` (a dev file): the training set's map and task, instead of this file's own."""
-    text = read_text_table(train_path, config.columns)
-    if text.rejects:
-        log.warning("%d row(s) of %s rejected (first: %s)", len(text.rejects), train_path, text.rejects[0])
-    labels_raw = text.table.column("label").to_pylist()
-    if any(x is None for x in labels_raw):
-        raise ConfigError(f"{train_path}: fine-tuning needs a gold label on every row")
-    task = _task(config, labels_raw)
-    if task == "regression":
-        bad = next((i for i, x in enumerate(labels_raw) if isinstance(x, str)), None)
+def _checked(path, rows, rejects) -> None:
+    if rejects:
+        log.warning("%d row(s) of %s rejected (first: %s)", len(rejects), path, rejects[0])
+    if not rows or any(x is None for x in rows):
+        raise ConfigError(f"{path}: fine-tuning needs a gold label on every row")
+
+
+def _sentences(path, config: FinetuneConfig, tokenizer, label_map: dict[Any, int] | None,
+               task: str | None) -> tuple[list[dict], list, dict[Any, int], str]:
+    """Sequence task: encoded rows, class ids (or float scores), the label map, and the task. A dev
+    file gets the training set's `label_map` and `task`."""
+    text = read_text_table(path, config.columns)
+    raw = text.table.column("label").to_pylist()
+    _checked(path, raw, text.rejects)
+    task = task or _sequence_task(config, raw)
+    if get_task(task).scores:
+        bad = next((i for i, x in enumerate(raw) if isinstance(x, str)), None)
         if bad is not None:
-            raise ConfigError(f"{train_path}: row {text.table.column('row')[bad].as_py()}: label {labels_raw[bad]!r} "
+            raise ConfigError(f"{path}: row {text.table.column('row')[bad].as_py()}: label {raw[bad]!r} "
                               "is not a number (task: regression)")
-        label_map = {}
-    elif label_map is None:
-        label_map = _label_map(labels_raw)
+        label_map, labels = {}, [float(x) for x in raw]
+    else:
+        label_map = label_map if label_map is not None else _label_map(raw)
+        labels = [_mapped(path, label_map, x) for x in raw]
     texts_b = text.table.column("text_b").to_pylist() if config.columns.text_b else None
-    encoded_all = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True,
-                            max_length=config.max_length, return_token_type_ids=True)
-    encoded = [{k: encoded_all[k][i] for k in ("input_ids", "token_type_ids")} for i in range(len(labels_raw))]
-    labels = [float(x) for x in labels_raw] if task == "regression" else [_mapped(train_path, label_map, x)
-                                                                          for x in labels_raw]
-    return encoded, labels, label_map, task
+    encoded = tokenizer(text.table.column("text_a").to_pylist(), texts_b, truncation=True,
+                        max_length=config.max_length, return_token_type_ids=True)
+    rows = [{k: encoded[k][i] for k in ("input_ids", "token_type_ids")} for i in range(len(labels))]
+    return rows, labels, label_map, task
 
 
-def _tagged_examples(train_path, config: FinetuneConfig, tokenizer,
-                     label_map: dict[Any, int] | None = None) -> tuple[list[dict], list[list], dict[Any, int], str]:
+def _words(path, config: FinetuneConfig, tokenizer, label_map: dict[Any, int] | None,
+           task: str | None) -> tuple[list[dict], list[list], dict[Any, int], str]:
     """Token task: encoded rows, per-piece labels (the word's tag id at its first piece, −100
     elsewhere and at special tokens), the tag map, and the task."""
     from distill.common.inputs.tokens import read_tagged
     from distill.words import align_words
 
-    tagged = read_tagged(train_path, config.columns)
-    if tagged.rejects:
-        log.warning("%d row(s) of %s rejected (first: %s)", len(tagged.rejects), train_path, tagged.rejects[0])
-    if not tagged.rows or any(t is None for t in tagged.tags or [None]):
-        raise ConfigError(f"{train_path}: fine-tuning needs gold tags on every row")
+    tagged = read_tagged(path, config.columns)
+    _checked(path, tagged.tags, tagged.rejects)
     label_map = label_map if label_map is not None else _label_map([t for row in tagged.tags for t in row])
     aligned = align_words(tokenizer, tagged.words, config.max_length, token_type_ids=True)
     if aligned.truncated:
-        log.warning("%s: %d word(s) past max_length %d not learned", train_path, aligned.truncated, config.max_length)
-    encoded, labels = [], []
+        log.warning("%s: %d word(s) past max_length %d not learned", path, aligned.truncated, config.max_length)
+    rows, labels = [], []
     for i, (starts, kept) in enumerate(zip(aligned.word_starts, aligned.kept)):
-        encoded.append({"input_ids": aligned.input_ids[i], "token_type_ids": aligned.token_type_ids[i]})
-        row = [-100] * len(aligned.input_ids[i])
+        rows.append({"input_ids": aligned.input_ids[i], "token_type_ids": aligned.token_type_ids[i]})
+        labels.append([-100] * len(aligned.input_ids[i]))
         for position, word in zip(starts, kept):
-            row[position] = _mapped(train_path, label_map, tagged.tags[i][word])
-        labels.append(row)
-    return encoded, labels, label_map, "token_classification"
+            labels[-1][position] = _mapped(path, label_map, tagged.tags[i][word])
+    return rows, labels, label_map, "token_classification"
+
+
+def _metric_names(task: str, num_labels: int) -> list[str]:
+    """The task's usual metrics; token tasks per-word accuracy (entity F1 needs whole sentences:
+    pipelines/evaluate.py)."""
+    kind = get_task(task)
+    return ["token_accuracy"] if kind.words else kind.default_metrics(num_labels)
 
 
 def _tensors(encoded: list[dict], labels: list, batches):
     """(inputs, gold) per batch of row indices: zero-padded ids, and for token tasks per-piece labels
     (−100 past each row's end)."""
     for rows in batches:
-        ids = [encoded[r]["input_ids"] for r in rows]
-        batch = {"input_ids": pad_rows(ids, 0), "attention_mask": pad_rows([[1] * len(x) for x in ids], 0),
-                 "token_type_ids": pad_rows([encoded[r]["token_type_ids"] for r in rows], 0)}
+        batch = encoder_inputs([encoded[r]["input_ids"] for r in rows], 0, [encoded[r]["token_type_ids"] for r in rows])
         if isinstance(labels[rows[0]], list):
             yield batch, pad_rows([labels[r] for r in rows], -100)
         else:
@@ -197,17 +195,14 @@ class FinetuneRecipe(Recipe):
                      c.weight_decay, watch=c.keep_best and self.has_dev)
 
     def metrics(self, rows: tuple[list, list]) -> dict[str, float]:
-        """The task's usual metrics on `rows`; token tasks per-word accuracy (entity F1 needs whole
-        sentences: pipelines/evaluate.py); {} when there are none."""
+        """The task's `_metric_names` on `rows`; {} when there are none."""
         if not rows[1]:
             return {}
         self.model.eval()
         names = [str(i) for i in range(self.model.config.num_labels)]
-        dev = DevSet("", [{**b, "labels": g} for b, g in
-                          _tensors(rows[0], rows[1], sorted_batches([len(e["input_ids"]) for e in rows[0]],
-                                                                    2 * self.config.batch_size))],
-                     len(rows[1]), tag_names=names)
-        metrics = ["token_accuracy"] if get_task(self.task).words else default_metrics(self.task, len(names))
+        batches = _tensors(*rows, sorted_batches([len(e["input_ids"]) for e in rows[0]], 2 * self.config.batch_size))
+        dev = DevSet("", [{**b, "labels": g} for b, g in batches], len(rows[1]), tag_names=names)
+        metrics = _metric_names(self.task, len(names))
         values = evaluate(lambda t: self.model(**t).logits, dev, self.device, self.task, metrics)
         return {k: v for k, v in values.items() if k in metrics}
 
@@ -259,30 +254,31 @@ def _read(train_path, dev_path, config: FinetuneConfig, tokenizer):
     """Training rows, dev rows (the last `dev_rows`, or `dev_path` through the training label map),
     the label map and the task."""
     tokens = config.task == "token_classification" or is_token_task(train_path, config.columns)  # CoNLL: a tagger
-    read = _tagged_examples if tokens else _examples
-    encoded, labels, label_map, task = read(train_path, config, tokenizer)
+    read = _words if tokens else _sentences
+    encoded, labels, label_map, task = read(train_path, config, tokenizer, None, None)
     split = len(encoded) - config.dev_rows
     train, dev = (encoded[:split], labels[:split]), (encoded[split:], labels[split:])
     if dev_path is not None:
-        dev = read(dev_path, config, tokenizer, label_map)[:2]
+        dev = read(dev_path, config, tokenizer, label_map, task)[:2]
     return train, dev, label_map, task
 
 
 def _model(base_dir: Path, task: str, label_map: dict[Any, int], device: str):
     """The base encoder with a new head for `task`, its labels named after the training set's."""
-    head = {"num_labels": 1, "problem_type": "regression"} if task == "regression" else {
+    kind = get_task(task)
+    head = {"num_labels": 1} if kind.scores else {
         "num_labels": len(label_map), "id2label": {i: str(x) for x, i in label_map.items()},
         "label2id": {str(x): i for x, i in label_map.items()}}
-    if task == "classification":
-        head["problem_type"] = "single_label_classification"
-    return get_task(task).model_class().from_pretrained(base_dir, **head).to(device)
+    if kind.problem_type:
+        head["problem_type"] = kind.problem_type
+    return kind.model_class().from_pretrained(base_dir, **head).to(device)
 
 
 def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneConfig,
              dev_path: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune `config.base_model` on `train_path`; returns the saved `finetune.json` record.
     `dev_path` (same columns): the dev set, instead of the last `dev_rows` training rows."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, set_seed
 
     output_dir, base_dir = Path(output_dir), resolve_model_dir(config.base_model)
     fingerprint = _fingerprint(train_path, config, dev_path, base_dir)
@@ -290,16 +286,14 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     if done is not None:
         return done
     started = time.perf_counter()
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
+    set_seed(config.seed)  # python, numpy and torch
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     train, dev, label_map, task = _read(train_path, dev_path, config, tokenizer)
     device = worker_device()
     recipe = FinetuneRecipe(_model(base_dir, task, label_map, device), config, train, dev, task, device)
     if config.keep_best and not recipe.has_dev:
         log.warning("keep_best needs a dev set (dev_rows or --eval): the last epoch is kept")
-    headline = "token_accuracy" if get_task(task).words else default_metrics(task, recipe.model.config.num_labels)[0]
+    headline = _metric_names(task, recipe.model.config.num_labels)[0]
     engine = Engine(recipe, Settings(device, log_every=1, metric=headline))
     engine.fit([recipe.phase()])
     output_dir.mkdir(parents=True, exist_ok=True)

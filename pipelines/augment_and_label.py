@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shlex
 import sys
 import time
@@ -22,19 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import augment
-from augment.rules import UnknownRuleError
 from distill import label
-from distill.storage import remote
+from distill.common.cli import COLUMN_SHORTHANDS, add_set_flag, add_shorthands, run_entry_point, shorthand_overrides
 from distill.common.config_io import ConfigError, NonEmptyStr, PositiveFloat, apply_override, build_config, read_yaml
-from distill.storage.failures import disk_full_message
-from distill.storage.lock import OutputLockedError
 from distill.common.ray_runtime import ray_session
-from distill.storage.stage_dir import StageMismatchError
-from distill.common.errors import InputError
-from distill.common.interrupt import run_entry_point
-
-EXPECTED_ERRORS = (ConfigError, UnknownRuleError, InputError, OutputLockedError, StageMismatchError,
-                   FileNotFoundError, label.TeacherMismatchError)
+from distill.storage import remote
+from distill.storage.failures import disk_full_message
 
 
 @dataclass
@@ -48,54 +40,39 @@ class PipelineConfig:
     label: label.LabelConfig = field(default_factory=label.LabelConfig)
 
 
+SHORTHANDS = (
+    ("--input", "input", str, "csv, tsv, jsonl, parquet, CoNLL file, a datasets directory, or a hub dataset "
+                              "(glue/sst2, hf://owner/name:config)"),
+    ("--output", "output", str, "output root: augmented/ and teacher/<fingerprint>/ go here"),
+    ("--teacher", "label.teacher", str, "fine-tuned teacher: directory or hub name"),
+    ("--tokenizer", "label.tokenizer", str, "tokenizer if not the teacher's own"),
+    ("--address", "address", str, "Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)"),
+    ("--workers", "augment.workers", int, "augmentation actors (default: all CPUs)"),
+    ("--teacher-actors", "label.workers", int, "teacher actors (default: one per GPU, else per CPU slot)"),
+    ("--cpus-per-actor", "label.cpus_per_actor", float, "CPUs per teacher actor (default 1)"),
+    ("--gpus-per-actor", "label.gpus_per_actor", float, "GPUs per teacher actor (default 1 if the cluster has GPUs)"),
+    ("--staging", "staging", str, "local directory mirroring remote (s3://, gs://, ...) input/output"),
+    ("--sync-seconds", "sync_seconds", float, "upload finished shards of a remote output this often (default 30)"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="pipeline YAML (input, output, address, augment:, label:)")
-    parser.add_argument("--input", help="csv, tsv, jsonl, parquet, CoNLL file, a datasets directory, or a hub "
-                                        "dataset (glue/sst2, hf://owner/name:config)")
-    parser.add_argument("--split", help="split of a hub dataset or a saved DatasetDict (default train)")
-    parser.add_argument("--output", help="output root: augmented/ and teacher/<fingerprint>/ go here")
     parser.add_argument("--recipe", help="augmentation recipe YAML (pipelines/configs/augment/), the `augment:` section")
-    parser.add_argument("--text-a", dest="text_a", help="column of the (first) sentence")
-    parser.add_argument("--text-b", dest="text_b", help="column of the second sentence of a pair")
-    parser.add_argument("--label", dest="label_column", help="gold label column ('' for none)")
-    parser.add_argument("--tokens", help="token task (NER shape): column with the list of words (implied for CoNLL)")
-    parser.add_argument("--tags", help="token task: column with one tag per word ('' for none)")
-    parser.add_argument("--teacher", help="fine-tuned teacher: directory or hub name")
-    parser.add_argument("--tokenizer", help="tokenizer if not the teacher's own")
+    add_shorthands(parser, COLUMN_SHORTHANDS, "augment.")
+    add_shorthands(parser, SHORTHANDS)
     parser.add_argument("--features", help="extra cached features: topk,cls,hidden,attention,embedding")
-    parser.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)")
-    parser.add_argument("--workers", type=int, help="augmentation actors (default: all CPUs)")
-    parser.add_argument("--teacher-actors", type=int, help="teacher actors (default: one per GPU, else per CPU slot)")
-    parser.add_argument("--cpus-per-actor", type=float, help="CPUs per teacher actor (default 1)")
-    parser.add_argument("--gpus-per-actor", type=float, help="GPUs per teacher actor (default 1 if the cluster has GPUs)")
-    parser.add_argument("--staging", help="local directory mirroring remote (s3://, gs://, ...) input/output")
-    parser.add_argument("--sync-seconds", dest="sync_seconds", type=float,
-                        help="upload finished shards of a remote output this often (default 30)")
     parser.add_argument("--overwrite", action="store_true", help="replace augmented output of a different config")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any key, e.g. --set augment.tang.n_iter=5 --set label.max_length=64")
+    add_set_flag(parser, "--set augment.tang.n_iter=5 --set label.max_length=64")
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    """Flags are shorthands for `--set`; strings are JSON-quoted so YAML keeps them strings."""
-    out = []
-    for flag, key in (("input", "input"), ("output", "output"), ("address", "address"), ("staging", "staging"),
-                      ("text_a", "augment.columns.text_a"), ("text_b", "augment.columns.text_b"),
-                      ("label_column", "augment.columns.label"), ("split", "augment.columns.split"),
-                      ("tokens", "augment.columns.tokens"), ("tags", "augment.columns.tags"), ("teacher", "label.teacher"),
-                      ("tokenizer", "label.tokenizer")):
-        value = getattr(args, flag)
-        if value is not None:
-            out.append(f"{key}={json.dumps(value) if value != '' else 'null'}")
-    if args.features:
-        out.append(f"label.features={json.dumps(args.features.split(','))}")
-    for flag, key in (("sync_seconds", "sync_seconds"), ("workers", "augment.workers"), ("teacher_actors", "label.workers"),
-                      ("cpus_per_actor", "label.cpus_per_actor"), ("gpus_per_actor", "label.gpus_per_actor")):
-        if getattr(args, flag) is not None:
-            out.append(f"{key}={getattr(args, flag)}")
-    return out + args.overrides
+    """Flags as `--set` items, before the explicit ones."""
+    features = [f"label.features={json.dumps(args.features.split(','))}"] if args.features else []
+    return (shorthand_overrides(args, COLUMN_SHORTHANDS, "augment.") + shorthand_overrides(args, SHORTHANDS)
+            + features + args.overrides)
 
 
 def load_config(args: argparse.Namespace) -> PipelineConfig:
@@ -122,9 +99,8 @@ def _speed(result: label.LabelResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loaded: list[PipelineConfig] = []  # the config once read: a full disk is reported against its output
-    return run_entry_point(lambda: run_pipeline(args, argv, loaded), EXPECTED_ERRORS,
+    return run_entry_point(lambda: run_pipeline(args, argv, loaded), (),
                            lambda err: disk_full_message(err, loaded[0].output if loaded else args.output))
 
 

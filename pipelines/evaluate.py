@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
-from distill.common.config_io import ConfigError
-from distill.common.interrupt import run_entry_point
+from distill.common.cli import run_entry_point
 from distill.common.columns import add_column_flags, columns_from_flags
-from distill.common.errors import InputError
 from distill.common.hardware import worker_device
 from distill.evaluate import evaluate_models, metrics_table
 
@@ -38,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--json", dest="json_path", help="also write the scores here")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
         device = worker_device(args.device)
@@ -54,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump(scores, handle, indent=2)
         return 0
 
-    return run_entry_point(body, (ConfigError, InputError, FileNotFoundError, ValueError, OSError))
+    return run_entry_point(body, (ValueError, OSError))
 
 
 if __name__ == "__main__":

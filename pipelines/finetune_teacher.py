@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
-from distill.finetune import FinetuneConfig, finetune
+from distill.common.cli import add_set_flag, run_entry_point
 from distill.common.columns import add_column_flags, columns_from_flags
-from distill.common.config_io import ConfigError, apply_override
-from distill.common.errors import InputError
-from distill.common.interrupt import run_entry_point
+from distill.common.config_io import apply_override
+from distill.finetune import FinetuneConfig, finetune
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", dest="dev", metavar="FILE",
                         help="dev set with the same columns: scored after every epoch (--set keep_best=true keeps "
                              "the best epoch)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="any FinetuneConfig key, e.g. --set epochs=2 --set dev_rows=2000")
+    add_set_flag(parser, "--set epochs=2 --set dev_rows=2000")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     columns = columns_from_flags(args, args.split)
     data = {"base_model": args.base_model, "columns": {k: v for k, v in vars(columns).items() if v is not None}}
 
@@ -48,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "train_metrics", "seconds")}))
         return 0
 
-    return run_entry_point(body, (ConfigError, InputError, FileNotFoundError))
+    return run_entry_point(body)
 
 
 if __name__ == "__main__":

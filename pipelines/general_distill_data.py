@@ -15,25 +15,17 @@ finished stages and resumes killed ones. This file only wires the stages.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
 
 from distill import corpus, label
+from distill.common.cli import add_set_flag, add_shorthands, run_entry_point, shorthand_overrides
 from distill.common.config_io import ConfigError, NonEmptyStr
 from distill.common.config_io import load_config as load_config_file
-from distill.common.interrupt import run_entry_point
 from distill.common.ray_runtime import ray_session
-from distill.common.errors import InputError
-from distill.storage.lock import OutputLockedError
-from distill.storage.stage_dir import StageMismatchError
 from distill.tasks import task_of_head
-
-EXPECTED_ERRORS = (ConfigError, InputError, OutputLockedError, StageMismatchError, FileNotFoundError, KeyError,
-                   label.TeacherMismatchError)
 
 
 @dataclass
@@ -45,20 +37,23 @@ class GeneralConfig:
     label: label.LabelConfig = field(default_factory=label.LabelConfig)
 
 
+SHORTHANDS = (
+    ("--input", "input", str, "txt, jsonl, parquet, a datasets folder, or a hub dataset name"),
+    ("--output", "output", str, "output root: corpus/ and teacher/<fingerprint>/ go here"),
+    ("--teacher", "label.teacher", str, "teacher: a masked LM (DistilBERT) or an encoder (TinyBERT); directory or hub "
+                                        "name"),
+    ("--address", "address", str, "Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)"),
+)
+
+
 def load_config(argv: list[str] | None) -> tuple[GeneralConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML with input, output, address, corpus:, label:")
-    parser.add_argument("--input", help="txt, jsonl, parquet, a datasets folder, or a hub dataset name")
-    parser.add_argument("--output", help="output root: corpus/ and teacher/<fingerprint>/ go here")
-    parser.add_argument("--teacher", help="teacher: a masked LM (DistilBERT) or an encoder (TinyBERT); directory or hub name")
-    parser.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)")
+    add_shorthands(parser, SHORTHANDS)
     parser.add_argument("--overwrite", action="store_true", help="replace corpus output of a different config")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any key, e.g. --set corpus.copies=1 --set label.topk=32")
+    add_set_flag(parser, "--set corpus.copies=1 --set label.topk=32")
     args = parser.parse_args(argv)
-    flags = [f"{'label.' if key == 'teacher' else ''}{key}={json.dumps(getattr(args, key))}"
-             for key in ("input", "output", "address", "teacher") if getattr(args, key) is not None]
-    config = load_config_file(GeneralConfig, args.config, flags + args.overrides)
+    config = load_config_file(GeneralConfig, args.config, shorthand_overrides(args, SHORTHANDS) + args.overrides)
     if not config.input or not config.output:
         raise ConfigError("--input and --output (or input:/output: in --config) are required")
     if config.corpus.tokenizer is None:
@@ -67,8 +62,7 @@ def load_config(argv: list[str] | None) -> tuple[GeneralConfig, argparse.Namespa
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_entry_point(lambda: build(argv), EXPECTED_ERRORS)
+    return run_entry_point(lambda: build(argv), (KeyError,))
 
 
 def build(argv: list[str] | None) -> int:

@@ -14,18 +14,13 @@ killed run resumes. The logic lives in `distill/train/`.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from distill.cache import CacheError
 from distill.cache.reader import VERIFY_MODES
-from distill.common.config_io import ConfigError
+from distill.common.cli import add_set_flag, run_entry_point
 from distill.common.columns import add_column_flags, columns_from_flags
-from distill.common.errors import InputError
 from distill.train.config import TrainConfig
 from distill.train.loop import train
-from distill.train.run_dir import RunMismatchError
-from distill.common.interrupt import run_entry_point
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,10 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="start over when --out holds another recipe's or cache's run")
     parser.add_argument("--verify-cache", choices=VERIFY_MODES, default="full",
                         help="check cache files against the manifest before training: full (sha256, default) or size")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe key, e.g. --set batch_size=64 --set max_steps=100")
+    add_set_flag(parser, "--set batch_size=64 --set max_steps=100")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
         config = TrainConfig.load(args.recipe, args.overrides)
@@ -68,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print((result.run_dir / "report.md").read_text())
         return 0
 
-    return run_entry_point(body, (ConfigError, InputError, CacheError, RunMismatchError, FileNotFoundError, KeyError))
+    return run_entry_point(body, (KeyError,))
 
 if __name__ == "__main__":
     sys.exit(main())

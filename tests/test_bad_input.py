@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from distill.common.cli import INTERRUPTED
 from distill.common.hardware import cpu_precision_warning
-from distill.common.interrupt import INTERRUPTED
 from pipelines.augment_and_label import main as pipeline_main
 from pipelines.train_student import main as train_main
 from tests.bad_input_cases import CASES, PIPELINE, TRAIN, Env, readme_table

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.common.config_io import ConfigError
-from distill.common.errors import InputError
 from distill.corpus import STAGE, CorpusConfig, mask_sequence, pack_document, read_documents, run, vocab_fingerprint
 from distill.corpus.cli import main as cli_main
 from distill.corpus.rows import SCHEMA, RowBuilder, masking_rng, pack_counted, prediction_count
 from distill.corpus.vocab import TextEncoder, load_tokenizer, non_special_ids
 from distill.corpus.workers import CorpusShardWriter
+from distill.errors import InputError
 from distill.storage.shards import read_shards
 from distill.storage.stage_dir import StageDir, StageMismatchError
 from tests.conftest import REPO, kill_group_when, pipeline_env, settled_commit_count

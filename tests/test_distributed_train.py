@@ -99,7 +99,7 @@ def test_a_killed_training_worker_is_restarted_and_the_run_finishes(cache, tmp_p
     import threading
     import time
 
-    from distill.train.checkpoint import read_state
+    from distill.train.run_dir import read_state
 
     out, killed = tmp_path / "run", {}
 

@@ -9,11 +9,11 @@ import pyarrow.csv as pcsv
 import pytest
 
 import augment
-from distill.common.inputs.source import OFFLINE_HINT, HubName, hub_name
 from distill.common.columns import Columns
-from distill.common.errors import InputError
+from distill.common.inputs.source import OFFLINE_HINT, HubName, hub_name
 from distill.common.inputs.source import input_format
 from distill.common.inputs.text import read_text_table
+from distill.errors import InputError
 from tests.conftest import SAMPLES
 
 

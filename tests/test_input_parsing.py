@@ -15,8 +15,8 @@ import zlib
 import pytest
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
 from distill.common.inputs.text import read_text_table
+from distill.errors import InputError
 
 SENTENCE = Columns(text_a="sentence")
 

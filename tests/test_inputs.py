@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
 from distill.common.inputs.text import read_text_table
+from distill.errors import InputError
 
 
 def test_csv_rejects_empty_text_invalid_utf8_and_short_rows(tmp_path):

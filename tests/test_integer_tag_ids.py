@@ -13,7 +13,7 @@ import pytest
 from augment import AugmentConfig, run
 from augment.augmenter import Augmenter, TokenRows
 from augment.rules.mention import entity_type, mention_spans
-from distill.common.errors import InputError
+from distill.errors import InputError
 from distill.storage.shards import read_shards
 
 MESSAGE = "tags are integer ids without names; give tag names (B-PER, ...) or a ClassLabel feature"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
 from distill.common.inputs.text import read_text_table
 from distill.common.labels import LabelSpace
+from distill.errors import InputError
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SENTENCES = [

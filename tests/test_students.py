@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from distill.students import get_student
-from distill.students.context import BuildContext
+from distill.students.registry import BuildContext
 
 TEACHER_LAYERS = 6
 

@@ -140,7 +140,7 @@ def test_gold_labels_of_a_regression_cache_are_floats_with_nan_for_none():
     assert get_task("regression").gold(torch.tensor([0.5])).tolist() == [0.5]
 
 
-def test_head_config_dev_reader_card_and_flags():
+def test_head_config_card_and_flags():
     from transformers import BertConfig
 
     config = BertConfig(id2label={0: "O", 1: "B-X"}, label2id={"O": 0, "B-X": 1})
@@ -148,9 +148,6 @@ def test_head_config_dev_reader_card_and_flags():
     assert get_task("token_classification").head_config(config, 2) == {
         "num_labels": 2, "id2label": {0: "O", 1: "B-X"}, "label2id": {"O": 0, "B-X": 1}}
     assert get_task("masked_lm").head_config(config, 2) == get_task("none").head_config(config, 2) == {}
-    assert {name: task.dev_reader for name, task in TASKS.items()} == {
-        "classification": "sentences", "regression": "sentences", "token_classification": "words",
-        "masked_lm": None, "none": None}
     assert [name for name, task in TASKS.items() if task.online] == ["classification", "regression"]
     assert {name: task.problem_type for name, task in TASKS.items() if task.problem_type} == {
         "classification": "single_label_classification", "regression": "regression"}

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
 from distill.common.inputs.text import read_text_table
 from distill.common.inputs.tokens import read_token_table, tag_names
+from distill.errors import InputError
 from tests.conftest import SAMPLES
 
 TOKENS = Columns(tokens="tokens", tags="tags")

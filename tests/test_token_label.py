@@ -114,7 +114,7 @@ def test_an_unknown_tag_is_refused_in_one_line_naming_file_row_and_tag(ray_local
 
 
 def test_a_sequence_teacher_on_tagged_words_is_refused(tiny_teacher_dir, tmp_path):
-    from distill.common.errors import InputError
+    from distill.errors import InputError
 
     augmented = write_augmented(tmp_path / "aug", augmented_rows(tagged_sentences(4), copies=0), shards=1)
     with pytest.raises(InputError, match="task is token_classification, but the teacher's head is classification"):

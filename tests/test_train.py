@@ -9,13 +9,13 @@ import torch
 
 import augment
 from distill.cache import load
-from distill.label import LabelConfig, run
-from distill.common.config_io import ConfigError
+from distill.cache.teacher_ref import find_teacher
 from distill.common.columns import Columns
+from distill.common.config_io import ConfigError
+from distill.label import LabelConfig, run
 from distill.students import load_student
 from distill.teacher_batch import TeacherBatch
 from distill.train.config import TrainConfig
-from distill.cache.teacher_ref import find_teacher
 from distill.train.loop import build_context, train
 from distill.train.online import OnlineTeacher
 from tests.conftest import SAMPLES
@@ -187,7 +187,7 @@ def test_bert_student_checkpoint_loads_with_from_pretrained_and_resumes(tiny_cac
     uninterrupted run's weights; the student loads with from_pretrained; a finished run trains no more."""
     from transformers import AutoModelForSequenceClassification
 
-    from distill.train.checkpoint import read_state
+    from distill.train.run_dir import read_state
     from tests.conftest import kill_group_when
 
     total = 200
@@ -233,7 +233,7 @@ def test_bert_student_checkpoint_loads_with_from_pretrained_and_resumes(tiny_cac
 
 
 def test_kill_during_training_then_resume_matches_an_uninterrupted_run(tiny_cache, tmp_path):
-    from distill.train.checkpoint import read_state
+    from distill.train.run_dir import read_state
     from tests.conftest import kill_group_when
 
     recipe = {"student": {"name": "bilstm", "embedding_dim": 64, "hidden_size": 64, "mlp_size": 32},

@@ -14,7 +14,7 @@ import numpy as np
 
 from augment.rules.registry import register_rule
 from augment.words import Words, detokenize
-from distill.common.batching import length_buckets
+from distill.common.batching import encoder_inputs, length_buckets
 from distill.common.config_io import Device, NonEmptyStr, PositiveInt
 from distill.common.hardware import cpu_has_native_bf16, worker_device
 from distill.common.models import resolve_model_dir
@@ -160,30 +160,20 @@ class MlmRule:
 
     def _predict(self, input_ids: list[list[int]], type_ids: list[list[int]], positions: list[list[int]]):
         torch = self._torch
-
-        def padded(rows: list[list[int]], value: int = 0):
-            tensors = [torch.tensor(row) for row in rows]
-            return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True, padding_value=value).to(self._device)
-
-        ids, types = padded(input_ids, self.tokenizer.pad_token_id), padded(type_ids)
-        mask = padded([[1] * len(row) for row in input_ids])
+        inputs = {k: v.to(self._device) for k, v in encoder_inputs(input_ids, self.tokenizer.pad_token_id,
+                                                                    type_ids).items()}
         rows = torch.tensor([row for row, where in enumerate(positions) for _ in where], device=self._device)
         where = torch.tensor([p for where in positions for p in where], device=self._device)
         self.forward_calls += 1
         self.sequences += len(input_ids)
         with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            return self._top_ids(ids, types, mask, rows, where)
-
-    def _top_ids(self, ids, types, mask, rows, where) -> list[list[int]]:
-        torch = self._torch
-        if self._head is not None:
-            hidden = self._encoder(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-            logits = self._head(hidden[rows, where])
-        else:
-            logits = self._model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits[rows, where]
-        logits = logits.float().masked_fill(self._blocked, float("-inf"))
-        # One spare: the word itself is dropped from its own candidates.
-        return torch.topk(logits, k=min(self.top_k + 1, logits.shape[-1]), dim=-1).indices.cpu().tolist()
+            if self._head is not None:
+                logits = self._head(self._encoder(**inputs).last_hidden_state[rows, where])
+            else:
+                logits = self._model(**inputs).logits[rows, where]
+            logits = logits.float().masked_fill(self._blocked, float("-inf"))
+            # One spare: the word itself is dropped from its own candidates.
+            return torch.topk(logits, k=min(self.top_k + 1, logits.shape[-1]), dim=-1).indices.cpu().tolist()
 
     def _filter(self, ids: list[int], original: str) -> list[str]:
         words = (self._vocab[token_id] for token_id in ids)
@@ -196,7 +186,7 @@ class MlmRule:
         if self.dtype != "auto":
             return self.dtype
         if device_type is None:
-            device_type = "cuda" if torch.cuda.is_available() and self.device in ("auto", "cuda") else "cpu"
+            device_type = torch.device(worker_device(self.device)).type
         if device_type == "cuda":
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
         return "bfloat16" if device_type == "cpu" and cpu_has_native_bf16() else "float32"

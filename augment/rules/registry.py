@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from distill.common.registry import Registry
+from distill.errors import UserError
 
 
-class UnknownRuleError(ValueError):
+class UnknownRuleError(UserError, ValueError):
     pass
 
 

@@ -10,7 +10,7 @@ mixed; accuracy, macro F1), ner (WikiText-2 sentences with spaCy's silver BIO ta
 bench/makers/silver_ner.py; entity F1). Each shape: fine-tune the MiniLM-L6 teacher, augment
 (tang.yaml's rules; token tasks mask, pos, mention) and label, train the shape's BiLSTM recipe of
 pipelines/configs/students/ from the cache alone, and score both on the same held-out rows
-(`distill.model_eval`). Cached by fingerprints: a rerun resumes.
+(`distill.evaluate`). Cached by fingerprints: a rerun resumes.
 """
 
 from __future__ import annotations

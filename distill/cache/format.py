@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from distill.errors import UserError
 from distill.storage.stage_dir import MANIFEST_NAME
 
 # 1: before caches carried format_version, teacher files and a card; 2: before teacher heads
@@ -23,7 +24,7 @@ __all__ = ["ATTENTION_QK_NAME", "CARD_NAME", "EMBEDDINGS_NAME", "FORMAT_VERSION"
            "CacheError", "CacheFormatError", "check_format_version"]
 
 
-class CacheError(FileNotFoundError):
+class CacheError(UserError, FileNotFoundError):
     """Not a finished, readable teacher cache (one line, names the path)."""
 
 

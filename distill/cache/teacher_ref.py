@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from distill.common.models import resolve_model_dir
+from distill.errors import UserError
 from distill.storage.fingerprint import model_fingerprint
 
 log = logging.getLogger(__name__)
 
 
-class TeacherRequiredError(FileNotFoundError):
+class TeacherRequiredError(UserError, FileNotFoundError):
     """A step needs the teacher's weights and no matching copy was given or found (one line)."""
 
 

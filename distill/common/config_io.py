@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import typing
 from pathlib import Path
@@ -18,10 +19,12 @@ import pydantic
 import yaml
 from pydantic import AfterValidator, Field
 
+from distill.errors import UserError
+
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad config: one line, `<key.path>: <problem>` when the key is known."""
 
     def __init__(self, message: str, key: str | None = None) -> None:
@@ -205,7 +208,18 @@ def _one_line(err: pydantic.ValidationError, key: str) -> ConfigError:
 
 
 class YamlConfig:
-    """Mixin for a stage's config dataclass: `from_dict(data)` and `load(yaml_path, overrides)`."""
+    """Mixin for a stage's config dataclass: `from_dict(data)`, `load(yaml_path, overrides)`, and the
+    annotations' checks for a config built in Python too (a subclass's `__post_init__` calls this first)."""
 
     from_dict = classmethod(build_config)
     load = classmethod(load_config)
+
+    def __post_init__(self) -> None:
+        plain = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, os.PathLike):  # a Path given in Python: kept as its string
+                setattr(self, f.name, value := os.fspath(value))
+            if f.init and not dataclasses.is_dataclass(value):
+                plain[f.name] = value
+        validate_fields(type(self), plain)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from distill.common.errors import InputError
+from distill.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from distill.errors import UserError
+
 INPUT_EMBEDDINGS = "word_embeddings.weight"  # name suffix of BERT-family input embeddings
 
 
@@ -51,7 +53,7 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "spiece.mod
                    "sentencepiece.bpe.model")
 
 
-class ModelFilesError(FileNotFoundError):
+class ModelFilesError(UserError, FileNotFoundError):
     """A model directory lacks weights or a tokenizer, or holds weights we will not unpickle (one line)."""
 
 

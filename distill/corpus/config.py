@@ -4,14 +4,13 @@ pre-training at length 128 (15 %, at most 20, 80/10/10), with 2 statically maske
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import PlainValidator
 
 from distill.common.config_io import (ConfigError, NonEmptyStr, NonNegativeInt, PositiveInt, Probability, Seed,
-                                      YamlConfig, validate_fields)
+                                      YamlConfig)
 from distill.storage.shards import shard_size
 
 MIN_MAX_LENGTH = 8  # [CLS] A [SEP] B [SEP] needs room for a few pieces per segment
@@ -54,9 +53,7 @@ class CorpusConfig(YamlConfig):
     trust_remote_code: bool = False  # only for tokenizers whose code you trust
 
     def __post_init__(self) -> None:
-        if isinstance(self.tokenizer, os.PathLike):  # a Path given in Python: kept as its string
-            self.tokenizer = os.fspath(self.tokenizer)
-        validate_fields(type(self), dataclasses.asdict(self))  # the annotations' checks, for Python callers too
+        super().__post_init__()
         if self.max_length < MIN_MAX_LENGTH:
             raise ConfigError(f"{self.max_length!r} must be >= {MIN_MAX_LENGTH}", "max_length")
         if self.min_tokens > self.max_length - 2:

@@ -12,10 +12,10 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from distill.common.errors import InputError
 from distill.common.inputs.records import arrow_records
 from distill.common.inputs.source import dataset_fingerprint, dataset_table, load_dataset, parquet_table, source_format
 from distill.corpus.config import CorpusConfig
+from distill.errors import InputError
 from distill.storage.fingerprint import hash_path
 
 CORPUS_FORMATS = ("txt", "jsonl", "parquet", "datasets", "hub")

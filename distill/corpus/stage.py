@@ -11,13 +11,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from distill.common.errors import InputError
 from distill.common.ray_runtime import plan_actors, ray_session
 from distill.corpus.config import CorpusConfig
 from distill.corpus.reader import load_source
 from distill.corpus.rows import COUNTS
 from distill.corpus.vocab import load_tokenizer, tokenization_probe, tokenizer_facts
 from distill.corpus.workers import SHARD_FORMAT, CorpusShardWriter
+from distill.errors import InputError
 from distill.storage.fingerprint import fingerprint_json
 from distill.storage.runner import StageResult, run_sharded_stage
 from distill.storage.shards import ShardRecord, shard_name

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distill.common.batching import encoder_inputs, pad_rows
 from distill.common.columns import Columns
-from distill.common.errors import InputError
 from distill.common.inputs.text import read_text_table
 from distill.common.labels import LabelSpace
+from distill.errors import InputError
 from distill.tasks import get_task
 
 
@@ -42,14 +43,6 @@ class DevSet:
 
     def __iter__(self):
         return iter(self.batches)
-
-
-def pad_rows(rows: list[list[int]], value: int, min_width: int = 0) -> torch.Tensor:
-    """Rows of ids as one [len(rows), longest] long tensor, `value` past each row's end."""
-    out = torch.full((len(rows), max(min_width, *(len(r) for r in rows))), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
 
 
 def sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
@@ -110,12 +103,8 @@ def _tagged(path, columns: Columns, tokenizer, labels: LabelSpace, max_length: i
             for index, kept in zip(keep, aligned.kept)]
     batches = []
     for rows in sorted_batches([len(x) for x in aligned.input_ids], batch_size):
-        ids = [aligned.input_ids[r] for r in rows]
-        batch = {"input_ids": pad_rows(ids, tokenizer.pad_token_id or 0),
-                 "attention_mask": pad_rows([[1] * len(x) for x in ids], 0),
-                 "word_starts": pad_rows([aligned.word_starts[r] for r in rows], -1, 1),
-                 "labels": pad_rows([gold[r] for r in rows], -100, 1)}
-        if segments:
-            batch["token_type_ids"] = pad_rows([aligned.token_type_ids[r] for r in rows], 0)
-        batches.append(batch)
+        types = [aligned.token_type_ids[r] for r in rows] if segments else None
+        batches.append({**encoder_inputs([aligned.input_ids[r] for r in rows], tokenizer.pad_token_id or 0, types),
+                        "word_starts": pad_rows([aligned.word_starts[r] for r in rows], -1, 1),
+                        "labels": pad_rows([gold[r] for r in rows], -100, 1)})
     return DevSet(str(path), batches, len(keep), reasons, labels.names(), aligned.truncated + aligned.without_pieces)

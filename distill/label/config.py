@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from distill.cache.features import FeatureSet, TeacherDims
 from distill.common.config_io import (
     ConfigError, NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, YamlConfig,
 )
-from distill.tasks import HEADS as TASK_HEADS, Task, task_of_head
+from distill.tasks import Task, task_of_head
 
 FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding")
 StorageDtype = Literal["float16", "bfloat16", "float32"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
-STORAGE_DTYPES = get_args(StorageDtype)
-PRECISIONS = get_args(Precision)
-HEADS = ("auto", *TASK_HEADS)
 
 
 @dataclass
@@ -51,19 +48,12 @@ class LabelConfig(YamlConfig):
     gpus_per_actor: NonNegativeFloat | None = None  # None = 1 when the cluster has GPUs, else 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.features = list(dict.fromkeys(["logits", *self.features]))
         unknown = [f for f in self.features if f not in FEATURES]
         if unknown:
             raise ConfigError(f"unknown feature(s) {', '.join(map(str, unknown))}; choose from {', '.join(FEATURES)}",
                               "features")
-        enums = (("dtype", STORAGE_DTYPES), ("precision", PRECISIONS), ("shard_format", ("arrow", "parquet")),
-                 ("head", HEADS), ("attention", ("stored", "recompute")))
-        for name, allowed in enums:
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{getattr(self, name)!r} is not allowed (choose {', '.join(allowed)})", name)
-        for name in ("max_length", "batch_size", "max_batch_tokens", "topk"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{getattr(self, name)!r} must be >= 1", name)
         if self.max_batch_tokens < self.max_length:
             raise ConfigError(f"{self.max_batch_tokens!r} must be >= max_length ({self.max_length}): one full-length "
                               "example per batch", "max_batch_tokens")

@@ -13,10 +13,10 @@ import pyarrow.compute as pc
 
 from distill.cache.attention_qk import check_recompute_verified
 from distill.cache.features import FeatureSet
-from distill.common.errors import InputError
 from distill.common.inputs.records import TextTable
 from distill.common.labels import LabelSpace
 from distill.corpus.vocab import vocab_fingerprint
+from distill.errors import InputError
 from distill.label.config import LabelConfig
 from distill.label.teacher import check_vocabulary, load_tokenizer, resolve_teacher, teacher_dims, teacher_identity
 from distill.storage.shards import read_shard

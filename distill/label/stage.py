@@ -19,9 +19,9 @@ from distill.cache.card import render_card
 from distill.cache.encoding import distinct_token_ids
 from distill.cache.format import CARD_NAME, FORMAT_VERSION
 from distill.cache.reader import cache_problems
-from distill.common.errors import InputError
 from distill.common.hardware import cpu_precision_warning
 from distill.common.ray_runtime import plan_actors, ray_session
+from distill.errors import InputError
 from distill.label.config import LabelConfig
 from distill.label.prepare import PreparedTeacher, check_teacher_fits, prepare_teacher
 from distill.label.worker import TeacherLabeler

@@ -8,11 +8,12 @@ from typing import Any
 
 from distill.cache.features import TeacherDims
 from distill.common.models import check_model_files, resolve_model_dir
+from distill.errors import UserError
 from distill.storage.fingerprint import model_fingerprint
 from distill.tasks import Task, task_of_head
 
 
-class TeacherMismatchError(ValueError):
+class TeacherMismatchError(UserError, ValueError):
     """The tokenizer cannot be the one the teacher was trained with."""
 
 

@@ -14,12 +14,12 @@ import pyarrow as pa
 import torch
 
 from distill import attention_capture as attention
-from distill.common.batching import length_buckets, padded_tokens
 from distill.cache.features import FeatureSet
 from distill.cache.writer import encode_batch
+from distill.common.batching import length_buckets, padded_tokens
 from distill.common.hardware import worker_device
 from distill.common.labels import LabelSpace
-from distill.common.errors import InputError
+from distill.errors import InputError
 from distill.label.config import LabelConfig
 from distill.label.teacher import load_model, load_tokenizer
 from distill.storage.fingerprint import hash_file

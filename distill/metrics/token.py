@@ -28,14 +28,6 @@ def token_accuracy(pred: Sentences, gold: Sentences) -> float:
     return sum(p == g for p, g in pairs) / len(pairs) if pairs else 0.0
 
 
-def token_metrics(pred: Sentences, gold: Sentences, mode: str | None = None, scheme: str | None = None) -> dict[str, float]:
-    """All four at once, with a chosen seqeval `mode` / `scheme`."""
-    return {"entity_f1": _entity("f1", mode, scheme)(pred, gold),
-            "entity_precision": _entity("precision", mode, scheme)(pred, gold),
-            "entity_recall": _entity("recall", mode, scheme)(pred, gold),
-            "token_accuracy": token_accuracy(pred, gold)}
-
-
 TOKEN_METRICS = {
     **{f"entity_{kind}": _entity(kind) for kind in ("f1", "precision", "recall")},
     **{f"strict_entity_{kind}": _entity(kind, "strict", "IOB2") for kind in ("f1", "precision", "recall")},

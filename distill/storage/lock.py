@@ -10,11 +10,13 @@ import os
 import socket
 from pathlib import Path
 
+from distill.errors import UserError
+
 LOCK_NAME = "_lock"
 log = logging.getLogger(__name__)
 
 
-class OutputLockedError(RuntimeError):
+class OutputLockedError(UserError, RuntimeError):
     pass
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from distill.errors import UserError
 from distill.storage.atomic import sweep_temp_files, write_json_atomic
 from distill.storage.fingerprint import hash_file
 from distill.storage.lock import LOCK_NAME
@@ -22,7 +23,7 @@ MANIFEST_NAME, PROGRESS_NAME, COMMITS_DIR = "_manifest.json", "_progress.json", 
 log = logging.getLogger(__name__)
 
 
-class StageMismatchError(RuntimeError):
+class StageMismatchError(UserError, RuntimeError):
     pass
 
 

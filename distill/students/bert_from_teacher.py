@@ -9,15 +9,14 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from distill.students.bert_student import BertStudent
-from distill.students.context import BuildContext, task_labels
 from distill.common.config_io import NonEmptyStr, NonNegativeInt, PositiveInt
 from distill.common.models import resolve_model_dir
-from distill.students.registry import check_student_options, register_student
+from distill.students.bert_student import BertStudent
+from distill.students.registry import BuildContext, check_student_options, register_student, task_labels
 
 
 _LAYER = re.compile(r"^(.*\.)?encoder\.layer\.(\d+)\.(.*)$")
@@ -43,13 +42,11 @@ class BertFromTeacherOptions:
 
 @register_student("bert_from_teacher")
 class BertFromTeacher(BertStudent):
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return check_student_options("bert_from_teacher", BertFromTeacherOptions, options)
+    options_class = BertFromTeacherOptions
 
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BertFromTeacher":
-        options = BertFromTeacherOptions(**cls.check_options(dict(options)))
+        options = BertFromTeacherOptions(**check_student_options(cls, dict(options)))
         auto = context.task.model_class()
         if options.init:
             return cls(auto.from_pretrained(resolve_model_dir(options.init), **task_labels(context)), head=context.head)

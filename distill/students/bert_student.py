@@ -21,6 +21,7 @@ KIND_NAME = "student_config.json"
 
 class BertStudent(nn.Module):
     name = "bert"
+    context_options: tuple[str, ...] = ()  # `options_class` fields the build context supplies
 
     def __init__(self, model, teacher_hidden: int | None = None, head: str = "classification") -> None:
         super().__init__()

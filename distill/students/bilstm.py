@@ -11,7 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -19,8 +19,7 @@ from torch import nn
 from distill.common.config_io import ConfigError, PositiveInt, Probability
 from distill.common.models import INPUT_EMBEDDINGS, at_words, model_tensor
 from distill.students.output import StudentOutput
-from distill.students.registry import check_student_options, register_student
-from distill.students.context import BuildContext
+from distill.students.registry import BuildContext, check_student_options, register_student
 from distill.tasks import task_of_head
 
 CONFIG_NAME = "student_config.json"
@@ -64,6 +63,7 @@ def _teacher_rows(context: BuildContext, kept: torch.Tensor | None) -> tuple[tor
 @register_student("bilstm")
 class BiLSTMStudent(nn.Module):
     num_layers = 1
+    options_class, context_options = BiLSTMConfig, _FROM_CONTEXT
 
     def __init__(self, config: BiLSTMConfig) -> None:
         super().__init__()
@@ -80,13 +80,8 @@ class BiLSTMStudent(nn.Module):
         self.embedding.weight.requires_grad_(not config.freeze_embeddings)
 
     @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        """A recipe's `student:` options, checked against BiLSTMConfig when loaded and again by `build`."""
-        return check_student_options("bilstm", BiLSTMConfig, options, exclude=_FROM_CONTEXT)
-
-    @classmethod
     def build(cls, options: dict, context: BuildContext) -> "BiLSTMStudent":
-        options = cls.check_options(dict(options))
+        options = check_student_options(cls, dict(options))
         if not context.task.has_labels:
             raise ConfigError(f"the BiLSTM is a classifier or tagger; this cache's teacher head is {context.head} "
                               "(general distillation trains narrow_bert or bert_from_teacher)", "student.name")

@@ -7,13 +7,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from distill.students.bert_student import PROJECTIONS_NAME, BertStudent
-from distill.students.context import BuildContext, task_labels
 from distill.common.config_io import ConfigError, NonEmptyStr, PositiveInt
 from distill.common.models import resolve_model_dir
-from distill.students.registry import check_student_options, register_student
+from distill.students.bert_student import PROJECTIONS_NAME, BertStudent
+from distill.students.registry import BuildContext, check_student_options, register_student, task_labels
 
 
 @dataclass
@@ -27,13 +25,11 @@ class NarrowBertOptions:
 
 @register_student("narrow_bert")
 class NarrowBert(BertStudent):
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return check_student_options("narrow_bert", NarrowBertOptions, options)
+    options_class = NarrowBertOptions
 
     @classmethod
     def build(cls, options: dict, context: BuildContext) -> "NarrowBert":
-        options = NarrowBertOptions(**cls.check_options(dict(options)))
+        options = NarrowBertOptions(**check_student_options(cls, dict(options)))
         teacher = context.teacher_config
         auto = context.task.model_class()
         labels = task_labels(context)

@@ -27,11 +27,6 @@ class Task:
     metrics: ClassVar[tuple[str, ...]] = ()  # names in `distill.metrics` that apply
     recipe: ClassVar[str] = "tang_bilstm"  # the student recipe its cache card suggests
 
-    @property
-    def dev_reader(self) -> str | None:
-        """The dev-set reader that scores it: `sentences`, `words`, or None (it has no dev set)."""
-        return ("words" if self.words else "sentences") if self.has_labels else None
-
     def model_class(self):
         import transformers
 

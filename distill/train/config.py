@@ -18,6 +18,7 @@ from distill.common.config_io import (
     YamlConfig, build_config,
 )
 from distill.students import get_student
+from distill.students.registry import check_student_options
 
 LossOptions = dict[str, dict[str, Any] | None]  # loss name -> its options, checked by the loss's dataclass
 
@@ -51,7 +52,7 @@ class StageConfig:
 
 @dataclass
 class TrainConfig(YamlConfig):
-    # name + the student's options, checked by the student (`check_options`, e.g. BiLSTMConfig's fields)
+    # name + the student's options, checked against its `options_class` (e.g. BiLSTMConfig's fields)
     student: dict[str, Any] = field(default_factory=lambda: {"name": "bilstm"})
     losses: LossOptions | None = None  # shorthand for one stage
     stages: list[dict[str, Any]] | None = None  # each a StageConfig
@@ -83,18 +84,17 @@ class TrainConfig(YamlConfig):
     def __post_init__(self) -> None:
         """Everything is checked here, when the recipe is loaded: stages, loss options and student
         options too, so a bad value fails before any cache is opened or directory written."""
+        super().__post_init__()
         if "name" not in self.student:
             raise ConfigError("student needs a name (bilstm, bert_from_teacher, narrow_bert)", "student.name")
         try:
             student = get_student(self.student["name"])
         except (KeyError, TypeError) as err:
             raise ConfigError(str(err.args[0]), "student.name") from None
-        check_options = getattr(student, "check_options", None)
-        if check_options is not None:
-            try:
-                check_options(self.student_options())
-            except ConfigError as err:
-                raise err.under("student.") from None
+        try:
+            check_student_options(student, self.student_options())
+        except ConfigError as err:
+            raise err.under("student.") from None
         for name in self.metrics or ():
             if name not in METRICS:
                 raise ConfigError(f"unknown metric {name!r} (known: {', '.join(sorted(METRICS))})", "metrics")

@@ -22,7 +22,7 @@ from distill.common.columns import Columns
 from distill.common.config_io import ConfigError
 from distill.train.config import TrainConfig
 from distill.train.engine import WorkerGroup
-from distill.train.run_dir import BEST_DIR, RAY_DIR, check_run_dir, run_fingerprint, start_run_dir
+from distill.train.run_dir import BEST_DIR, RAY_DIR, check_run_dir, run_record, start_run_dir
 from distill.train.student import TrainResult, build_context, result_from_run_dir, run_student
 
 __all__ = ["BEST_DIR", "TrainResult", "build_context", "train"]
@@ -42,13 +42,10 @@ def _worker_loop(config: dict[str, Any]) -> None:
 def _claim(kwargs: dict[str, Any], workers: int) -> None:
     """Check and claim the run directory before Ray Train writes into it (`_ray/`): a refused run
     fails here, and `overwrite` removes an earlier run, Ray Train's files included."""
-    config, cache_dir, run_dir = kwargs["config"], kwargs["cache_dir"], Path(kwargs["run_dir"])
-    cache = load(cache_dir, verify="size")
-    fingerprint = run_fingerprint(config.resolved(), cache.fingerprint, False)
-    resuming = check_run_dir(run_dir, fingerprint, kwargs["overwrite"])
-    start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": False,
-                            "workers": workers, "cache": {"path": str(cache_dir), "fingerprint": cache.fingerprint}},
-                  resuming)
+    cache = load(kwargs["cache_dir"], verify="size")
+    record = run_record(kwargs["config"].resolved(), kwargs["cache_dir"], cache.fingerprint, False, workers)
+    run_dir = Path(kwargs["run_dir"])
+    start_run_dir(run_dir, record, check_run_dir(run_dir, record["fingerprint"], kwargs["overwrite"]))
 
 
 def train_on_ray(kwargs: dict[str, Any], workers: int, address: str | None, gpus_per_worker: float) -> TrainResult:

@@ -25,22 +25,22 @@ from distill.cache.teacher_ref import find_teacher, require_teacher
 from distill.common.columns import Columns
 from distill.common.config_io import ConfigError
 from distill.common.hardware import worker_device
-from distill.common.labels import LabelSpace
 from distill.evaluate import TASK_NAME, evaluate, task_record
 from distill.evaluate.dev_sets import read_dev_set
 from distill.metrics import check_metrics, default_metrics
 from distill.storage.atomic import write_json_atomic
 from distill.students import get_student, load_student
-from distill.students.context import BuildContext
+from distill.students.registry import BuildContext
 from distill.teacher_batch import TeacherBatch
-from distill.train.checkpoint import load_checkpoint, read_state, save_checkpoint, save_student_atomic
 from distill.train.config import TrainConfig
 from distill.train.data import CacheBatches, epoch_loader
 from distill.train.engine import Engine, Phase, Recipe, Settings, WorkerGroup
 from distill.train.report import plot_metrics, write_report
 from distill.train.requirements import check_features
-from distill.train.run_dir import BEST_DIR, METRICS_NAME, STUDENT_DIR, TIMING_NAME, check_run_dir, run_fingerprint, \
-    start_run_dir
+from distill.train.run_dir import (
+    BEST_DIR, METRICS_NAME, STUDENT_DIR, TIMING_NAME, check_run_dir, load_checkpoint, read_state, run_record,
+    save_checkpoint, save_student_atomic, start_run_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ class StudentRecipe(Recipe):
     def read_dev(self, dev_file, columns: Columns | None) -> None:
         """The dev set (scored with the cache's tokenizer and label space) and its metrics."""
         cache, self.dev, self.tokenizer = self.cache, None, self.cache.tokenizer()  # the dev set's, then the student's
-        labels = {"num_labels": cache.dims.num_labels, **(cache.manifest.get("labels") or {})}
-        self.labels = LabelSpace.from_config(labels)
+        self.labels = cache.label_space()
         if dev_file:
             self.dev = read_dev_set(dev_file, columns or Columns(), self.tokenizer, self.labels, self.task,
                                     cache.manifest["tokenizer"]["max_length"])
@@ -243,17 +242,15 @@ def run_student(config: TrainConfig, cache_dir: str | Path, run_dir: str | Path,
     """Train in this process: alone, or as one worker of a Ray Train group (`distill.train.loop.train`)."""
     group, run_dir = group or WorkerGroup(), Path(run_dir)
     cache = load(cache_dir, verify=verify)
-    fingerprint = run_fingerprint(config.resolved(), cache.fingerprint, online)
-    resuming = check_run_dir(run_dir, fingerprint, overwrite)
+    record = run_record(config.resolved(), cache_dir, cache.fingerprint, online, group.world)
+    resuming = check_run_dir(run_dir, record["fingerprint"], overwrite)
     teacher_dir = find_teacher(cache.manifest, teacher)
     _check_request(cache, teacher_dir, online, dev_file)
     state = read_state(run_dir) if resuming else None
     recipe = StudentRecipe(config, cache, run_dir, teacher_dir, online, group, state)
     recipe.read_dev(dev_file, dev_columns)
     if group.is_main:
-        start_run_dir(run_dir, {"fingerprint": fingerprint, "recipe": config.resolved(), "online": online,
-                                "workers": group.world, "cache": {"path": str(cache_dir),
-                                                                  "fingerprint": cache.fingerprint}}, resuming)
+        start_run_dir(run_dir, record, resuming)
     with open(run_dir / METRICS_NAME, "a", encoding="utf-8") if group.is_main else nullcontext() as metrics:
         engine = Engine(recipe, recipe.settings(), group, metrics, state)
         started = time.perf_counter()

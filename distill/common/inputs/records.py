@@ -12,8 +12,8 @@ from typing import Any, Iterator, NamedTuple
 import pyarrow as pa
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
 from distill.common.inputs.source import SURROGATE, dataset_table, load_dataset, parquet_table, require_columns
+from distill.errors import InputError
 
 # A parsed record: its fields, a reject reason (str), or a reject naming its field (field, reason).
 Record = dict[str, Any] | str | tuple[str | None, str]

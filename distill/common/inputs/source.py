@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
+from distill.errors import InputError
 from distill.hashing import fingerprint_json, hash_path
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",

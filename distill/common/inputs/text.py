@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
+from distill.errors import InputError
 from distill.common.inputs.records import (
     Record, TextTable, arrow_records, claim_source_id, csv_records, jsonl_records, read_checked, source_table,
 )

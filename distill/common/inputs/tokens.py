@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill.common.columns import Columns
-from distill.common.errors import InputError
+from distill.errors import InputError
 from distill.common.inputs.records import (
     Record, TextTable, arrow_records, claim_source_id, jsonl_records, read_checked, source_table,
 )
