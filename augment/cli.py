@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rules", help="comma-separated rules, e.g. mask,pos,ngram or mlm,glove "
                                         "(token tasks: mask,pos,mention)")
     add_shorthands(parser, SHORTHANDS)
-    parser.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)")
+    parser.add_argument("--address", help="Ray cluster, from one of its nodes: 'auto' or the head's HOST:PORT (default: embedded local Ray)")
     parser.add_argument("--overwrite", action="store_true", help="replace output of a different config")
     add_set_flag(parser, "--set tang.n_iter=5")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")

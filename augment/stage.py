@@ -218,6 +218,9 @@ def run(input_path: str | Path, output_dir: str | Path, config: AugmentConfig | 
     done = run_sharded_stage(output_dir, STAGE, fingerprint, names, write, body, on_begin=on_begin, overwrite=overwrite)
     result = AugmentResult.of(output_dir, done, started)
     log.info(result.summary())
+    idle = [name for name in config.rules if not any(name in key.split("+") for key in done.manifest["totals"]["by_rule"])]
+    if idle and not done.skipped:  # e.g. mention on data without entities, ngram on sentences under min_words
+        log.warning("rule(s) %s produced no augmented row over the whole input", ", ".join(idle))
     return result
 
 

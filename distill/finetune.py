@@ -38,6 +38,7 @@ from distill.evaluate import evaluate
 from distill.evaluate.dev_sets import DevSet, sorted_batches
 from distill.storage.atomic import write_json_atomic
 from distill.storage.fingerprint import fingerprint_json, model_fingerprint
+from distill.storage.lock import OutputLock
 from distill.tasks import get_task
 from distill.train.data import EpochBatches
 from distill.train.engine import Engine, Phase, Recipe, Settings
@@ -278,13 +279,17 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
              dev_path: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune `config.base_model` on `train_path`; returns the saved `finetune.json` record.
     `dev_path` (same columns): the dev set, instead of the last `dev_rows` training rows."""
-    from transformers import AutoTokenizer, set_seed
-
     output_dir, base_dir = Path(output_dir), resolve_model_dir(config.base_model)
     fingerprint = _fingerprint(train_path, config, dev_path, base_dir)
-    done = _finished(output_dir / RECORD_NAME, fingerprint)
-    if done is not None:
-        return done
+    with OutputLock(output_dir):  # one writer per output directory, as for the stages
+        done = _finished(output_dir / RECORD_NAME, fingerprint)
+        return done if done is not None else _finetune(train_path, output_dir, config, dev_path, base_dir, fingerprint)
+
+
+def _finetune(train_path, output_dir: Path, config: FinetuneConfig, dev_path, base_dir: Path,
+              fingerprint: str) -> dict[str, Any]:
+    from transformers import AutoTokenizer, set_seed
+
     started = time.perf_counter()
     set_seed(config.seed)  # python, numpy and torch
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
@@ -296,7 +301,6 @@ def finetune(train_path: str | Path, output_dir: str | Path, config: FinetuneCon
     headline = _metric_names(task, recipe.model.config.num_labels)[0]
     engine = Engine(recipe, Settings(device, log_every=1, metric=headline))
     engine.fit([recipe.phase()])
-    output_dir.mkdir(parents=True, exist_ok=True)
     record = _record(recipe, engine, fingerprint, train_path, dev_path, label_map)
     recipe.model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)

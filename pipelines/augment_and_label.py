@@ -24,7 +24,7 @@ import augment
 from distill import label
 from distill.common.cli import COLUMN_SHORTHANDS, add_set_flag, add_shorthands, run_entry_point, shorthand_overrides
 from distill.common.config_io import ConfigError, NonEmptyStr, PositiveFloat, apply_override, build_config, read_yaml
-from distill.common.ray_runtime import ray_session
+from distill.common.ray_runtime import shared_ray_session
 from distill.storage import remote
 from distill.storage.failures import disk_full_message
 
@@ -33,7 +33,7 @@ from distill.storage.failures import disk_full_message
 class PipelineConfig:
     input: NonEmptyStr | None = None
     output: NonEmptyStr | None = None
-    address: NonEmptyStr | None = None  # None: embedded local Ray; "auto" or "ray://host:port": a cluster
+    address: NonEmptyStr | None = None  # None: embedded local Ray; "auto" or the head's "HOST:PORT": a cluster
     staging: NonEmptyStr | None = None  # local mirror of a remote input/output (default ~/.cache/distill/staging)
     sync_seconds: PositiveFloat = 30.0  # how often finished shards of a remote output are uploaded during a run
     augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
@@ -46,7 +46,7 @@ SHORTHANDS = (
     ("--output", "output", str, "output root: augmented/ and teacher/<fingerprint>/ go here"),
     ("--teacher", "label.teacher", str, "fine-tuned teacher: directory or hub name"),
     ("--tokenizer", "label.tokenizer", str, "tokenizer if not the teacher's own"),
-    ("--address", "address", str, "Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)"),
+    ("--address", "address", str, "Ray cluster, from one of its nodes: 'auto' or the head's HOST:PORT (default: embedded local Ray)"),
     ("--workers", "augment.workers", int, "augmentation actors (default: all CPUs)"),
     ("--teacher-actors", "label.workers", int, "teacher actors (default: one per GPU, else per CPU slot)"),
     ("--cpus-per-actor", "label.cpus_per_actor", float, "CPUs per teacher actor (default 1)"),
@@ -111,7 +111,7 @@ def run_pipeline(args: argparse.Namespace, argv: list[str] | None, loaded: list[
     teacher = label.prepare_teacher(config.label)  # a wrong teacher fails now, not after augmenting
     source = remote.local_input(config.input, config.staging)
     with remote.staged_output(config.output, config.staging, config.sync_seconds) as output, \
-            ray_session(config.address):  # one Ray for both stages
+            shared_ray_session(config.address):  # one Ray for both stages
         augmented = augment.run(source, output / "augmented", config.augment, overwrite=args.overwrite,
                                 validate=lambda text: label.check_input_labels(teacher, text, config.input))
         command = shlex.join(["python", "pipelines/augment_and_label.py", *(sys.argv[1:] if argv is None else argv)])

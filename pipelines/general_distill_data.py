@@ -24,7 +24,7 @@ from distill import corpus, label
 from distill.common.cli import add_set_flag, add_shorthands, run_entry_point, shorthand_overrides
 from distill.common.config_io import ConfigError, NonEmptyStr
 from distill.common.config_io import load_config as load_config_file
-from distill.common.ray_runtime import ray_session
+from distill.common.ray_runtime import shared_ray_session
 from distill.tasks import task_of_head
 
 
@@ -32,7 +32,7 @@ from distill.tasks import task_of_head
 class GeneralConfig:
     input: NonEmptyStr | None = None
     output: NonEmptyStr | None = None
-    address: NonEmptyStr | None = None  # None: embedded local Ray; "auto" or "ray://host:port": a cluster
+    address: NonEmptyStr | None = None  # None: embedded local Ray; "auto" or the head's "HOST:PORT": a cluster
     corpus: corpus.CorpusConfig = field(default_factory=corpus.CorpusConfig)
     label: label.LabelConfig = field(default_factory=label.LabelConfig)
 
@@ -42,7 +42,7 @@ SHORTHANDS = (
     ("--output", "output", str, "output root: corpus/ and teacher/<fingerprint>/ go here"),
     ("--teacher", "label.teacher", str, "teacher: a masked LM (DistilBERT) or an encoder (TinyBERT); directory or hub "
                                         "name"),
-    ("--address", "address", str, "Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)"),
+    ("--address", "address", str, "Ray cluster, from one of its nodes: 'auto' or the head's HOST:PORT (default: embedded local Ray)"),
 )
 
 
@@ -69,7 +69,8 @@ def build(argv: list[str] | None) -> int:
     started = time.perf_counter()
     config, args = load_config(argv)
     teacher = label.prepare_teacher(config.label, corpus=True)  # a wrong teacher fails before the corpus is built
-    with ray_session(config.address):
+    teacher.check_length(config.corpus.max_length, "corpus.max_length")
+    with shared_ray_session(config.address):
         built = corpus.run(config.input, f"{config.output}/corpus", config.corpus, overwrite=args.overwrite)
         command = shlex.join(["python", "pipelines/general_distill_data.py", *(sys.argv[1:] if argv is None else argv)])
         labelled = label.run(built.output_dir, config.output, config.label, teacher=teacher, command=command)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="train on N Ray Train workers (DDP): the same global batches and steps as one (default 1: "
                              "in-process, no Ray)")
-    parser.add_argument("--address", help="with --workers: a Ray cluster ('auto' or ray://host:port; default embedded Ray)")
+    parser.add_argument("--address", help="with --workers: a Ray cluster ('auto' or the head's HOST:PORT; default embedded Ray)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --workers: GPUs per worker (nccl)")
     parser.add_argument("--teacher", metavar="PATH_OR_NAME",
                         help="a copy of the cache's teacher (checked against its fingerprint): needed only by students "

@@ -9,11 +9,15 @@ and, where a rerun belongs to the case, the corrected command that must then suc
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PIPELINE, TRAIN = "augment_and_label.py", "train_student.py"
+PIPELINE, TRAIN, EVALUATE = "augment_and_label.py", "train_student.py", "evaluate.py"
 
 
 @dataclass
@@ -64,12 +68,37 @@ class Case:
     output: str | None = None  # a pattern the output, report or log must hold
     interrupt: bool = False  # send SIGINT to the running command instead of letting it finish
     check: Callable[[Env], bool] | None = None  # a further check on what the command left
+    prepare: Callable[[Env], None] | None = None  # what the user left behind before the command
+    repair: Callable[[Env], None] | None = None  # what the user fixes before the rerun
 
 
 def config(env: Env, name: str) -> list[str]:
     """The pipeline with `--config` (a YAML file from `env.files`) and no other settings."""
     return ["--config", str(env.files[name]), "--input", str(env.data), "--output", str(env.out),
             "--teacher", str(env.teacher)]
+
+
+def evaluate(env: Env, model: Path) -> list[str]:
+    return [str(model), "--data", str(env.data), "--text-a", "sentence"]
+
+
+def finished_run(env: Env) -> None:
+    """The finished pipeline output of `pipeline(env)` (a copy of the assets' one)."""
+    shutil.copytree(env.cache, env.out)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def cache_manifest(root: Path) -> Path:
+    return next(root.glob("teacher/*/_manifest.json"))
+
+
+def held_lock(env: Env) -> None:
+    """A trainer already writing to --out: this live process holds its lock."""
+    env.run.mkdir(parents=True)
+    (env.run / "_lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
 
 
 def rejects(env: Env) -> str:
@@ -168,6 +197,54 @@ CASES: list[Case] = [
     Case("wrong-column", "a run that failed validation (wrong `--text-a`), then the corrected rerun", PIPELINE,
          lambda e: pipeline(e, "--text-a", "sentense"), 2, r"no column 'sentense' in header",
          "one line; nothing is written, so the corrected rerun succeeds", rerun=lambda e: pipeline(e)),
+    Case("teacher-no-head", "fine-tuned teacher whose `classifier.*` weights were removed", PIPELINE,
+         lambda e: pipeline(e, teacher=e.teachers["no-head"]), 2, r"no-head: the weights lack classifier\.bias, "
+         r"classifier\.weight", "one line naming the missing tensors, before augmentation (was: exit 0 and a cache of "
+         "random predictions)", rerun=lambda e: pipeline(e)),
+    Case("evaluate-no-head", "`evaluate.py` on that teacher", EVALUATE, lambda e: evaluate(e, e.teachers["no-head"]), 2,
+         r"no-head: the weights lack classifier\.bias", "one line (was: scored with a random head)",
+         rerun=lambda e: evaluate(e, e.teacher)),
+    Case("recompute-no-qk", "`label.attention: recompute` with a teacher lacking query/key weights", PIPELINE,
+         lambda e: pipeline(e, "--features", "attention", "--set", "label.attention=recompute",
+                            teacher=e.teachers["no-qk"]), 2, r"no-qk: the weights lack .*attention\.self\.key",
+         "one line before any work (was: after every shard was labelled)"),
+    Case("max-length-positions", "`label.max_length` above the teacher's position embeddings", PIPELINE,
+         lambda e: pipeline(e, "--set", "label.max_length=4096"), 2,
+         r"^label\.max_length: 4096 is more than the teacher's 256 position embeddings",
+         "one line before any work (was: a Ray traceback mid-labelling)", rerun=lambda e: pipeline(e)),
+    Case("dead-address", "`--address` where no Ray cluster runs", PIPELINE,
+         lambda e: pipeline(e, "--address", "127.0.0.1:1"), 2, r"^address: no Ray cluster answers at 127\.0\.0\.1:1",
+         "one line within 10 s (was: retries for minutes)", rerun=lambda e: pipeline(e)),
+    Case("ray-client-address", "`--address ray://host:10001` (Ray Client)", PIPELINE,
+         lambda e: pipeline(e, "--address", "ray://127.0.0.1:10001"), 2, r"Ray Client \(ray://\) needs ray\[client\]",
+         "one line: use `auto` or HOST:PORT from a cluster node (was: a traceback)"),
+    Case("augmented-manifest-truncated", "truncated `augmented/_manifest.json`", PIPELINE, lambda e: pipeline(e), 2,
+         r"augmented: its manifest or progress file is damaged.*pass --overwrite",
+         "one line naming it (was: a JSONDecodeError traceback on every rerun); `--overwrite` redoes the stage",
+         prepare=lambda e: (finished_run(e), truncate(e.out / "augmented" / "_manifest.json")),
+         rerun=lambda e: pipeline(e, "--overwrite")),
+    Case("cache-manifest-truncated", "truncated teacher cache `_manifest.json`, then the pipeline again", PIPELINE,
+         lambda e: pipeline(e), 0, "", "a one-line warning; the cache is redone from its committed shards",
+         prepare=lambda e: (finished_run(e), truncate(cache_manifest(e.out))), output=r"_manifest\.json is damaged",
+         then=(TRAIN, lambda e: train(e, cache=e.out))),
+    Case("train-cache-truncated", "trainer on a cache whose `_manifest.json` is truncated", TRAIN,
+         lambda e: train(e, cache=e.out), 2, r"_manifest\.json is damaged .*rerun the labelling command",
+         "one line naming it and what to do", prepare=lambda e: (finished_run(e), truncate(cache_manifest(e.out))),
+         rerun=lambda e: train(e)),
+    Case("two-trainers", "a second `train_student.py` on the `--out` of a running one", TRAIN, lambda e: train(e), 2,
+         r"run is locked by .*/\d+ \(another run is writing there", "one line naming the holder (was: both wrote)",
+         prepare=held_lock, repair=lambda e: (e.run / "_lock").unlink(), rerun=lambda e: train(e)),
+    Case("workers-beyond-cluster", "trainer `--workers 3` on a 2-CPU Ray", TRAIN, lambda e: train(e, "--workers", "3"),
+         2, r"^workers: 3 workers need 3 CPU and 0 GPU; the Ray cluster has 2 CPU",
+         "one line before anything is written (was: waited forever)", rerun=lambda e: train(e)),
+    Case("out-is-file", "trainer `--out` that is an existing file", TRAIN, lambda e: train(e), 2,
+         r"run is a file, not a directory", "one line; the file is untouched",
+         prepare=lambda e: e.run.write_text("keep me"), check=lambda e: e.run.read_text() == "keep me",
+         repair=lambda e: e.run.unlink(), rerun=lambda e: train(e)),
+    Case("out-dangling-link", "pipeline `--output` that is a symbolic link to nothing", PIPELINE, lambda e: pipeline(e), 2,
+         r"out is a symbolic link to .*which does not exist", "one line",
+         prepare=lambda e: e.out.symlink_to(e.tmp / "missing"), repair=lambda e: e.out.unlink(),
+         rerun=lambda e: pipeline(e)),
     # -- dev files ------------------------------------------------------------------------------
     Case("eval-labels-outside", "eval file with label 2 (2-class teacher)", TRAIN,
          lambda e: train(e, dev=e.files["eval-012"]), 2, r"eval-012.csv: row 2: label 2 is outside",

@@ -41,14 +41,15 @@ def _teacher(directory: Path, kind: str) -> Path:
 @pytest.mark.parametrize("kind", ["roberta-prelayernorm", "megatron-bert", "bert-custom-code"])
 def test_attention_recompute_refuses_unverified_architectures(kind, tmp_path):
     teacher = _teacher(tmp_path / "teacher", kind)
-    config = LabelConfig(teacher=str(teacher), features=["attention"], attention="recompute", dtype="float32")
+    config = LabelConfig(teacher=str(teacher), features=["attention"], attention="recompute", dtype="float32",
+                         max_length=32)  # within the 40 positions
     with pytest.raises(ConfigError, match=r"attention: recompute is verified only for bert teachers.*attention: stored"
                        ) as error:
         run(_augmented(tmp_path / "augmented"), tmp_path / "out", config)
     assert "\n" not in str(error.value) and kind.split("-custom")[0] in str(error.value)
     assert not list((tmp_path / "out").rglob("part-*"))  # refused before any shard was labelled
     # the same teacher with stored scores (captured while it runs) is fine, as is a BERT teacher with recompute
-    prepare_teacher(LabelConfig(teacher=str(teacher), features=["attention"], dtype="float32"))
+    prepare_teacher(LabelConfig(teacher=str(teacher), features=["attention"], dtype="float32", max_length=32))
     bert = _teacher(tmp_path / "bert", "bert")
-    assert prepare_teacher(LabelConfig(teacher=str(bert), features=["attention"], attention="recompute")
+    assert prepare_teacher(LabelConfig(teacher=str(bert), features=["attention"], attention="recompute", max_length=32)
                            ).features.attention_mode == "recompute"

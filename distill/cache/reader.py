@@ -7,7 +7,6 @@ manifest's feature description (docs/design.md).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,7 +23,7 @@ from distill.cache.format import MANIFEST_NAME, TEACHER_FILES_DIR, CacheError, c
 from distill.common.labels import LabelSpace
 from distill.storage.remote import is_remote, local_copy
 from distill.storage.shards import ShardRecord, read_shard
-from distill.storage.stage_dir import verify_record
+from distill.storage.stage_dir import DamagedFileError, read_record, verify_record
 from distill.tasks import Task
 
 VERIFY_MODES = ("full", "size")
@@ -255,7 +254,10 @@ def load(path: str | Path, dtype: torch.dtype = torch.float32, verify: str = "si
         hint = f"; caches below it: {', '.join(map(str, found))}" if found else ""
         where = f"{given} (pulled into {path})" if is_remote(given) else str(path)
         raise CacheError(f"{where}: not a finished teacher cache (no {MANIFEST_NAME}){hint}")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = read_record(manifest_path)
+    except DamagedFileError as err:
+        raise CacheError(f"{err}; rerun the labelling command to redo it") from None
     if manifest.get("stage") != "label" or not manifest.get("complete"):
         raise CacheError(f"{manifest_path}: not a complete teacher cache (stage {manifest.get('stage')!r})")
     check_format_version(manifest, manifest_path)

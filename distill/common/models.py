@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,35 @@ def check_model_files(model_dir: str | Path, tokenizer_dir: str | Path | None = 
     if tokenizer_dir is not None and not any((Path(tokenizer_dir) / name).exists() for name in TOKENIZER_FILES):
         raise ModelFilesError(f"{tokenizer_dir}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
                               "tokenizer with the model (tokenizer.save_pretrained) or pass --tokenizer")
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_complete(model_class, model_dir: str | Path, **kwargs: Any):
+    """`model_class.from_pretrained(model_dir)`, refused in one line when the weights lack a tensor the model
+    has: transformers would fill it with random values (a missing head would label every row at random,
+    differently in each actor) and only say so in a load report."""
+    with _quiet_transformers():  # no progress bar or load report: the refusal below says what matters in one line
+        model, info = model_class.from_pretrained(model_dir, output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ModelFilesError(f"{model_dir}: the weights lack {shown}, which {type(model).__name__} would fill with "
+                              "random values; pass the complete model (save_pretrained of the fine-tuned model)")
+    return model
 
 
 def model_tensors(model_dir: str | Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, Any]]:

@@ -1,34 +1,88 @@
-"""Connect to Ray the way every stage does: embedded local Ray by default, a cluster by address."""
+"""Connect to Ray the way every stage does: embedded local Ray by default, a cluster by address (`auto`, or
+the head's HOST:PORT, from a node of the cluster). A dead or wrong address fails in one line within
+`ADDRESS_TIMEOUT_SECONDS`, and a request the cluster cannot hold is refused instead of waited for."""
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from distill.common.config_io import ConfigError
 
 log = logging.getLogger(__name__)
+ADDRESS_TIMEOUT_SECONDS = 10
+
+
+def check_address(address: str) -> None:
+    """Refuse, in one line and within `ADDRESS_TIMEOUT_SECONDS`, an address no Ray cluster answers at."""
+    if address.startswith("ray://"):
+        raise ConfigError(f"{address}: Ray Client (ray://) needs ray[client], which is not installed; run on a node of "
+                          "the cluster with --address auto or --address HOST:PORT", "address")
+    if address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{address!r} is not auto or HOST:PORT", "address")
+    try:
+        socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_SECONDS).close()
+    except OSError as err:
+        raise ConfigError(f"no Ray cluster answers at {address} ({err.strerror or err}); start one with `ray start "
+                          "--head` or leave --address out for an embedded Ray", "address") from None
+
+
+_SHARED: dict[str, Any] = {}  # while a `shared_ray_session` runs: its address, and whether a stage started Ray
 
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
-    """Reuse a running Ray, else start one (local, or `address`: "auto" / "ray://host:port"); only a
-    session started here is shut down on exit, so tests and notebooks can share one."""
+    """Reuse a running Ray, else start one (local, or a cluster at `address`); only a session started here
+    is shut down on exit, so tests and notebooks can share one. Inside `shared_ray_session` the Ray started
+    here (at its address, with every CPU) lives on for the pipeline's next stage."""
     import ray
 
+    shared = bool(_SHARED)
+    if address and not shared:
+        check_address(address)  # also when a Ray runs already: the address asked for must answer
     if ray.is_initialized():
         yield
         return
-    # "local" starts our own instance even where `ray start` left a (dead or alive) cluster record behind
-    ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
-             logging_level=logging.WARNING)
+    address, num_cpus = (_SHARED["address"], None) if shared else (address, num_cpus)
+    try:  # "local" starts our own instance even where `ray start` left a (dead or alive) cluster record behind
+        ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
+                 logging_level=logging.WARNING)
+    except ConnectionError as err:
+        raise ConfigError(f"no Ray cluster found at {address} ({str(err).splitlines()[0]})", "address") from None
     log.info("ray started: %s", address or "local")
+    if shared:
+        _SHARED["started"] = True
+        yield
+        return
     try:
         yield
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def shared_ray_session(address: str | None = None) -> Iterator[None]:
+    """One Ray for a pipeline's stages, started by the first stage that needs it, so the checks each stage
+    makes before its actors (columns, label space, the teacher) come before Ray's start-up; shut down at the end."""
+    import ray
+
+    if address:
+        check_address(address)  # a dead address fails before any stage works
+    _SHARED.update(address=address)
+    try:
+        yield
+    finally:
+        started = _SHARED.pop("started", False)
+        _SHARED.clear()
+        if started:
+            ray.shutdown()
 
 
 @dataclass(frozen=True)
@@ -66,3 +120,15 @@ def plan_actors(resources: dict[str, float], items: int, workers: int | None = N
                           f"{cluster_cpus:g} CPU and {cluster_gpus:g} GPU", key)
     actors = min(workers, fit) if workers else fit
     return ActorPlan(max(1, min(actors, items)), cpus_per_actor, gpus)
+
+
+def check_fits(workers: int, cpus: float, gpus: float, key: str = "workers") -> None:
+    """Refuse `workers` of `cpus` CPUs and `gpus` GPUs each that this Ray cluster cannot hold at once (Ray
+    Train would wait for them without end)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    have_cpus, have_gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    if workers * cpus > have_cpus or workers * gpus > have_gpus:
+        raise ConfigError(f"{workers} workers need {workers * cpus:g} CPU and {workers * gpus:g} GPU; the Ray "
+                          f"cluster has {have_cpus:g} CPU and {have_gpus:g} GPU", key)

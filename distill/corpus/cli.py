@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_shorthands(parser, SHORTHANDS)
     parser.add_argument("--config", help="YAML file of corpus options")
     add_set_flag(parser, "--set packing=plain")
-    parser.add_argument("--address", help="Ray cluster: 'auto' or ray://host:port (default: embedded local Ray)")
+    parser.add_argument("--address", help="Ray cluster, from one of its nodes: 'auto' or the head's HOST:PORT (default: embedded local Ray)")
     parser.add_argument("--overwrite", action="store_true", help="replace output of a different input or config")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     return parser

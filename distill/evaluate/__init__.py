@@ -25,7 +25,7 @@ import torch
 
 from distill.common.columns import Columns
 from distill.common.labels import LabelSpace
-from distill.common.models import resolve_model_dir
+from distill.common.models import load_complete, resolve_model_dir
 from distill.evaluate.dev_sets import read_dev_set
 from distill.metrics import check_metrics, compute_metrics, default_metrics
 from distill.tasks import get_task, teacher_task
@@ -124,7 +124,7 @@ def load_model(name: str, device: str) -> LoadedModel:
                            student, lambda t: student(t).logits)
     config = AutoConfig.from_pretrained(directory)
     task = teacher_task(config.to_dict())
-    model = task.model_class().from_pretrained(directory).to(device).eval()
+    model = load_complete(task.model_class(), directory).to(device).eval()
     max_length = min(int(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH) or DEFAULT_MAX_LENGTH),
                      DEFAULT_MAX_LENGTH)
     labels = LabelSpace.from_config(config.to_dict())

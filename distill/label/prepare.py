@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,18 @@ import pyarrow.compute as pc
 
 from distill.cache.attention_qk import check_recompute_verified
 from distill.cache.features import FeatureSet
+from distill.common.config_io import ConfigError
 from distill.common.inputs.records import TextTable
 from distill.common.labels import LabelSpace
+from distill.common.models import load_complete
 from distill.corpus.vocab import vocab_fingerprint
 from distill.errors import InputError
 from distill.label.config import LabelConfig
 from distill.label.teacher import check_vocabulary, load_tokenizer, resolve_teacher, teacher_dims, teacher_identity
 from distill.storage.shards import read_shard
 from distill.tasks import Task, input_task, teacher_task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,11 +39,19 @@ class PreparedTeacher:
     identity: dict[str, Any]
     label_space: LabelSpace
     labels: dict[str, Any]  # id2label / label2id as the teacher's config has them, for the manifest
+    positions: int | None = None  # the teacher's position embeddings: the longest input it can read
+
+    def check_length(self, length: int, key: str) -> None:
+        """Refuse inputs longer than the teacher's position embeddings, before any work."""
+        if self.positions and length > self.positions:
+            raise ConfigError(f"{length} is more than the teacher's {self.positions} position embeddings "
+                              f"({self.model_dir}); use at most {self.positions}", key)
 
 
 def prepare_teacher(config: LabelConfig, corpus: bool = False, data: Task | None = None) -> PreparedTeacher:
-    """Resolve the teacher and tokenizer, refuse mismatches and bad layer lists; cheap (no weights), so a
-    pipeline calls it before augmenting. `corpus` (a masked corpus) or `data` (its task) decides an `auto` head."""
+    """Resolve the teacher and tokenizer, refuse mismatches, missing weights, bad layer lists and lengths past the
+    teacher's positions: a pipeline calls it before augmenting. `corpus` (a masked corpus) or `data` (its task)
+    decides an `auto` head."""
     model_dir, tokenizer_dir = resolve_teacher(config.teacher, config.tokenizer)
     model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     task = teacher_task(model_config, corpus, data is not None and data.words, config.head)
@@ -46,12 +59,21 @@ def prepare_teacher(config: LabelConfig, corpus: bool = False, data: Task | None
     tokenizer = load_tokenizer(tokenizer_dir, config.trust_remote_code)
     check_vocabulary(tokenizer, dims, tokenizer_dir, model_dir, strict=config.check_vocab)
     features = config.feature_set(dims, task, masked_input=corpus)
+    if features.topk and features.topk < config.topk:
+        log.warning("label.topk=%d is more than the teacher's %d outputs: %d kept (the manifest's features.topk)",
+                    config.topk, task.output_size(dims), features.topk)
+    load_complete(task.model_class(), model_dir, trust_remote_code=config.trust_remote_code)  # a random head: refused
     if features.attention_mode == "recompute" and features.attention_layers:
         check_recompute_verified(model_config, model_dir)
     identity = teacher_identity(model_dir, tokenizer_dir, dims, config.teacher, model_config.get("model_type"))
     labels = {"id2label": model_config.get("id2label"), "label2id": model_config.get("label2id")}  # ids as strings
-    return PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, identity,
-                           task.label_space(model_config), labels)
+    positions = model_config.get("max_position_embeddings")
+    if positions and "roberta" in str(model_config.get("model_type")):  # RoBERTa's positions start after padding
+        positions -= (model_config.get("pad_token_id") or 0) + 1
+    teacher = PreparedTeacher(model_dir, tokenizer_dir, tokenizer, features, identity, task.label_space(model_config),
+                              labels, positions)
+    teacher.check_length(config.max_length, "label.max_length")
+    return teacher
 
 
 def check_input_labels(teacher: PreparedTeacher, text: TextTable, source: str | Path) -> None:
@@ -98,6 +120,7 @@ def check_teacher_fits(augmented_dir: Path, input_manifest: dict[str, Any], teac
                          f"{'task data' if corpus else 'a corpus'}")
     if corpus:
         check_corpus_tokenizer(input_manifest, teacher.tokenizer, augmented_dir)
+        teacher.check_length(input_manifest["config"]["max_length"], "corpus.max_length")
 
 
 def check_corpus_tokenizer(input_manifest: dict[str, Any], tokenizer, corpus_dir: Path) -> None:

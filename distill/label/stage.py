@@ -6,7 +6,6 @@ same teacher on the same data is reused without a forward pass. Cache shard i la
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json
 from distill.storage.runner import StageResult, run_sharded_stage
 from distill.storage.shards import ShardRecord, read_shard
-from distill.storage.stage_dir import MANIFEST_NAME, StageDir
+from distill.storage.stage_dir import MANIFEST_NAME, DamagedFileError, StageDir, read_record
 from distill.tasks import input_task
 
 STAGE = "label"
@@ -63,7 +62,10 @@ def read_input_manifest(augmented_dir: Path) -> dict[str, Any]:
     path = augmented_dir / MANIFEST_NAME
     if not path.exists():
         raise InputError(f"{augmented_dir}: no {MANIFEST_NAME}; run (or finish) the augment stage first")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        manifest = read_record(path)
+    except DamagedFileError as err:
+        raise InputError(f"{err}; rerun the stage that wrote it (with --overwrite if it asks)") from None
     if not manifest.get("complete"):
         raise InputError(f"{path}: the augment stage did not finish; rerun it to resume")
     return manifest
@@ -140,7 +142,7 @@ def run(augmented_dir: str | Path, output_root: str | Path, config: LabelConfig,
         lambda records: _manifest_body(cache_dir, records, augmented_dir, source, teacher, config, teacher_fp, command),
         on_begin=lambda pending: log.info("%d cache shard(s) planned, %d to label, at %s", len(inputs), pending,
                                           cache_dir),
-        finished=_finished, before_finalize=write_card,
+        finished=_finished, before_finalize=write_card, named_by_fingerprint=True,
     )
     write_bytes_atomic(cache_dir.parent / LATEST_NAME, (cache_dir.name + "\n").encode())
     totals = done.manifest["totals"]

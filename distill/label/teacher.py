@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.cache.features import TeacherDims
-from distill.common.models import check_model_files, resolve_model_dir
+from distill.common.models import check_model_files, load_complete, resolve_model_dir
 from distill.errors import UserError
 from distill.storage.fingerprint import model_fingerprint
 from distill.tasks import Task, task_of_head
@@ -70,7 +70,7 @@ def teacher_identity(model_dir: Path, tokenizer_dir: Path, dims: TeacherDims, na
 
 def load_model(model_dir: Path, device: str, attn_implementation: str, trust_remote_code: bool = False,
                head: str | Task = "classification"):
-    """The teacher in eval mode on `device`; safetensors (or weights_only torch files) only."""
-    model = task_of_head(head).model_class().from_pretrained(model_dir, trust_remote_code=trust_remote_code,
-                                                             attn_implementation=attn_implementation)
+    """The teacher in eval mode on `device`: safetensors (or weights_only torch files) only, every tensor present."""
+    model = load_complete(task_of_head(head).model_class(), model_dir, trust_remote_code=trust_remote_code,
+                          attn_implementation=attn_implementation)
     return model.to(device).eval()

@@ -20,6 +20,22 @@ class OutputLockedError(UserError, RuntimeError):
     pass
 
 
+class OutputPathError(UserError, ValueError):
+    """An output directory that cannot be one: a file, or a symbolic link to nothing."""
+
+
+def check_output_dir(directory: Path) -> None:
+    """Refuse, in one line, an output path that is (or lies under) a file, or a link to a missing target."""
+    for path in (directory, *directory.parents):
+        if path.is_symlink() and not path.exists():
+            raise OutputPathError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                                  "remove the link or choose another output directory")
+        if path.exists():
+            if not path.is_dir():
+                raise OutputPathError(f"{path} is a file, not a directory; choose another output directory")
+            return
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -31,7 +47,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 class OutputLock:
-    """Context manager holding `<directory>/_lock` for the lifetime of a stage run."""
+    """Context manager holding `<directory>/_lock` for the lifetime of a stage, training or fine-tuning run."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
         self.directory = Path(directory)
@@ -48,6 +64,8 @@ class OutputLock:
         return True
 
     def acquire(self) -> None:
+        check_output_dir(self.directory)
+        self.created = not self.directory.exists()  # a refused run leaves no empty directory behind
         self.directory.mkdir(parents=True, exist_ok=True)
         for attempt in range(2):
             if self._try_create():
@@ -66,6 +84,8 @@ class OutputLock:
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
+        if self.created and not any(self.directory.iterdir()):
+            self.directory.rmdir()
 
     def __enter__(self) -> "OutputLock":
         self.acquire()

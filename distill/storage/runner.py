@@ -55,13 +55,14 @@ def run_sharded_stage(directory: Path, stage_name: str, fingerprint: str, shards
                       *, on_begin: Callable[[int], None] = lambda pending: None,
                       finished: Callable[[StageDir], bool] = StageDir.is_complete,
                       before_finalize: Callable[[list[ShardRecord], dict[str, Any]], None] | None = None,
-                      overwrite: bool = False) -> StageRun[K]:
+                      overwrite: bool = False, named_by_fingerprint: bool = False) -> StageRun[K]:
     """Run one stage into `directory`. `shards` maps the stage's shard keys to file names, in manifest
     order; `write(stage, pending)` commits the pending keys' shards through `stage`; `body(records)`
     builds the manifest body from the verified records (the runner adds `created` and `versions`);
-    `on_begin(n)` runs once the directory is claimed and n shards are pending (log the plan, side files)."""
+    `on_begin(n)` runs once the directory is claimed and n shards are pending (log the plan, side files).
+    `named_by_fingerprint` (a cache): a damaged manifest is redone from the committed shards, not refused."""
     with OutputLock(directory):
-        stage = StageDir(directory, stage_name, fingerprint)
+        stage = StageDir(directory, stage_name, fingerprint, named_by_fingerprint)
         if finished(stage):
             return StageRun(stage.manifest(), True, [])
         stage.begin(overwrite=overwrite)

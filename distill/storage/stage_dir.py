@@ -27,6 +27,23 @@ class StageMismatchError(UserError, RuntimeError):
     pass
 
 
+class DamagedFileError(UserError, ValueError):
+    """A manifest, progress file or commit record that does not parse (a truncated copy, a full disk)."""
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A JSON object a stage wrote, None when absent; `DamagedFileError` naming the file when it does not parse."""
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DamagedFileError(f"{path} is damaged ({err})") from None
+    if not isinstance(value, dict):
+        raise DamagedFileError(f"{path} is damaged (not a JSON object)")
+    return value
+
+
 def verify_record(directory: Path, record: ShardRecord, sha256: bool = True) -> str | None:
     """Why `directory/record.file` does not match its record (size, then sha256), or None if it does."""
     path = Path(directory) / record.file
@@ -46,13 +63,22 @@ class StageDir:
     directory: Path
     stage: str
     fingerprint: str
+    named_by_fingerprint: bool = False  # a cache: its directory says whose shards it holds
+    damaged: bool = False  # a manifest or progress file did not parse
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
 
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            return read_record(path)
+        except DamagedFileError as err:
+            log.warning("%s; the %s stage will be redone where its committed shards allow", err, self.stage)
+            self.damaged = True
+            return None
+
     def manifest(self) -> dict[str, Any] | None:
-        path = self.directory / MANIFEST_NAME
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        return self._read(self.directory / MANIFEST_NAME)
 
     def _record_path(self, name: str) -> Path:
         return self.directory / COMMITS_DIR / f"{name}.json"
@@ -60,7 +86,10 @@ class StageDir:
     def valid_record(self, name: str) -> ShardRecord | None:
         """The commit record of shard `name` if the shard on disk matches it."""
         path = self._record_path(name)
-        record = ShardRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
+        try:
+            record = ShardRecord.from_dict(data) if (data := read_record(path)) else None
+        except (DamagedFileError, TypeError):  # a torn record: the shard is written again
+            record = None
         problem = record and verify_record(self.directory, record)
         if problem:
             log.warning("shard %s is invalid (%s); it will be rewritten", self.directory / name, problem)
@@ -81,14 +110,17 @@ class StageDir:
     def begin(self, overwrite: bool = False) -> None:
         """Claim the directory for this fingerprint; refuse to mix with another run's output."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        markers = [path for path in (self.directory / MANIFEST_NAME, self.directory / PROGRESS_NAME) if path.exists()]
-        found = json.loads(markers[0].read_text(encoding="utf-8")).get("fingerprint") if markers else None
-        if found is not None and found != self.fingerprint:
+        markers = [self._read(self.directory / name) for name in (MANIFEST_NAME, PROGRESS_NAME)]
+        found = next((marker.get("fingerprint") for marker in markers if marker), None)
+        if self.damaged and not self.named_by_fingerprint and not overwrite:
+            raise DamagedFileError(f"{self.directory}: its manifest or progress file is damaged, so its shards cannot be "
+                                   f"told to be this run's; pass --overwrite to redo the {self.stage} stage")
+        if (found is not None and found != self.fingerprint) or (self.damaged and not self.named_by_fingerprint):
             if not overwrite:
                 raise StageMismatchError(f"{self.directory} holds {self.stage} output of a different input/config "
                                          f"(fingerprint {found[:12]} != {self.fingerprint[:12]}); "
                                          "choose another output directory or pass --overwrite")
-            log.warning("overwriting %s (fingerprint %s)", self.directory, found[:12])
+            log.warning("overwriting %s (fingerprint %s)", self.directory, (found or "unreadable")[:12])
             self._clear()
         (self.directory / MANIFEST_NAME).unlink(missing_ok=True)
         sweep_temp_files(self.directory)

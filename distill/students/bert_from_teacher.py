@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from distill.common.config_io import NonEmptyStr, NonNegativeInt, PositiveInt
-from distill.common.models import resolve_model_dir
+from distill.common.models import load_complete, resolve_model_dir
 from distill.students.bert_student import BertStudent
 from distill.students.registry import BuildContext, check_student_options, register_student, task_labels
 
@@ -53,7 +53,7 @@ class BertFromTeacher(BertStudent):
         config = copy.deepcopy(context.teacher_config)
         chosen = init_layers(options.layers, options.num_layers, config.num_hidden_layers)
         teacher_dir = context.teacher_weights("bert_from_teacher (it copies teacher layers)")
-        teacher_state = auto.from_pretrained(teacher_dir).state_dict()
+        teacher_state = load_complete(auto, teacher_dir).state_dict()
         config.num_hidden_layers = options.num_layers
         model = auto.from_config(config)
         state = {}

@@ -20,6 +20,8 @@ from typing import Any
 from distill.cache import load
 from distill.common.columns import Columns
 from distill.common.config_io import ConfigError
+from distill.errors import UserError
+from distill.storage.lock import OutputLock
 from distill.train.config import TrainConfig
 from distill.train.engine import WorkerGroup
 from distill.train.run_dir import BEST_DIR, RAY_DIR, check_run_dir, run_record, start_run_dir
@@ -28,6 +30,10 @@ from distill.train.student import TrainResult, build_context, result_from_run_di
 __all__ = ["BEST_DIR", "TrainResult", "build_context", "train"]
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3  # worker-group restarts before the run fails
+
+
+class RayTrainFailed(UserError, RuntimeError):
+    """A multi-worker run Ray Train gave up on, in one line."""
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
@@ -50,17 +56,18 @@ def _claim(kwargs: dict[str, Any], workers: int) -> None:
 
 def train_on_ray(kwargs: dict[str, Any], workers: int, address: str | None, gpus_per_worker: float) -> TrainResult:
     """`run_student(**kwargs)` on `workers` Ray Train workers; the result is read back from the run directory."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
-    from distill.common.ray_runtime import ray_session
+    from distill.common.ray_runtime import check_fits, ray_session
 
     run_dir = Path(kwargs["run_dir"]).resolve()
     kwargs = {**kwargs, "run_dir": str(run_dir), "cache_dir": str(kwargs["cache_dir"])}
-    _claim(kwargs, workers)
     started = time.perf_counter()
     resources = {"CPU": 1.0, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
-    with ray_session(address):
+    with ray_session(address):  # a dead address, or more workers than the cluster holds: refused before the claim
+        check_fits(workers, resources["CPU"], gpus_per_worker)
+        _claim(kwargs, workers)
         trainer = TorchTrainer(
             _worker_loop, train_loop_config={"kwargs": kwargs},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=bool(gpus_per_worker),
@@ -68,7 +75,12 @@ def train_on_ray(kwargs: dict[str, Any], workers: int, address: str | None, gpus
             run_config=RunConfig(storage_path=str(run_dir / RAY_DIR), name="train",
                                  failure_config=FailureConfig(max_failures=MAX_FAILURES)),
         )
-        trainer.fit()
+        try:
+            trainer.fit()
+        except TrainingFailedError as err:  # the workers' tracebacks are in Ray's log above
+            cause = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+            raise RayTrainFailed(f"Ray Train stopped ({cause.strip()[:300]}); rerun to resume from the last "
+                                 f"checkpoint (Ray Train's files: {run_dir / RAY_DIR})") from None
     log.info("%d workers trained %s in %.1fs", workers, run_dir, time.perf_counter() - started)
     return result_from_run_dir(run_dir, time.perf_counter() - started)
 
@@ -89,8 +101,9 @@ def train(config: TrainConfig, cache_dir: str | Path, run_dir: str | Path, dev_f
         raise ConfigError(f"{workers} must be >= 1", "workers")
     kwargs = dict(config=config, cache_dir=cache_dir, run_dir=run_dir, dev_file=dev_file, dev_columns=dev_columns,
                   teacher_report=teacher_report, teacher=teacher, overwrite=overwrite, verify=verify)
-    if workers == 1:
-        return run_student(**kwargs, online=online)
-    if online:
+    if online and workers > 1:
         raise ConfigError("--online runs in one process; drop --workers", "workers")
-    return train_on_ray(kwargs, workers, address, gpus_per_worker)
+    with OutputLock(run_dir):  # one writer per run directory, as for the stages
+        if workers == 1:
+            return run_student(**kwargs, online=online)
+        return train_on_ray(kwargs, workers, address, gpus_per_worker)

@@ -9,6 +9,7 @@ import torch
 
 from distill import attention_capture as attention
 from distill.cache.features import column_name
+from distill.common.models import load_complete
 from distill.teacher_batch import TeacherBatch
 
 
@@ -18,8 +19,8 @@ class OnlineTeacher:
         from transformers import AutoModelForSequenceClassification
 
         implementation = attention.register() if attention_layers else "sdpa"
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            teacher_dir, attn_implementation=implementation).to(device).eval()
+        self.model = load_complete(AutoModelForSequenceClassification, teacher_dir,
+                                   attn_implementation=implementation).to(device).eval()
         self.num_layers = self.model.config.num_hidden_layers
         self.cls_layers, self.hidden_layers, self.attention_layers = cls_layers, hidden_layers, attention_layers
 
