@@ -46,7 +46,7 @@ class AugmentConfig(YamlConfig):
     seed: Seed = 0  # each example's RNG is seeded from (seed, source_id)
     rows_per_shard: PositiveInt | Literal["auto"] = "auto"  # the unit of parallelism and resume; auto: rows / 32
     shard_format: Literal["parquet", "arrow"] = "parquet"  # arrow = Arrow IPC stream
-    workers: PositiveInt | None = None  # Ray actors per step; None = as many as the cluster holds
+    workers: PositiveInt | None = None  # Ray actors per step; None = as many as fit, one per 256 rows at most
     cpus_per_actor: PositiveInt = 1  # CPUs (and torch threads) each actor reserves
     gpus_per_actor: NonNegativeFloat | None = None  # of each masked-LM actor; None: 0.5 if the cluster has GPUs
 

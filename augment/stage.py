@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from distill.common.inputs.records import TextTable
 from distill.common.inputs.source import input_format, input_identity
 from distill.common.inputs.text import read_text_table
 from distill.common.inputs.tokens import is_conll, tag_names
-from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
+from distill.common.ray_runtime import MIN_ROWS_PER_ACTOR, ActorPlan, plan_actors, ray_session
 from distill.errors import InputError
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, package_version
@@ -84,12 +85,13 @@ def _shard_blocks(table: pa.Table) -> list[pa.Table]:
     return [table.slice(start, count) for start, count in zip(accumulate([0, *counts]), counts)]
 
 
-def actor_plans(config: AugmentConfig, resources: dict[str, float], blocks: int) -> tuple[ActorPlan, ActorPlan]:
+def actor_plans(config: AugmentConfig, resources: dict[str, float], blocks: int,
+                rows: int | None = None) -> tuple[ActorPlan, ActorPlan]:
     """Actors for pass 1 (spaCy tagging: CPU only) and pass 2 (augment, commit), which reserves GPUs only for the
     masked LM on a GPU cluster: half a GPU per actor by default, so one's batch runs while the other tokenizes."""
-    tagging = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, 0.0, uses_gpu=False)
+    tagging = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, 0.0, uses_gpu=False, rows=rows)
     writing = plan_actors(resources, blocks, config.workers, config.cpus_per_actor, config.gpus_per_actor,
-                          uses_gpu=config.mlm_wants_gpu(), auto_gpus=MLM_GPUS_PER_ACTOR)
+                          uses_gpu=config.mlm_wants_gpu(), auto_gpus=MLM_GPUS_PER_ACTOR, rows=rows)
     return tagging, writing
 
 
@@ -106,7 +108,7 @@ def _tag_and_augment(table: pa.Table, pending: list[int], config: AugmentConfig,
     if not two_passes:
         table = table.filter(pc.is_in(table.column("shard"), pa.array(sorted(pending), pa.int64())))
     blocks = _shard_blocks(table)
-    tagging, writing = _plan_pools(config, len(blocks), two_passes)
+    tagging, writing = _plan_pools(config, len(blocks), two_passes, table.num_rows)
     if two_passes:
         pos_counts, shard_refs = _tag(blocks, config, tagging, stage)
     else:
@@ -127,16 +129,16 @@ def _tag_and_augment(table: pa.Table, pending: list[int], config: AugmentConfig,
              len(written), time.perf_counter() - started)
 
 
-def _plan_pools(config: AugmentConfig, blocks: int, two_passes: bool) -> tuple[ActorPlan, ActorPlan]:
+def _plan_pools(config: AugmentConfig, blocks: int, two_passes: bool, rows: int) -> tuple[ActorPlan, ActorPlan]:
     """The two passes' actor pools on this cluster, logged (with a hint when shards leave actors idle)."""
     import ray
 
     resources = ray.cluster_resources()
-    tagging, writing = actor_plans(config, resources, blocks)
+    tagging, writing = actor_plans(config, resources, blocks, rows)
     if two_passes:
         log.info("pass 1 (spaCy tagging): %s", tagging.describe())
     log.info("pass 2 (augment, commit): %s", writing.describe())
-    idle = int(resources.get("CPU", 1) // config.cpus_per_actor) - blocks
+    idle = min(int(resources.get("CPU", 1) // config.cpus_per_actor), math.ceil(rows / MIN_ROWS_PER_ACTOR)) - blocks
     if idle > 0 and not config.workers and not writing.gpus:
         log.info("%d shard(s) to write, fewer than the cluster's %d actor slots: a lower rows_per_shard "
                  "would keep them all busy", blocks, blocks + idle)

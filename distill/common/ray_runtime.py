@@ -5,6 +5,7 @@ the head's HOST:PORT, from a node of the cluster). A dead or wrong address fails
 from __future__ import annotations
 
 import logging
+import math
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,9 @@ from distill.common.config_io import ConfigError
 
 log = logging.getLogger(__name__)
 ADDRESS_TIMEOUT_SECONDS = 10
+# An actor's start (a Python process importing torch and loading its model: about 4 CPU-seconds) costs about as
+# much as a few hundred rows of work, so `auto` starts no more actors than one per this many rows.
+MIN_ROWS_PER_ACTOR = 256
 
 
 def check_address(address: str) -> None:
@@ -103,10 +107,12 @@ class ActorPlan:
 
 
 def plan_actors(resources: dict[str, float], items: int, workers: int | None = None, cpus_per_actor: float = 1.0,
-                gpus_per_actor: float | None = None, uses_gpu: bool = True, auto_gpus: float = 1.0) -> ActorPlan:
+                gpus_per_actor: float | None = None, uses_gpu: bool = True, auto_gpus: float = 1.0,
+                rows: int | None = None) -> ActorPlan:
     """Actors for `items` units of work on a cluster with `resources` (`ray.cluster_resources()`): `workers`,
-    else as many as fit at once (an actor pool waits for all of its actors), never more than `items`.
-    `gpus_per_actor` None: `auto_gpus` if the step can use a GPU and the cluster has one, else 0."""
+    else as many as fit at once (an actor pool waits for all of its actors) but one per `MIN_ROWS_PER_ACTOR` of
+    the `rows` to process at most, never more than `items`. `gpus_per_actor` None: `auto_gpus` if the step can
+    use a GPU and the cluster has one, else 0."""
     cluster_gpus, cluster_cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     gpus = gpus_per_actor if gpus_per_actor is not None else (auto_gpus if uses_gpu and cluster_gpus else 0.0)
     if gpus and not cluster_gpus:
@@ -118,7 +124,8 @@ def plan_actors(resources: dict[str, float], items: int, workers: int | None = N
         key = "cpus_per_actor" if cluster_cpus < cpus_per_actor else "gpus_per_actor"
         raise ConfigError(f"one actor needs {cpus_per_actor:g} CPU and {gpus:g} GPU, more than the cluster's "
                           f"{cluster_cpus:g} CPU and {cluster_gpus:g} GPU", key)
-    actors = min(workers, fit) if workers else fit
+    useful = math.ceil(rows / MIN_ROWS_PER_ACTOR) if rows is not None else fit
+    actors = min(workers, fit) if workers else min(fit, useful)
     return ActorPlan(max(1, min(actors, items)), cpus_per_actor, gpus)
 
 

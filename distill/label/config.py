@@ -43,7 +43,7 @@ class LabelConfig(YamlConfig):
     batch_size: PositiveInt = 128  # most examples per forward pass
     max_batch_tokens: PositiveInt = 16384  # most padded tokens per forward pass (length buckets share it)
     shard_format: Literal["arrow", "parquet"] = "arrow"  # Arrow IPC stream: memory-mapped without decompression
-    workers: PositiveInt | None = None  # teacher actors; None = one per GPU, else one per `cpus_per_actor` CPUs
+    workers: PositiveInt | None = None  # teacher actors; None = one per GPU (or per cpus_per_actor), per 256 rows at most
     cpus_per_actor: PositiveFloat = 1.0
     gpus_per_actor: NonNegativeFloat | None = None  # None = 1 when the cluster has GPUs, else 0
 

@@ -83,8 +83,9 @@ def _label(stage: StageDir, pending: list[str], config: LabelConfig, constructor
     import ray
 
     with ray_session(address):
+        rows = sum(constructor["input_shards"][name]["rows"] for name in pending)
         plan = plan_actors(ray.cluster_resources(), len(pending), config.workers, config.cpus_per_actor,
-                           config.gpus_per_actor)
+                           config.gpus_per_actor, rows=rows)
         if not plan.gpus and (warning := cpu_precision_warning(config.precision)):
             log.warning("%s", warning)
         log.info("labelling %d shard(s) with %s", len(pending), plan.describe())
