@@ -90,7 +90,7 @@ from augment import AugmentConfig, run
 logging.basicConfig(level=logging.INFO)
 ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
 config = AugmentConfig.from_dict({"columns": {"text_a": "sentence"}, "rules": {"mlm": {"model": sys.argv[1]}},
-                                  "tinybert": {"n_aug": 2}, "rows_per_shard": 5})
+                                  "tinybert": {"n_aug": 2}, "rows_per_shard": 5, "workers": 2})  # 10 rows: 1 by default
 result = run(sys.argv[2], sys.argv[3], config)
 print(json.dumps([s["extra"]["mlm"] for s in result.manifest["shards"]]))
 """
