@@ -183,3 +183,7 @@ def test_the_general_pipeline_builds_a_cache_and_reuses_it(ray_local, corpus_fil
     assert "reused, no forward pass" in capsys.readouterr().out
     code = main([*args[:-2], "--set", "corpus.max_length=4"])
     assert code == 2 and capsys.readouterr().err.count("\n") == 1  # one line: max_length must be >= 8
+    other = [*args[:4], "--output", str(tmp_path / "other"), *args[6:-2], "--set", "corpus.max_length=4096"]
+    assert main(other) == 2 and not (tmp_path / "other").exists()  # refused before the corpus stage
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corpus.max_length: 4096 is more than the teacher's" in err

@@ -73,7 +73,7 @@ class StageDir:
         try:
             return read_record(path)
         except DamagedFileError as err:
-            log.warning("%s; the %s stage will be redone where its committed shards allow", err, self.stage)
+            log.warning("%s", err)  # `begin` redoes the stage from its commits, or asks for --overwrite
             self.damaged = True
             return None
 
