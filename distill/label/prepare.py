@@ -120,7 +120,7 @@ def check_teacher_fits(augmented_dir: Path, input_manifest: dict[str, Any], teac
                          f"{'task data' if corpus else 'a corpus'}")
     if corpus:
         check_corpus_tokenizer(input_manifest, teacher.tokenizer, augmented_dir)
-        teacher.check_length(input_manifest["config"]["max_length"], "corpus.max_length")
+        teacher.check_length((input_manifest.get("config") or {}).get("max_length", 0), "corpus.max_length")
 
 
 def check_corpus_tokenizer(input_manifest: dict[str, Any], tokenizer, corpus_dir: Path) -> None:
