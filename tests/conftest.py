@@ -223,6 +223,19 @@ def pipeline_command(output, teacher, *extra: str, source: Path = SAMPLES / "sen
             "--teacher", str(teacher), *SMALL_RUN, *extra]
 
 
+def teacher_without(teacher: Path, target: Path, dropped) -> Path:
+    """A copy of a fine-tuned teacher whose weights lack the tensors `dropped(name)` picks."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(teacher, target)
+    state = load_file(str(teacher / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if not dropped(k)}, str(target / "model.safetensors"),
+              metadata={"format": "pt"})
+    return target
+
+
 def pipeline_env() -> dict[str, str]:
     """The CLI starts its own embedded Ray, not the test session's."""
     return {**os.environ, "RAY_ADDRESS": ""}

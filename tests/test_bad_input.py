@@ -19,7 +19,7 @@ from pipelines.augment_and_label import main as pipeline_main
 from pipelines.evaluate import main as evaluate_main
 from pipelines.train_student import main as train_main
 from tests.bad_input_cases import CASES, EVALUATE, PIPELINE, TRAIN, Env, readme_table
-from tests.conftest import REPO, SAMPLES, build_tiny_teacher, pipeline_env
+from tests.conftest import REPO, SAMPLES, build_tiny_teacher, pipeline_env, teacher_without
 
 pytestmark = pytest.mark.slow
 ENTRY_POINTS = {PIPELINE: pipeline_main, TRAIN: train_main, EVALUATE: evaluate_main}
@@ -60,20 +60,9 @@ def _teachers(base: Path, tiny: Path, minilm: Path) -> dict[str, Path]:
     torch.save(state, out["bin"] / "pytorch_model.bin")
     out["pickle-bin"] = shutil.copytree(tiny, base / "pickle-bin", ignore=shutil.ignore_patterns("*.safetensors"))
     torch.save({**state, "extra": Path("not a tensor")}, out["pickle-bin"] / "pytorch_model.bin")
-    out["no-head"] = _without(tiny, base / "no-head", lambda name: name.startswith("classifier."))
-    out["no-qk"] = _without(tiny, base / "no-qk", lambda name: ".attention.self.query." in name or ".key." in name)
+    out["no-head"] = teacher_without(tiny, base / "no-head", lambda name: name.startswith("classifier."))
+    out["no-qk"] = teacher_without(tiny, base / "no-qk", lambda name: ".attention.self.query." in name or ".key." in name)
     return out
-
-
-def _without(teacher: Path, target: Path, dropped) -> Path:
-    """A copy of a fine-tuned teacher whose weights lack the tensors `dropped(name)` picks."""
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(teacher, target)
-    state = load_file(str(teacher / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if not dropped(k)}, str(target / "model.safetensors"),
-              metadata={"format": "pt"})
-    return target
 
 
 @pytest.fixture(scope="module")

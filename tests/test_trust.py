@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -17,16 +16,11 @@ from distill.common.models import ModelFilesError, load_complete
 from distill.common.ray_runtime import ADDRESS_TIMEOUT_SECONDS, check_address, check_fits
 from distill.storage.lock import OutputLock, OutputLockedError, OutputPathError
 from distill.storage.stage_dir import MANIFEST_NAME, DamagedFileError, StageDir, StageMismatchError, read_record
+from tests.conftest import teacher_without
 
 
 def _headless(teacher: Path, target: Path) -> Path:
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(teacher, target)
-    state = load_file(str(teacher / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if not k.startswith("classifier.")}, str(target / "model.safetensors"),
-              metadata={"format": "pt"})
-    return target
+    return teacher_without(teacher, target, lambda name: name.startswith("classifier."))
 
 
 def test_a_teacher_missing_its_head_is_refused_naming_the_tensors(tiny_teacher_dir, tmp_path):
