@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from distill.common.inputs.records import TextTable
 from distill.common.inputs.source import input_format, input_identity
 from distill.common.inputs.text import read_text_table
 from distill.common.inputs.tokens import is_conll, tag_names
-from distill.common.ray_runtime import MIN_ROWS_PER_ACTOR, ActorPlan, plan_actors, ray_session
+from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
 from distill.errors import InputError
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, package_version
@@ -138,10 +137,10 @@ def _plan_pools(config: AugmentConfig, blocks: int, two_passes: bool, rows: int)
     if two_passes:
         log.info("pass 1 (spaCy tagging): %s", tagging.describe())
     log.info("pass 2 (augment, commit): %s", writing.describe())
-    idle = min(int(resources.get("CPU", 1) // config.cpus_per_actor), math.ceil(rows / MIN_ROWS_PER_ACTOR)) - blocks
-    if idle > 0 and not config.workers and not writing.gpus:
+    slots = actor_plans(config, resources, rows, rows)[1].actors  # the pool if shards did not bound it
+    if slots > blocks and not config.workers and not writing.gpus:
         log.info("%d shard(s) to write, fewer than the cluster's %d actor slots: a lower rows_per_shard "
-                 "would keep them all busy", blocks, blocks + idle)
+                 "would keep them all busy", blocks, slots)
     return tagging, writing
 
 
