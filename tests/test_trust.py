@@ -113,3 +113,19 @@ def test_workers_the_cluster_cannot_hold_are_refused(ray_local):
         check_fits(3, 1.0, 0.0)
     with pytest.raises(ConfigError, match="1 workers need 1 CPU and 1 GPU"):
         check_fits(1, 1.0, 1.0)
+
+
+def test_ctrl_c_while_ray_starts_is_held_until_it_has_started():
+    """Ray forks while it starts; a KeyboardInterrupt raised in Python's after-fork hooks is swallowed with
+    the logging lock held, and the run hangs at its next log line (seen in CI). The interrupt must come after."""
+    import signal
+
+    from distill.common.ray_runtime import _ctrl_c_deferred
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            reached.append("after the signal")
+    assert reached == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

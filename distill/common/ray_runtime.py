@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +44,26 @@ _SHARED: dict[str, Any] = {}  # while a `shared_ray_session` runs: its address, 
 
 
 @contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that comes while Ray starts until it has started. Ray forks its processes then, and a
+    KeyboardInterrupt raised inside Python's after-fork hooks is swallowed with the logging lock still held,
+    so the run would hang at its next log line instead of stopping."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(signal.SIGINT, None)
+    elif held and previous == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)
+
+
+@contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
     """Reuse a running Ray, else start one (local, or a cluster at `address`); only a session started here
     is shut down on exit, so tests and notebooks can share one. Inside `shared_ray_session` the Ray started
@@ -56,8 +78,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         return
     address, num_cpus = (_SHARED["address"], None) if shared else (address, num_cpus)
     try:  # "local" starts our own instance even where `ray start` left a (dead or alive) cluster record behind
-        ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
-                 logging_level=logging.WARNING)
+        with _ctrl_c_deferred():
+            ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
+                     logging_level=logging.WARNING)
     except ConnectionError as err:
         raise ConfigError(f"no Ray cluster found at {address} ({str(err).splitlines()[0]})", "address") from None
     log.info("ray started: %s", address or "local")
