@@ -213,14 +213,37 @@ def run_card_code(cache_dir: Path) -> dict:
 
 
 SMALL_RUN = ["--text-a", "sentence", "--set", "augment.rules=[mask, ngram]", "--set", "augment.tang.n_iter=4"]
+# The run the kill-and-resume tests interrupt: 25 augmented shards, each labelled into one cache shard by one actor.
+KILLABLE_RUN = ["--features", "cls", "--teacher-actors", "1", "--set", "augment.rows_per_shard=12"]
 
 
-def pipeline_command(output, teacher, *extra: str, source: Path = SAMPLES / "sentiment.csv") -> list[str]:
-    """`augment_and_label.py` on the sentiment sample (Tang mask + n-gram, 4 samples per sentence)."""
-    import sys
+def pipeline_args(output, teacher, *extra: str, source: Path | str = SAMPLES / "sentiment.csv") -> list[str]:
+    """Arguments of `augment_and_label.py` on the sentiment sample (Tang mask + n-gram, 4 samples per sentence)."""
+    return ["--input", str(source), "--output", str(output), "--teacher", str(teacher), *SMALL_RUN, *extra]
 
-    return [sys.executable, "pipelines/augment_and_label.py", "--input", str(source), "--output", str(output),
-            "--teacher", str(teacher), *SMALL_RUN, *extra]
+
+def pipeline_command(output, teacher, *extra: str, source: Path | str = SAMPLES / "sentiment.csv") -> list[str]:
+    """`pipeline_args` as a command line, for the tests that kill the run's process group."""
+    return [sys.executable, "pipelines/augment_and_label.py", *pipeline_args(output, teacher, *extra, source=source)]
+
+
+@pytest.fixture(scope="session")
+def reference_run(ray_local, tmp_path_factory):
+    """`reference_run(teacher, *extra)`: the output of an uninterrupted `pipeline_args` run, made once per
+    session in this process (on the session's Ray), for the fault tests that compare a resumed run with it."""
+    from pipelines.augment_and_label import main
+
+    runs: dict[tuple, Path] = {}
+
+    def finished(teacher: Path, *extra: str) -> Path:
+        key = (str(teacher), extra)
+        if key not in runs:
+            output = tmp_path_factory.mktemp("reference") / "run"
+            assert main(pipeline_args(output, teacher, *extra)) == 0
+            runs[key] = output
+        return runs[key]
+
+    return finished
 
 
 def teacher_without(teacher: Path, target: Path, dropped) -> Path:
@@ -305,16 +328,12 @@ def two_node_cluster(tmp_path):
             pytest.fail("the two-node cluster did not come up: " + (tmp_path / "head.log").read_text()[-2000:])
         yield address
     finally:
-        for node in reversed(nodes):
+        for node in reversed(nodes):  # `ray start --block` takes ~5 s over SIGTERM; nothing of it is kept
             try:
-                os.killpg(node.pid, signal.SIGTERM)
+                os.killpg(node.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for node in nodes:
-            try:
-                node.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
         record = Path("/tmp/ray/ray_current_cluster")  # `ray start` leaves this; a later plain ray.init() would chase it
         if record.exists() and record.read_text().strip().endswith(f":{port}"):
             record.unlink()

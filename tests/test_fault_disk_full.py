@@ -52,13 +52,10 @@ def _committed_state(cache_dir: Path) -> tuple[int, list[str]]:
     return good, problems
 
 
-def test_full_filesystem_fails_cleanly_and_a_rerun_with_space_completes(tiny_teacher_dir, tmp_path):
+def test_full_filesystem_fails_cleanly_and_a_rerun_with_space_completes(reference_run, tiny_teacher_dir, tmp_path):
     prefix = _namespace_prefix()
     env = pipeline_env()
-    reference = tmp_path / "reference"
-    done = subprocess.run(pipeline_command(reference, tiny_teacher_dir, *RUN_ARGS), cwd=REPO, env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    reference = reference_run(tiny_teacher_dir, *RUN_ARGS)
     augmented_bytes = sum(f.stat().st_size for f in (reference / "augmented").rglob("*") if f.is_file())
     cache_dir = next(reference.glob("teacher/*/_manifest.json")).parent
     cache_bytes = sum(f.stat().st_size for f in cache_dir.rglob("*") if f.is_file())

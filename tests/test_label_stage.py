@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,13 @@ def full_cache(sentences, tiny_teacher_dir, tmp_path_factory):
     config = LabelConfig(teacher=str(tiny_teacher_dir), features=ALL_FEATURES, batch_size=16, max_batch_tokens=256,
                          topk=2)
     return run(sentences, tmp_path_factory.mktemp("label"), config)
+
+
+@pytest.fixture(scope="module")
+def float32_cache(sentences, tiny_teacher_dir, tmp_path_factory):
+    """[CLS], hidden states and attention scores in float32: what the compact storages are compared with."""
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=["cls", "hidden", "attention"], dtype="float32")
+    return load(run(sentences, tmp_path_factory.mktemp("label-float32"), config).cache_dir)
 
 
 def _direct(model_dir, texts_a, texts_b=None):
@@ -183,9 +191,9 @@ def test_pairs_are_labelled_as_pairs(pairs, tiny_teacher_dir, tmp_path):
         torch.testing.assert_close(batch["logits"][row], out.logits[0], rtol=2e-3, atol=2e-3)
 
 
-def test_int8_and_bfloat16_storage_against_float32(sentences, tiny_teacher_dir, tmp_path):
+def test_int8_and_bfloat16_storage_against_float32(sentences, float32_cache, tiny_teacher_dir, tmp_path):
     base = dict(teacher=str(tiny_teacher_dir), features=["cls", "hidden"], hidden_layers=[2])
-    exact = load(run(sentences, tmp_path, LabelConfig(**base, dtype="float32")).cache_dir)
+    exact = float32_cache
     int8 = load(run(sentences, tmp_path, LabelConfig(**base, quantize_hidden=True)).cache_dir)
     bf16 = load(run(sentences, tmp_path, LabelConfig(**base, dtype="bfloat16", shard_format="parquet")).cache_dir)
     import ray
@@ -224,9 +232,12 @@ def test_minilm_teacher_logits_match_a_direct_forward(sentences, minilm_teacher_
     assert os.path.basename(result.cache_dir) == result.manifest["fingerprint"][:16]
 
 
-def test_a_corrupt_cache_shard_is_detected_and_only_it_is_relabelled(sentences, tiny_teacher_dir, tmp_path):
-    config = LabelConfig(teacher=str(tiny_teacher_dir))
+def test_a_corrupt_cache_shard_is_detected_and_only_it_is_relabelled(sentences, full_cache, tiny_teacher_dir, tmp_path):
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=ALL_FEATURES, batch_size=16, max_batch_tokens=256,
+                         topk=2)  # the full cache's, whose output is copied here
+    shutil.copytree(full_cache.cache_dir.parent.parent, tmp_path, dirs_exist_ok=True)
     first = run(sentences, tmp_path, config)
+    assert first.skipped
     shards = {s["file"]: s["sha256"] for s in first.manifest["shards"]}
     victim = first.cache_dir / "part-00001.arrow"
     victim.write_bytes(victim.read_bytes()[:-100])  # truncated
@@ -259,7 +270,7 @@ def _by_uid(cache, uids):
     return cache.batch([index[u] for u in uids])
 
 
-def test_recomputed_attention_equals_stored_scores(sentences, tiny_teacher_dir, tmp_path):
+def test_recomputed_attention_equals_stored_scores(sentences, float32_cache, tiny_teacher_dir, tmp_path):
     """`attention: recompute` stores h_{l-1} and the teacher's W_q, W_k instead of heads × len² scores:
     the scores rebuilt at training time equal the stored ones (float32: to rounding; int8 hidden
     states: a bounded error), and no attention column reaches the disk."""
@@ -268,12 +279,13 @@ def test_recomputed_attention_equals_stored_scores(sentences, tiny_teacher_dir, 
     def label(name, **options):
         return load(run(sentences, tmp_path / name, LabelConfig(teacher=str(tiny_teacher_dir), **options)).cache_dir)
 
-    stored = label("stored", features=["attention"], dtype="float32")
+    stored = float32_cache
     exact = label("recompute", features=["attention"], attention="recompute", dtype="float32")
     coarse = label("int8", features=["attention"], attention="recompute", quantize_hidden=True)
     assert not [c for c in exact.table.column_names if c.startswith("attention")]
     assert {"embedding", "hidden_1"} <= set(exact.table.column_names)  # the inputs of layers 1 and 2
-    assert exact.manifest["totals"]["bytes_per_example"] < 0.8 * stored.manifest["totals"]["bytes_per_example"]
+    recomputed, scores = (cache.manifest["totals"]["column_bytes_per_example"] for cache in (exact, stored))
+    assert recomputed["embedding"] + recomputed["hidden_1"] < 0.8 * (scores["attention_1"] + scores["attention_2"])
     uids = stored.table.column("uid").to_pylist()[::7][:40]
     reference = _by_uid(stored, uids)
     for cache, tolerance in ((exact, 1e-5), (coarse, 0.05)):

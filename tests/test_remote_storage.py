@@ -17,14 +17,13 @@ import pyarrow.fs as pafs
 import pytest
 
 from distill.cache import CacheError, load
-from tests.conftest import BUCKET, REPO, SAMPLES, kill_group_when, pipeline_command, pipeline_env
+from tests.conftest import BUCKET, KILLABLE_RUN, REPO, SAMPLES, kill_group_when, pipeline_command, pipeline_env
 
 pytestmark = pytest.mark.slow
-RUN_ARGS = ["--features", "cls", "--teacher-actors", "1", "--set", "augment.rows_per_shard=12"]
 
 
 def _pipeline(input_path: str, output: str, teacher, staging, *extra: str) -> subprocess.Popen:
-    args = pipeline_command(output, teacher, "--staging", str(staging), *RUN_ARGS, *extra, source=input_path)
+    args = pipeline_command(output, teacher, "--staging", str(staging), *KILLABLE_RUN, *extra, source=input_path)
     return subprocess.Popen(args, cwd=REPO, env=pipeline_env(), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -36,10 +35,9 @@ def _finish(proc: subprocess.Popen) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(minilm_teacher_dir, tmp_path_factory):
-    """The same run with local input and output."""
-    out = tmp_path_factory.mktemp("local") / "run"
-    _finish(_pipeline(str(SAMPLES / "sentiment.csv"), str(out), minilm_teacher_dir, out.parent / "staging"))
+def reference(reference_run, tiny_teacher_dir):
+    """The same run on local disk (shared with the other fault tests)."""
+    out = reference_run(tiny_teacher_dir, *KILLABLE_RUN)
     cache = load(out)
     return {"augmented": json.loads((out / "augmented" / "_manifest.json").read_text()), "cache": cache.manifest,
             "uids": sorted(cache.table.column("uid").to_pylist())}
@@ -59,8 +57,8 @@ def _shas(manifest: dict) -> list[str]:
     return [s["sha256"] for s in manifest["shards"]]
 
 
-def test_remote_run_equals_local_run_and_is_readable_in_place(s3, reference, minilm_teacher_dir, tmp_path, monkeypatch):
-    _finish(_pipeline(f"s3://{BUCKET}/input/sentiment.csv", f"s3://{BUCKET}/run", minilm_teacher_dir, tmp_path / "staging"))
+def test_remote_run_equals_local_run_and_is_readable_in_place(s3, reference, tiny_teacher_dir, tmp_path, monkeypatch):
+    _finish(_pipeline(f"s3://{BUCKET}/input/sentiment.csv", f"s3://{BUCKET}/run", tiny_teacher_dir, tmp_path / "staging"))
     prefix = f"{BUCKET}/run"
     files = _remote_files(s3, prefix)
     latest = files and s3.open_input_stream(f"{prefix}/teacher/LATEST").read().decode().strip()
@@ -82,9 +80,9 @@ def test_remote_run_equals_local_run_and_is_readable_in_place(s3, reference, min
 
 
 def test_killed_remote_run_leaves_nothing_a_reader_accepts_and_a_fresh_machine_resumes(
-        s3, reference, minilm_teacher_dir, tmp_path, monkeypatch):
+        s3, reference, tiny_teacher_dir, tmp_path, monkeypatch):
     output, prefix = f"s3://{BUCKET}/killed", f"{BUCKET}/killed"
-    proc = _pipeline(str(SAMPLES / "sentiment.csv"), output, minilm_teacher_dir, tmp_path / "machine-1",
+    proc = _pipeline(str(SAMPLES / "sentiment.csv"), output, tiny_teacher_dir, tmp_path / "machine-1",
                      "--sync-seconds", "0.3")
     records = lambda: [n for n in _remote_files(s3, prefix) if n.startswith("teacher/") and "/_commits/" in n]  # noqa: E731
     kill_group_when(proc, lambda: len(records()) >= 2, poll_seconds=0.1)
@@ -104,7 +102,7 @@ def test_killed_remote_run_leaves_nothing_a_reader_accepts_and_a_fresh_machine_r
     total = len(reference["cache"]["shards"])
     assert 2 <= accepted < total
 
-    log = _finish(_pipeline(str(SAMPLES / "sentiment.csv"), output, minilm_teacher_dir, tmp_path / "machine-2"))
+    log = _finish(_pipeline(str(SAMPLES / "sentiment.csv"), output, tiny_teacher_dir, tmp_path / "machine-2"))
     assert "pulled" in log
     planned = re.search(r"(\d+) cache shard\(s\) planned, (\d+) to label", log)
     latest = s3.open_input_stream(f"{prefix}/teacher/LATEST").read().decode().strip()
