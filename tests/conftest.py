@@ -139,6 +139,19 @@ def tiny_teacher_dir(tmp_path_factory, minilm_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def logits_cache(ray_local, tiny_teacher_dir, tmp_path_factory) -> Path:
+    """The sentiment sample augmented once per sentence (mask) and labelled by the tiny teacher with the
+    default features (logits): the cache of the training tests that need nothing more."""
+    import augment
+    from distill.label import LabelConfig, run
+
+    out = tmp_path_factory.mktemp("logits-cache")
+    augment.run(SAMPLES / "sentiment.csv", out / "augmented", augment.AugmentConfig.load(
+        None, ["columns.text_a=sentence", "rules=[mask]", "tang.n_iter=1"]))
+    return run(out / "augmented", out, LabelConfig(teacher=str(tiny_teacher_dir))).cache_dir
+
+
+@pytest.fixture(scope="session")
 def tiny_glove(tmp_path_factory) -> Path:
     """A GloVe-format file: a few hand-placed neighbours plus random filler words."""
     rng = random.Random(0)

@@ -8,10 +8,8 @@ import json
 import pytest
 import torch
 
-import augment
 from distill.common.config_io import ConfigError
 from distill.common.columns import Columns
-from distill.label import LabelConfig, run
 from distill.evaluate import evaluate_models
 from distill.train.config import TrainConfig
 from distill.train.loop import BEST_DIR, train
@@ -25,11 +23,8 @@ BILSTM = {"name": "bilstm", "embedding_dim": 16, "hidden_size": 8, "mlp_size": 8
 
 
 @pytest.fixture(scope="module")
-def cache(ray_local, tiny_teacher_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("aug")
-    augment.run(SAMPLES / "sentiment.csv", out, augment.AugmentConfig.load(
-        None, ["columns.text_a=sentence", "rules=[mask]", "tang.n_iter=1"]))
-    return run(out, tmp_path_factory.mktemp("label"), LabelConfig(teacher=str(tiny_teacher_dir))).cache_dir
+def cache(logits_cache):
+    return logits_cache
 
 
 def _weights(directory):

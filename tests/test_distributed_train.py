@@ -13,9 +13,7 @@ import json
 
 import pytest
 
-import augment
 from distill.common.columns import Columns
-from distill.label import LabelConfig, run
 from distill.train.config import TrainConfig
 from distill.train.loop import train
 from tests.conftest import SAMPLES
@@ -28,11 +26,8 @@ RECIPE = {"student": {"name": "narrow_bert", "num_hidden_layers": 2, "hidden_siz
 
 
 @pytest.fixture(scope="module")
-def cache(ray_local, tiny_teacher_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    config = augment.AugmentConfig.load(None, ["columns.text_a=sentence", "rules=[mask]", "tang.n_iter=2"])
-    augment.run(SAMPLES / "sentiment.csv", out / "aug", config)
-    return run(out / "aug", out / "label", LabelConfig(teacher=str(tiny_teacher_dir))).cache_dir
+def cache(logits_cache):
+    return logits_cache
 
 
 def _losses(run_dir):

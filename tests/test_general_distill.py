@@ -61,12 +61,29 @@ def encoder_dir(tmp_path_factory, minilm_dir):
     return path
 
 
+def _general_args(corpus_file, encoder_dir, output) -> list[str]:
+    return ["--config", str(REPO / "pipelines" / "configs" / "pipeline" / "general" / "tinybert.yaml"), "--input",
+            str(corpus_file), "--output", str(output), "--teacher", str(encoder_dir), "--set", "corpus.max_length=64"]
+
+
 @pytest.fixture(scope="module")
-def encoder_cache(ray_local, corpus_file, encoder_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("general-encoder")
-    masked = _corpus(corpus_file, out / "corpus", encoder_dir, copies=1)
-    config = LabelConfig(teacher=str(encoder_dir), features=["embedding", "hidden", "attention"], attention="recompute")
-    return label_run(masked, out, config).cache_dir
+def general_run(ray_local, corpus_file, encoder_dir, tmp_path_factory):
+    """`general_distill_data.py` with the TinyBERT config (embedding, hidden states, attention recomputed):
+    its output directory and what it printed."""
+    import contextlib
+    import io
+
+    from pipelines.general_distill_data import main
+
+    out, printed = tmp_path_factory.mktemp("general-encoder") / "out", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(_general_args(corpus_file, encoder_dir, out)) == 0
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def encoder_cache(general_run):
+    return load(general_run[0]).path
 
 
 def test_a_masked_lm_teacher_stores_top_k_at_masked_positions_only(mlm_cache, tiny_mlm_dir):
@@ -169,21 +186,19 @@ def test_losses_that_need_masked_lm_targets_are_refused_on_other_caches(encoder_
     assert "\n" not in str(error.value)
 
 
-def test_the_general_pipeline_builds_a_cache_and_reuses_it(ray_local, corpus_file, encoder_dir, tmp_path, capsys):
+def test_the_general_pipeline_builds_a_cache_and_reuses_it(general_run, corpus_file, encoder_dir, capsys):
     from pipelines.general_distill_data import main
 
-    args = ["--config", str(REPO / "pipelines" / "configs" / "pipeline" / "general" / "tinybert.yaml"), "--input", str(corpus_file),
-            "--output", str(tmp_path / "out"), "--teacher", str(encoder_dir), "--set", "corpus.max_length=64"]
-    assert main(args) == 0
-    first = capsys.readouterr().out
+    out, first = general_run
     assert "teacher head      none" in first and "masked copies" in first
-    cache = load(tmp_path / "out")
+    cache = load(out)
     assert cache.features.attention_mode == "recompute" and cache.manifest["input"]["kind"] == "corpus"
+    args = _general_args(corpus_file, encoder_dir, out)
     assert main(args) == 0  # a rerun: both stages found complete
     assert "reused, no forward pass" in capsys.readouterr().out
     code = main([*args[:-2], "--set", "corpus.max_length=4"])
     assert code == 2 and capsys.readouterr().err.count("\n") == 1  # one line: max_length must be >= 8
-    other = [*args[:4], "--output", str(tmp_path / "other"), *args[6:-2], "--set", "corpus.max_length=4096"]
-    assert main(other) == 2 and not (tmp_path / "other").exists()  # refused before the corpus stage
+    other = [*args[:4], "--output", str(out.parent / "other"), *args[6:-2], "--set", "corpus.max_length=4096"]
+    assert main(other) == 2 and not (out.parent / "other").exists()  # refused before the corpus stage
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "corpus.max_length: 4096 is more than the teacher's" in err

@@ -140,8 +140,8 @@ def test_dataloader_workers_reopen_the_memory_mapped_cache(tiny_cache, tmp_path,
     resumed = train(workers, tiny_cache, tmp_path / "stopped")
     assert [r["step"] for r in _loss_rows(tmp_path / "stopped")] == [3, 6]  # step 3 before the stop, then 6
     expected = _weights(alone.student_dir)
-    for run in (reference, resumed):
-        for name, value in _weights(run.student_dir).items():
+    for result in (reference, resumed):
+        for name, value in _weights(result.student_dir).items():
             torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
     stopped = _optimizer_state(tmp_path / "stopped")
     for index, state in _optimizer_state(tmp_path / "reference").items():
@@ -149,8 +149,8 @@ def test_dataloader_workers_reopen_the_memory_mapped_cache(tiny_cache, tmp_path,
             torch.testing.assert_close(stopped[index][key], value, rtol=0, atol=0)
 
 
-def test_missing_feature_is_refused_before_training(augmented, tiny_teacher_dir, tmp_path):
-    logits_only = run(augmented, tmp_path, LabelConfig(teacher=str(tiny_teacher_dir))).cache_dir
+def test_missing_feature_is_refused_before_training(logits_cache, tmp_path):
+    logits_only = logits_cache
     recipe = _recipe(student={"name": "bert_from_teacher", "num_layers": 1}, losses={"pkd": {}})
     with pytest.raises(ConfigError, match=r"loss 'pkd' needs teacher cls .* relabel with --features cls"):
         train(recipe, logits_only, tmp_path / "run")

@@ -123,9 +123,13 @@ def test_ctrl_c_while_ray_starts_is_held_until_it_has_started():
     from distill.common.ray_runtime import _ctrl_c_deferred
 
     reached = []
-    with pytest.raises(KeyboardInterrupt):
-        with _ctrl_c_deferred():
-            signal.raise_signal(signal.SIGINT)
-            reached.append("after the signal")
-    assert reached == ["after the signal"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    earlier = signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's (Ray Train installs its own)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _ctrl_c_deferred():
+                signal.raise_signal(signal.SIGINT)
+                reached.append("after the signal")
+        assert reached == ["after the signal"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, earlier)
