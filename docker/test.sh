@@ -86,7 +86,7 @@ PIPELINE=(augment_and_label --config /configs/pipeline/demo_sentiment.yaml --inp
 
 run_job() {
     in_container finetune_teacher /samples/sentiment.csv /work/teacher --text-a sentence \
-        --base-model /minilm --set epochs=1 --set learning_rate=1e-4
+        --base-model /minilm --set epochs=3 --set learning_rate=1e-4
     in_container "${PIPELINE[@]}"
     in_container train_student --recipe /configs/students/tang_bilstm.yaml --cache /work/out \
         --eval /samples/sentiment_dev.csv --text-a sentence --out /work/student --set max_steps=200
