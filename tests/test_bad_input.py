@@ -1,6 +1,7 @@
 """Every case of `tests/bad_input_cases.py` through the real entry points: the exit code, one
 `error:` line naming the key, file or row, nothing written by a refused command (so the corrected
-rerun is a clean run, as the fixture's), and, where the case names one, the corrected rerun succeeding. The README's "Bad input" table is generated from the same cases."""
+rerun is a clean run, as the fixture's), and, where the case names one, the corrected rerun
+succeeding. The README's "Bad input" table is generated from the same cases."""
 
 from __future__ import annotations
 
