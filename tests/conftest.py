@@ -83,8 +83,8 @@ def tiny_mlm_dir(tmp_path_factory, minilm_dir) -> Path:
 def settled_commit_count(out, quiet_seconds: float = 3.0, limit: float = 60.0) -> int:
     """Commit records once nothing has been added for `quiet_seconds`.
 
-    A Ray actor of the killed driver can finish the shard it is writing before Ray notices
-    the driver is gone; its write is atomic and byte-identical to what a rerun would write.
+    The signals reach the session's processes one by one, so an actor can finish the shard it is
+    writing; its write is atomic and byte-identical to what a rerun would write.
     """
     deadline = time.time() + limit
     count, since = -1, time.time()
@@ -278,8 +278,8 @@ def pipeline_env() -> dict[str, str]:
 
 
 def kill_group_when(proc, ready, poll_seconds: float = 0.05, delay: float = 0.0, timeout: float = 300) -> None:
-    """SIGKILL `proc`'s whole process group (driver, Ray, actors) once `ready()` holds, `delay`
-    seconds later; fail the test if the run ends first."""
+    """SIGKILL `proc`'s whole session (driver, Ray, actors; `proc` started with `start_new_session`) once
+    `ready()` holds, `delay` seconds later; fail the test if the run ends first."""
     import signal
 
     import pytest
@@ -292,8 +292,36 @@ def kill_group_when(proc, ready, poll_seconds: float = 0.05, delay: float = 0.0,
             pytest.fail(f"run ended before it could be killed: {output[-2000:]}")
         time.sleep(poll_seconds)
     time.sleep(delay)
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_session(proc.pid)
     proc.wait()
+
+
+def _session_members(session: int) -> list[int]:
+    """Live processes of a session (field 6 of /proc/PID/stat): Ray's actors keep it though each leads its own group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":  # a zombie is dead already, awaiting its reaper
+            members.append(int(stat.parent.name))
+    return members
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL every process of the session `leader` started (driver, GCS, raylet and every actor) as a
+    machine crash would: a process-group kill leaves the actors, which then commit shards for seconds."""
+    for _ in range(20):  # again, for any process forked while the first signals went out
+        members = _session_members(leader)
+        if not members:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -342,10 +370,7 @@ def two_node_cluster(tmp_path):
         yield address
     finally:
         for node in reversed(nodes):  # `ray start --block` takes ~5 s over SIGTERM; nothing of it is kept
-            try:
-                os.killpg(node.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_session(node.pid)
             node.wait()
         record = Path("/tmp/ray/ray_current_cluster")  # `ray start` leaves this; a later plain ray.init() would chase it
         if record.exists() and record.read_text().strip().endswith(f":{port}"):
