@@ -1,8 +1,8 @@
-"""Pre-softmax attention scores, captured while the teacher runs.
+"""Pre-softmax attention scores and value vectors, captured while a BERT runs.
 
-TinyBERT distils the unnormalised scores QKᵀ/√d, which transformers does not return, so we register an
-attention function: inside a `ScoreRecorder` it records the chosen layers' scores (before the padding mask);
-every other call runs PyTorch SDPA.
+TinyBERT distils the unnormalised scores QKᵀ/√d and MiniLM the value relation VVᵀ/√d, which transformers
+does not return, so we register an attention function: inside a `ScoreRecorder` it records the chosen
+layers' scores (before the padding mask) and values; every other call runs PyTorch SDPA.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [batch, heads, q, k], unmasked
-    recorder.scores[layer] = scores
+    recorder.scores[layer], recorder.values[layer] = scores, value
     masked = scores if attention_mask is None else scores + attention_mask
     weights = torch.softmax(masked.float(), dim=-1).to(value.dtype)
     weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
@@ -47,7 +47,7 @@ def register() -> str:
 
 
 class ScoreRecorder:
-    """Records scores of `layers` (1-based encoder layers) for the forward passes run inside it.
+    """Records scores and values of `layers` (1-based encoder layers) for the forward passes run inside it.
 
     Layers are counted by call order, which is layer order for encoder-only models;
     `check(num_layers)` after a forward pass makes sure every layer went through us.
@@ -56,6 +56,7 @@ class ScoreRecorder:
     def __init__(self, layers: list[int]) -> None:
         self.layers = set(layers)
         self.scores: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
         self.calls = 0
 
     def next_layer(self) -> int:
@@ -70,7 +71,7 @@ class ScoreRecorder:
             )
 
     def __enter__(self) -> "ScoreRecorder":
-        self.scores, self.calls = {}, 0
+        self.scores, self.values, self.calls = {}, {}, 0
         self._token = _ACTIVE.set(self)
         return self
 

@@ -22,7 +22,7 @@ class TeacherBatch:
     tensors: dict[str, torch.Tensor]  # padded batch as `distill.cache` builds it, keyed by `column_name`
     num_layers: int  # teacher encoder layers
     cls_layers: list[int] = field(default_factory=list)  # layer of each `cls` slot
-    # attention: recompute — {layer: query/key weights}; scores are rebuilt from hidden_{layer-1} on demand
+    # attention: recompute, relation — {layer: query/key(/value) weights}; rebuilt from hidden_{layer-1} on demand
     attention_weights: dict[int, dict[str, Any]] | None = None
     topk_temperature: float = 1.0  # the temperature of `topk_logsumexp`
 
@@ -69,6 +69,19 @@ class TeacherBatch:
             from distill.cache.attention_qk import recompute_scores
 
             self.tensors[name] = recompute_scores(self.hidden(layer - 1).float(), self.mask, self.attention_weights[layer])
+        return self.tensors[name]
+
+    def value_relation(self, layer: int) -> torch.Tensor:
+        """MiniLM's pre-softmax value relation [B, heads, T, T] of `layer`, recomputed from hidden_{layer-1}."""
+        name = f"value_relation_{layer}"
+        if name not in self.tensors:
+            if not self.attention_weights or "value.weight" not in self.attention_weights.get(layer, {}):
+                raise MissingFeatureError(f"no value projection of teacher layer {layer} in this cache; relabel with "
+                                          f"--features relation --set label.relation_layers=[{layer}]")
+            from distill.cache.attention_qk import recompute_value_relation
+
+            self.tensors[name] = recompute_value_relation(self.hidden(layer - 1).float(), self.mask,
+                                                          self.attention_weights[layer])
         return self.tensors[name]
 
     def to(self, device: torch.device | str) -> "TeacherBatch":

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipe", help="augmentation recipe YAML (pipelines/configs/augment/), the `augment:` section")
     add_shorthands(parser, COLUMN_SHORTHANDS, "augment.")
     add_shorthands(parser, SHORTHANDS)
-    parser.add_argument("--features", help="extra cached features: topk,cls,hidden,attention,embedding")
+    parser.add_argument("--features", help="extra cached features: topk,cls,hidden,attention,embedding,relation")
     parser.add_argument("--overwrite", action="store_true", help="replace augmented output of a different config")
     add_set_flag(parser, "--set augment.tang.n_iter=5 --set label.max_length=64")
     return parser

@@ -1,6 +1,6 @@
-"""`attention: recompute` rebuilds a layer's scores from its input h_{l-1} and W_q, W_k: right for the
-post-LayerNorm BERT encoders the tests compare against captured scores, silently wrong for encoders that
-share BERT's weight names but not its attention (pre-LayerNorm, custom position biases)."""
+"""`attention: recompute` (and MiniLM's `relation`) rebuilds a layer's scores from its input h_{l-1} and W_q, W_k
+(and W_v): right for the post-LayerNorm BERT encoders the tests compare against captured scores, silently wrong
+for encoders that share BERT's weight names but not its attention (pre-LayerNorm, custom position biases)."""
 
 from __future__ import annotations
 
@@ -38,13 +38,14 @@ def _teacher(directory: Path, kind: str) -> Path:
     return directory
 
 
+@pytest.mark.parametrize("asked", [{"features": ["attention"], "attention": "recompute"}, {"features": ["relation"]}],
+                         ids=["attention-recompute", "minilm-relation"])
 @pytest.mark.parametrize("kind", ["roberta-prelayernorm", "megatron-bert", "bert-custom-code"])
-def test_attention_recompute_refuses_unverified_architectures(kind, tmp_path):
+def test_attention_recompute_refuses_unverified_architectures(kind, asked, tmp_path):
     teacher = _teacher(tmp_path / "teacher", kind)
-    config = LabelConfig(teacher=str(teacher), features=["attention"], attention="recompute", dtype="float32",
-                         max_length=32)  # within the 40 positions
-    with pytest.raises(ConfigError, match=r"attention: recompute is verified only for bert teachers.*attention: stored"
-                       ) as error:
+    config = LabelConfig(teacher=str(teacher), dtype="float32", max_length=32, **asked)  # within the 40 positions
+    with pytest.raises(ConfigError, match=r"recomputed attention .* is verified only for bert teachers.*"
+                                          r"attention: stored, without relation") as error:
         run(_augmented(tmp_path / "augmented"), tmp_path / "out", config)
     assert "\n" not in str(error.value) and kind.split("-custom")[0] in str(error.value)
     assert not list((tmp_path / "out").rglob("part-*"))  # refused before any shard was labelled

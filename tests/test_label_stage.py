@@ -299,3 +299,34 @@ def test_recomputed_attention_equals_stored_scores(sentences, float32_cache, tin
                 assert float((got - want).norm() / want.norm()) < tolerance
             mask = reference["attention_mask"].bool()
             assert got[~(mask[:, None, :, None] & mask[:, None, None, :]).expand_as(got)].abs().sum() == 0
+
+
+def test_minilm_relations_are_recomputed_from_one_stored_layer_input(sentences, float32_cache, tiny_teacher_dir,
+                                                                     tmp_path):
+    """`features: relation` (MiniLM) stores only the last layer's input h_1 and W_q, W_k, W_v with their biases:
+    the attention scores rebuilt from them equal the stored ones, and the value relation V Vᵀ / √d equals the one
+    from the value vectors a direct forward pass of the teacher produces."""
+    from transformers import AutoModelForSequenceClassification
+
+    from distill import attention_capture
+    from distill.cache.attention_qk import scaled_relation
+    from distill.teacher_batch import TeacherBatch
+
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=["relation"], dtype="float32")
+    cache = load(run(sentences, tmp_path / "relation", config).cache_dir)
+    assert cache.features.relation_layers == [2]  # the last layer by default
+    assert [c for c in cache.table.column_names if c.startswith(("hidden", "attention", "embedding"))] == ["hidden_1"]
+    assert sorted(cache.attention_weights()[2]) == ["key.bias", "key.weight", "num_heads", "query.bias",
+                                                    "query.weight", "value.bias", "value.weight"]
+    uids = float32_cache.table.column("uid").to_pylist()[::9][:32]
+    reference, tensors = _by_uid(float32_cache, uids), _by_uid(cache, uids)
+    batch = TeacherBatch(tensors, 2, attention_weights=cache.attention_weights())
+    torch.testing.assert_close(batch.attention(2), reference["attention_2"], rtol=1e-5, atol=1e-5)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher_dir,
+                                                               attn_implementation=attention_capture.register()).eval()
+    with torch.no_grad(), attention_capture.ScoreRecorder([2]) as recorder:
+        model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"])
+    mask = tensors["attention_mask"].bool()
+    torch.testing.assert_close(batch.value_relation(2), scaled_relation(recorder.values[2], recorder.values[2], mask),
+                               rtol=1e-4, atol=1e-5)
+    assert cache.manifest["totals"]["bytes_per_example"] < float32_cache.manifest["totals"]["bytes_per_example"] / 3

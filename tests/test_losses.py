@@ -119,6 +119,62 @@ def test_cosine_loss_on_last_layer_real_tokens():
     assert build_loss("cosine")(StudentOutput(STUDENT_LOGITS, 1, student_hidden), teacher).item() == pytest.approx(loss, rel=1e-6)
 
 
+def _softmax_kl(teacher_row: list[float], student_row: list[float]) -> float:
+    """KL(softmax(teacher) || softmax(student)) of two score rows, in plain Python."""
+    pt = [math.exp(x) / sum(math.exp(y) for y in teacher_row) for x in teacher_row]
+    ps = [math.exp(x) / sum(math.exp(y) for y in student_row) for x in student_row]
+    return sum(p * math.log(p / q) for p, q in zip(pt, ps))
+
+
+def _dot_rows(vectors: list[list[float]], n: int) -> list[list[float]]:
+    """u_i · u_j / sqrt(d) over the first n vectors."""
+    return [[sum(a * b for a, b in zip(vectors[i], vectors[j])) / math.sqrt(len(vectors[0])) for j in range(n)]
+            for i in range(n)]
+
+
+def test_minilm_is_kl_of_attention_and_value_relations_over_real_tokens():
+    """The teacher's layer-4 targets recomputed from hidden_3 with W_q = W_k = I, W_v = 2I (one head), the
+    student's from its last layer (2 of 2: no layer map); the expected KLs are worked out in plain Python."""
+    torch.manual_seed(0)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    inputs = [[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [[1.0, 0.0], [0.5, -1.0], [5.0, 5.0]]]  # row 1 token 2: padding
+    eye, zero = torch.eye(2), torch.zeros(2)
+    weights = {4: {"query.weight": eye, "query.bias": zero, "key.weight": eye, "key.bias": zero,
+                   "value.weight": 2 * eye, "value.bias": zero, "num_heads": 1}}
+    teacher = TeacherBatch({"attention_mask": mask, "hidden_3": torch.tensor(inputs)}, num_layers=4,
+                           attention_weights=weights)
+    scores, values = torch.randn(2, 1, 3, 3), torch.randn(2, 1, 3, 2)
+    student = StudentOutput(STUDENT_LOGITS, 2, scores={2: scores}, values={2: values})
+    loss = build_loss("minilm")
+    assert loss.needs(2, 4) == {"relation": [4]} and loss.student_attention(2, 4) == [2]
+    expected_attention, expected_values, queries = 0.0, 0.0, 0
+    for b, n in ((0, 3), (1, 2)):
+        h = inputs[b]
+        teacher_scores, teacher_values = _dot_rows(h, n), _dot_rows([[2 * x for x in v] for v in h], n)
+        student_scores, student_values = scores[b, 0].tolist(), _dot_rows(values[b, 0].tolist(), n)
+        for i in range(n):
+            expected_attention += _softmax_kl(teacher_scores[i], student_scores[i][:n])
+            expected_values += _softmax_kl(teacher_values[i], student_values[i])
+            queries += 1
+    expected = (expected_attention + expected_values) / queries
+    assert loss(student, teacher).item() == pytest.approx(expected, rel=1e-5)
+    scores[1, 0, :, 2], scores[1, 0, 2, :], values[1, 0, 2] = 1e4, -1e4, 1e3  # padding changes nothing
+    assert loss(StudentOutput(STUDENT_LOGITS, 2, scores={2: scores}, values={2: values}), teacher).item() == \
+        pytest.approx(expected, rel=1e-5)
+    half = build_loss("minilm", {"value_weight": 0.5})(student, teacher).item()
+    assert half == pytest.approx((expected_attention + 0.5 * expected_values) / queries, rel=1e-5)
+
+
+def test_minilm_refuses_unequal_head_counts_and_a_cache_without_value_weights():
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    student = StudentOutput(STUDENT_LOGITS, 2, scores={2: torch.zeros(2, 2, 3, 3)}, values={2: torch.zeros(2, 2, 3, 1)})
+    teacher = _teacher(attention_mask=mask, attention_4=torch.zeros(2, 1, 3, 3))
+    with pytest.raises(ValueError, match="equal head counts.*num_attention_heads: 1"):
+        build_loss("minilm")(student, teacher)
+    with pytest.raises(KeyError, match=r"--features relation --set label.relation_layers=\[4\]"):
+        teacher.value_relation(4)
+
+
 def test_layer_maps():
     assert map_layers(4, 12, None) == [(1, 3), (2, 6), (3, 9), (4, 12)]  # TinyBERT g(i) = 3i
     assert map_layers(3, 12, [4, 8, 12]) == [(1, 4), (2, 8), (3, 12)]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 import augment
 from distill.cache import load
@@ -38,7 +39,7 @@ def augmented(ray_local, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_cache(augmented, tiny_teacher_dir, tmp_path_factory):
     """Every feature of a tiny 2-layer teacher, stored as float32 so online and cached values agree closely."""
-    config = LabelConfig(teacher=str(tiny_teacher_dir), features=["cls", "hidden", "attention", "embedding"],
+    config = LabelConfig(teacher=str(tiny_teacher_dir), features=["cls", "hidden", "attention", "embedding", "relation"],
                          cls_layers=[0, 1, 2], hidden_layers=[1, 2], dtype="float32")
     return run(augmented, tmp_path_factory.mktemp("label"), config).cache_dir
 
@@ -52,6 +53,9 @@ def _recipe(**kwargs) -> TrainConfig:
     ({"name": "narrow_bert", "num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 4, "intermediate_size": 32},
      {"tinybert_embedding": {}, "tinybert_hidden": {}, "tinybert_attention": {}, "soft_ce": {}}),
     ({"name": "bilstm", "embedding_dim": 16, "hidden_size": 8, "mlp_size": 8}, {"ce": {}, "logit_mse": {}}),
+    # shallower than the teacher: student layer 1 against teacher layer 2 (TinyBERT's map; MiniLM's last layers)
+    ({"name": "narrow_bert", "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 4, "intermediate_size": 32},
+     {"tinybert_attention": {}, "minilm": {}}),
 ])
 def test_cache_fed_and_online_losses_agree_on_the_same_batch(tiny_cache, student, losses):
     from distill.students import get_student
@@ -64,11 +68,12 @@ def test_cache_fed_and_online_losses_agree_on_the_same_batch(tiny_cache, student
     if hasattr(model, "capture_attention"):
         model.capture_attention()
     tensors = cache.batch(list(range(0, 64, 3)))
-    cached = TeacherBatch(tensors, cache.dims.num_layers, cache.features.cls_layers)
-    online = OnlineTeacher(str(teacher_dir), [0, 1, 2], [0, 1, 2], [1, 2], "cpu")(tensors)
+    projections = cache.attention_weights()  # MiniLM's relations are recomputed from hidden_1 on both sides
+    cached = TeacherBatch(tensors, cache.dims.num_layers, cache.features.cls_layers, projections)
+    online = OnlineTeacher(str(teacher_dir), [0, 1, 2], [0, 1, 2], [1, 2], "cpu")(tensors, projections)
     recipe = _recipe(student=student, losses=losses)
     built = recipe.stage_configs()[0].build_losses()
-    attention_layers = [1, 2] if "tinybert_attention" in losses else []
+    attention_layers = sorted({s for loss in built.values() for s in loss.student_attention(model.num_layers, 2)})
     with torch.no_grad():
         out = model(tensors, needs_hidden=student["name"] != "bilstm", attention_layers=attention_layers)
         for name, loss in built.items():
@@ -87,9 +92,9 @@ def test_online_training_runs_the_teacher_each_step(tiny_cache, tmp_path, monkey
     cached = _loss_rows(train(recipe, tiny_cache, tmp_path / "cached").run_dir)
     asked, real = [], OnlineTeacher.__call__
 
-    def teacher(self, tensors):
+    def teacher(self, tensors, projections=None):
         asked.append(len(tensors["input_ids"]))
-        return real(self, tensors)
+        return real(self, tensors, projections)
 
     monkeypatch.setattr(OnlineTeacher, "__call__", teacher)
     online = _loss_rows(train(recipe, tiny_cache, tmp_path / "online", online=True).run_dir)
@@ -98,8 +103,8 @@ def test_online_training_runs_the_teacher_each_step(tiny_cache, tmp_path, monkey
         assert a["loss_kd"] == pytest.approx(b["loss_kd"], rel=1e-3)
         assert a["loss_pkd"] == pytest.approx(b["loss_pkd"], rel=1e-3)
 
-    def contrary(self, tensors):  # the same teacher with its class scores swapped
-        batch = real(self, tensors)
+    def contrary(self, tensors, projections=None):  # the same teacher with its class scores swapped
+        batch = real(self, tensors, projections)
         batch.tensors["logits"] = batch.tensors["logits"].flip(-1)
         return batch
 
@@ -154,7 +159,30 @@ def test_missing_feature_is_refused_before_training(logits_cache, tmp_path):
     recipe = _recipe(student={"name": "bert_from_teacher", "num_layers": 1}, losses={"pkd": {}})
     with pytest.raises(ConfigError, match=r"loss 'pkd' needs teacher cls .* relabel with --features cls"):
         train(recipe, logits_only, tmp_path / "run")
+    narrow = {"name": "narrow_bert", "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 4,
+              "intermediate_size": 32}
+    with pytest.raises(ConfigError, match=r"loss 'minilm' needs teacher relation of layer\(s\) \[2\] .*"
+                                          r"--features relation --set label.relation_layers=\[2\]"):
+        train(_recipe(student=narrow, losses={"minilm": {}}), logits_only, tmp_path / "run")
+    with pytest.raises(ConfigError, match="student 'bilstm' has no self-attention to distil"):
+        train(_recipe(student={"name": "bilstm"}, losses={"tinybert_attention": {}}), logits_only, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoint-last").exists()
+
+
+def test_minilm_recipe_distils_relations_into_a_shallower_student(tiny_cache, tmp_path):
+    """The bundled MiniLM recipe, shrunk to the tiny teacher: its relation stage lowers the KL (student layer 1 of
+    1 against teacher layer 2 of 2), then the prediction stage runs; the cache holds one layer input per example."""
+    cache = load(tiny_cache)
+    assert cache.features.relation_layers == [2] and "value.weight" in cache.attention_weights()[2]
+    data = yaml.safe_load((REPO_RECIPES / "minilm.yaml").read_text())
+    data["student"].update(num_hidden_layers=1, hidden_size=16, num_attention_heads=4, intermediate_size=32)
+    data["stages"][0].update(max_steps=40, learning_rate=0.02, warmup_ratio=0.0)
+    data["stages"][1].update(max_steps=3)
+    recipe = TrainConfig.from_dict({**data, "log_every": 1})
+    run_dir = train(recipe, tiny_cache, tmp_path / "run").run_dir
+    relations = [r["loss_minilm"] for r in _loss_rows(run_dir) if "loss_minilm" in r]
+    assert len(relations) == 40 and sum(relations[-5:]) < 0.75 * sum(relations[:5]), relations  # ~0.65 measured
+    assert len([r for r in _loss_rows(run_dir) if "loss_soft_ce" in r]) == 3
 
 
 def _start_training(recipe: dict, cache, run_dir, recipe_file):

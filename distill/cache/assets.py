@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def write_teacher_files(cache_dir: Path, model_dir: Path, tokenizer, token_ids: np.ndarray,
-                        recompute_layers: list[int] = (), num_heads: int = 0) -> dict[str, dict[str, Any]]:
+                        projections: dict[int, tuple[str, ...]] | None = None,
+                        num_heads: int = 0) -> dict[str, dict[str, Any]]:
     """Write `<cache_dir>/teacher_files/` (replacing any older copy in one rename) and return
-    `{file: {bytes, sha256}}` for the manifest. `recompute_layers`: attention layers served from
-    hidden states, whose query/key weights travel too (`distill.cache.attention_qk`)."""
+    `{file: {bytes, sha256}}` for the manifest. `projections`: layers recomputed from hidden states, and
+    the query/key(/value) weights of each, which travel too (`distill.cache.attention_qk`)."""
     final = cache_dir / TEACHER_FILES_DIR
     tmp = cache_dir / f"{TEACHER_FILES_DIR}{TEMP_MARKER}dir"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -41,10 +42,10 @@ def write_teacher_files(cache_dir: Path, model_dir: Path, tokenizer, token_ids: 
         ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64))
         save_file({"token_ids": ids, "rows": table[ids].contiguous(), "mean": table.mean(dim=0)}, str(tmp / EMBEDDINGS_NAME))
         _readable(tmp / EMBEDDINGS_NAME)
-    if recompute_layers:
+    if projections:
         from distill.cache.attention_qk import write_attention_weights
 
-        write_attention_weights(tmp, model_dir, list(recompute_layers), num_heads)
+        write_attention_weights(tmp, model_dir, projections, num_heads)
         _readable(tmp / ATTENTION_QK_NAME)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)

@@ -64,7 +64,10 @@ def _features(features: dict[str, Any], task: Task, totals: dict[str, Any]) -> l
         f"- pre-softmax attention scores of layers: {_layers(features['attention_layers'])}"
         + (" (recomputed from the stored hidden states of the layer below and "
            f"`{TEACHER_FILES_DIR}/attention_qk.safetensors`, not stored)"
-           if features.get("attention_mode") == "recompute" and features['attention_layers'] else ""), "",
+           if features.get("attention_mode") == "recompute" and features['attention_layers'] else ""),
+        *([f"- MiniLM self-attention and value relations of layers: {_layers(features['relation_layers'])} "
+           f"(recomputed from the stored hidden states of the layer below and `{TEACHER_FILES_DIR}/"
+           "attention_qk.safetensors`)"] if features.get("relation_layers") else []), "",
     ]
 
 

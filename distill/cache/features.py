@@ -85,6 +85,8 @@ class FeatureSet:
     cls_layers: list[int] = field(default_factory=list)
     hidden_layers: list[int] = field(default_factory=list)
     attention_layers: list[int] = field(default_factory=list)
+    # MiniLM: self-attention and value relations of these layers, always recomputed from h_{l-1} and W_q, W_k, W_v
+    relation_layers: list[int] = field(default_factory=list)
     embedding: bool = False
     head: str = "classification"  # the teacher's head (`distill.tasks.HEADS`): what it predicts, if anything
     attention_mode: str = "stored"  # stored scores, or recompute from hidden h_{l-1} + the teacher's W_q, W_k
@@ -122,10 +124,15 @@ class FeatureSet:
         return self.teacher_task.masked or self.has_mlm_columns
 
     @property
+    def projection_layers(self) -> dict[int, tuple[str, ...]]:
+        """Layers recomputed from their input, with the teacher projections each needs (`teacher_files/`)."""
+        out = {layer: ("query", "key") for layer in self.attention_layers} if self.attention_mode == "recompute" else {}
+        return {**out, **{layer: ("query", "key", "value") for layer in self.relation_layers}}
+
+    @property
     def stored_hidden_layers(self) -> list[int]:
-        """Hidden layers with a column: those asked for, plus each recomputed attention layer's input."""
-        extra = {layer - 1 for layer in self.attention_layers} if self.attention_mode == "recompute" else set()
-        return sorted(set(self.hidden_layers) | extra)
+        """Hidden layers with a column: those asked for, plus each recomputed layer's input."""
+        return sorted(set(self.hidden_layers) | {layer - 1 for layer in self.projection_layers})
 
     @property
     def stored_attention_layers(self) -> list[int]:
@@ -155,6 +162,7 @@ class FeatureSet:
         class_topk = self.topk and task.topk_layout == "fixed"
         found = {"cls": set(self.cls_layers), "attention": set(self.attention_layers),
                  "hidden": set(self.stored_hidden_layers) | ({0} if self.stores_embedding else set()),
+                 "relation": set(self.relation_layers),
                  "embedding": self.stores_embedding, "input_ids": True, "logits": self.stores_logits,
                  "topk_indices": self.topk, "topk_logits": self.topk, "topk": self.topk, "class_topk": class_topk,
                  "mlm_topk": self.topk and task.topk_layout == "per_masked", "mlm": self.masked, "words": task.words,
@@ -221,7 +229,17 @@ class FeatureSet:
                 if self.topk else None, "attention_mode": self.attention_mode,
                 "attention_recompute": recompute if self.attention_mode == "recompute" and self.attention_layers
                 else None,
-                "stored_hidden_layers": self.stored_hidden_layers}
+
+                "stored_hidden_layers": self.stored_hidden_layers, **self._describe_relations()}
+
+    def _describe_relations(self) -> dict[str, Any]:
+        """Only where asked for: other manifests stay as they were before relations existed."""
+        if not self.relation_layers:
+            return {}
+        return {"relation_layers": self.relation_layers,
+                "relation_recompute": "MiniLM, per head of layer l with h = hidden_{l-1}: scores (h W_q^T + b_q)"
+                "(h W_k^T + b_k)^T / sqrt(head_dim) and value relation (h W_v^T + b_v)(h W_v^T + b_v)^T / sqrt(head_dim)"
+                ", weights in teacher_files/attention_qk.safetensors"}
 
     @classmethod
     def from_manifest(cls, block: dict[str, Any]) -> "FeatureSet":
@@ -231,6 +249,7 @@ class FeatureSet:
         return cls(dims=dims, dtype=block["dtype"], quantize_hidden=bool(block["quantize_hidden"]),
                    topk=block.get("topk"), cls_layers=list(block["cls_layers"]),
                    hidden_layers=list(block["hidden_layers"]), attention_layers=list(block["attention_layers"]),
+                   relation_layers=list(block.get("relation_layers", [])),
                    embedding=bool(block["embedding"]), head=block.get("head", "classification"),
                    attention_mode=block.get("attention_mode", "stored"),
                    topk_temperature=float(block.get("topk_temperature") or 1.0), legacy_logits=legacy,

@@ -145,10 +145,10 @@ class TeacherCache:
         return out
 
     def attention_weights(self) -> dict[int, dict[str, torch.Tensor]] | None:
-        """The teacher's query/key weights of the recomputed attention layers (`attention: recompute`)."""
+        """The teacher's projection weights of the recomputed layers (`attention: recompute`, `relation`)."""
         from distill.cache.attention_qk import read_attention_weights
 
-        return read_attention_weights(self.path / TEACHER_FILES_DIR) if self.features.attention_mode == "recompute" else None
+        return read_attention_weights(self.path / TEACHER_FILES_DIR) if self.features.projection_layers else None
 
     def _token_inputs(self, flat_ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         tokenizer = self.manifest["tokenizer"]

@@ -12,7 +12,7 @@ from distill.common.config_io import (
 )
 from distill.tasks import Task, task_of_head
 
-FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding")
+FEATURES = ("logits", "topk", "cls", "hidden", "attention", "embedding", "relation")
 StorageDtype = Literal["float16", "bfloat16", "float32"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -24,7 +24,8 @@ class LabelConfig(YamlConfig):
     check_vocab: bool = True  # refuse a tokenizer whose vocabulary size differs from the teacher's embeddings
     trust_remote_code: bool = False  # only for teachers whose code you trust
     max_length: PositiveInt = 128  # wordpieces per example (pairs truncated longest-first), as in GLUE fine-tuning
-    # besides logits and input_ids: topk, cls (BERT-PKD), hidden (TinyBERT, DistilBERT), attention, embedding
+    # besides logits and input_ids: topk, cls (BERT-PKD), hidden (TinyBERT, DistilBERT), attention, embedding,
+    # relation (MiniLM: one layer's input and W_q, W_k, W_v; attention and value relations recomputed in training)
     features: list[str] = field(default_factory=lambda: ["logits"])
     topk: PositiveInt = 10  # with topk on, full logits are not stored (k largest + the log-normaliser instead)
     # of the stored log-normaliser, which a tail-bucket KD loss must share; None = 2 for masked LMs, else 1
@@ -37,6 +38,7 @@ class LabelConfig(YamlConfig):
     cls_layers: list[NonNegativeInt] | None = None  # 0 = embeddings, 1..L encoder layers; None = 1..L
     hidden_layers: list[NonNegativeInt] | None = None  # None = 1..L
     attention_layers: list[PositiveInt] | None = None  # None = 1..L
+    relation_layers: list[PositiveInt] | None = None  # None = the last layer (MiniLM)
     dtype: StorageDtype = "float16"  # storage dtype of float features
     quantize_hidden: bool = False  # int8 + a float32 scale per vector for cls/hidden/embedding
     precision: Precision = "auto"  # compute: auto = bf16 autocast on GPU (fp16 if no bf16), float32 on CPU
@@ -65,7 +67,8 @@ class LabelConfig(YamlConfig):
         """The resolved layer list of a per-layer feature, validated against the teacher's depth."""
         chosen = getattr(self, f"{feature}_layers")
         lowest = 0 if feature in ("cls", "hidden") else 1
-        layers = list(range(1, num_layers + 1)) if chosen is None else sorted(set(int(x) for x in chosen))
+        default = [num_layers] if feature == "relation" else list(range(1, num_layers + 1))
+        layers = default if chosen is None else sorted(set(int(x) for x in chosen))
         bad = [x for x in layers if not lowest <= x <= num_layers]
         if bad:
             raise ConfigError(f"{feature}_layers {bad} out of range {lowest}..{num_layers} for this teacher")
@@ -74,7 +77,7 @@ class LabelConfig(YamlConfig):
     def feature_set(self, dims: TeacherDims, head: str | Task = "classification",
                     masked_input: bool = False) -> FeatureSet:
         """The cache columns this config asks for, for a teacher of `dims` whose head is `head` (or a task)."""
-        layers = {name: self.layers(name, dims.num_layers) for name in ("cls", "hidden", "attention")}  # all checked
+        layers = {name: self.layers(name, dims.num_layers) for name in ("cls", "hidden", "attention", "relation")}
         task = task_of_head(head, dims.num_labels)
         task.check_label_config(self, masked_input)
         return FeatureSet(dims, self.dtype, self.quantize_hidden, task.topk(self, dims), head=task.head,
@@ -89,4 +92,6 @@ class LabelConfig(YamlConfig):
         for key in ("teacher", "tokenizer", "workers", "cpus_per_actor", "gpus_per_actor", "check_vocab",
                     "trust_remote_code", "batch_size", "max_batch_tokens"):
             data.pop(key)
+        if not self.wants("relation"):  # added later: caches without it keep the fingerprints they had
+            data.pop("relation_layers")
         return data

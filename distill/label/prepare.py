@@ -63,7 +63,7 @@ def prepare_teacher(config: LabelConfig, corpus: bool = False, data: Task | None
         log.warning("label.topk=%d is more than the teacher's %d outputs: %d kept (the manifest's features.topk)",
                     config.topk, task.output_size(dims), features.topk)
     load_complete(task.model_class(), model_dir, trust_remote_code=config.trust_remote_code)  # a random head: refused
-    if features.attention_mode == "recompute" and features.attention_layers:
+    if features.projection_layers:
         check_recompute_verified(model_config, model_dir)
     identity = teacher_identity(model_dir, tokenizer_dir, dims, config.teacher, model_config.get("model_type"))
     labels = {"id2label": model_config.get("id2label"), "label2id": model_config.get("label2id")}  # ids as strings

@@ -163,8 +163,7 @@ def _manifest_body(cache_dir: Path, records: list[ShardRecord], augmented_dir: P
     features = teacher.features
     teacher_files = write_teacher_files(cache_dir, teacher.model_dir, teacher.tokenizer,
                                         distinct_token_ids(read_shard(cache_dir / r.file) for r in records),
-                                        features.attention_layers if features.attention_mode == "recompute" else [],
-                                        features.dims.num_heads)
+                                        features.projection_layers, features.dims.num_heads)
     wanted = input_task(source)
     return {
         "format_version": FORMAT_VERSION,

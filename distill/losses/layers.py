@@ -90,6 +90,9 @@ class AttentionMSE(Loss):
     def needs(self, student_layers: int, teacher_layers: int) -> dict[str, list[int]]:
         return {"attention": [t for _, t in map_layers(student_layers, teacher_layers, self.teacher_layers)]}
 
+    def student_attention(self, student_layers: int, teacher_layers: int) -> list[int]:
+        return [s for s, _ in map_layers(student_layers, teacher_layers, self.teacher_layers)]
+
     def __call__(self, student, teacher) -> torch.Tensor:
         mask = teacher.mask
         pair_mask = (mask[:, :, None] & mask[:, None, :])[:, None]  # [B, 1, q, k]

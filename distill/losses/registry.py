@@ -22,6 +22,10 @@ class Loss:
         """Teacher features read from the batch: {"logits": []} or {"cls": [2, 4]}."""
         return {feature: [] for feature in self.reads}
 
+    def student_attention(self, student_layers: int, teacher_layers: int) -> list[int]:
+        """Student layers whose attention scores and values this loss reads (captured in the forward pass)."""
+        return []
+
     def __call__(self, student, teacher) -> torch.Tensor:  # pragma: no cover
         """`student`: a `StudentOutput`; `teacher`: a `distill.teacher_batch.TeacherBatch`."""
         raise NotImplementedError

@@ -49,6 +49,7 @@ class BertStudent(nn.Module):
         return StudentOutput(logits=logits, num_layers=self.num_layers, mlm_logits=mlm_logits,
                              hidden_states=hidden_states if needs_hidden else None,
                              scores=recorder.scores if recorder is not None else {},
+                             values=recorder.values if recorder is not None else {},
                              project_embedding=self.project_embedding, project_layer=self.project_layer)
 
     def capture_attention(self) -> None:

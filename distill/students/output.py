@@ -15,6 +15,7 @@ class StudentOutput:
     num_layers: int
     hidden_states: tuple[torch.Tensor, ...] | None = None  # 0 = embedding output, j = layer j
     scores: dict[int, torch.Tensor] = field(default_factory=dict)  # pre-softmax attention per layer
+    values: dict[int, torch.Tensor] = field(default_factory=dict)  # value vectors [B, heads, T, head_dim] per layer
     project_embedding: Callable[[torch.Tensor], torch.Tensor] | None = None  # TinyBERT W_e
     project_layer: Callable[[torch.Tensor], torch.Tensor] | None = None  # TinyBERT W_h
     mlm_logits: torch.Tensor | None = None  # [N, vocab] at the batch's N masked positions, row-major
@@ -35,3 +36,9 @@ class StudentOutput:
 
     def attention(self, layer: int) -> torch.Tensor:
         return self.scores[layer]
+
+    def value_relation(self, layer: int, mask: torch.Tensor) -> torch.Tensor:
+        """MiniLM's pre-softmax value relation V Vᵀ / √head_dim [B, heads, T, T], zero outside real pairs."""
+        from distill.cache.attention_qk import scaled_relation
+
+        return scaled_relation(self.values[layer], self.values[layer], mask)

@@ -25,7 +25,8 @@ class OnlineTeacher:
         self.cls_layers, self.hidden_layers, self.attention_layers = cls_layers, hidden_layers, attention_layers
 
     @torch.no_grad()  # not inference_mode: its tensors could not enter the student's autograd graph
-    def __call__(self, tensors: dict[str, torch.Tensor]) -> TeacherBatch:
+    def __call__(self, tensors: dict[str, torch.Tensor], projections: dict | None = None) -> TeacherBatch:
+        """`projections`: the cache's teacher projections, for what is recomputed from hidden states (relations)."""
         inputs = {k: tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in tensors}
         needs_states = bool(self.cls_layers or self.hidden_layers)
         recorder = attention.ScoreRecorder(self.attention_layers) if self.attention_layers else nullcontext()
@@ -41,4 +42,4 @@ class OnlineTeacher:
         for layer in self.attention_layers:
             pair = (mask[:, :, None] & mask[:, None, :])[:, None]
             out[column_name("attention", layer)] = (recorder.scores[layer] * pair).float()
-        return TeacherBatch(out, self.num_layers, self.cls_layers)
+        return TeacherBatch(out, self.num_layers, self.cls_layers, projections)

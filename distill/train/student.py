@@ -77,6 +77,11 @@ def _wanted(losses, student_layers: int, teacher_layers: int) -> dict[str, set[i
     return wanted
 
 
+def _student_attention(losses, student_layers: int, teacher_layers: int) -> list[int]:
+    """Student layers whose attention scores and values a stage's losses read."""
+    return sorted({layer for loss in losses.values() for layer in loss.student_attention(student_layers, teacher_layers)})
+
+
 def _check_request(cache: TeacherCache, teacher_dir: Path | None, online: bool, dev_file) -> None:
     """Refuse what the cache's task cannot do, before anything is written."""
     task = cache.features.teacher_task
@@ -123,8 +128,12 @@ class StudentRecipe(Recipe):
         if self.group.world > 1:  # dropout: one stream per worker (DDP broadcasts rank 0's weights)
             torch.manual_seed(config.seed * 1000 + self.group.rank + 1 + (state or {}).get("global_step", 0))
         layers, cache = self.model.num_layers, self.cache
+        attention = any(_student_attention(s.build_losses(), layers, self.teacher_layers) for s in self.stages)
+        if attention and not hasattr(self.model, "capture_attention"):
+            raise ConfigError(f"student {config.student['name']!r} has no self-attention to distil: the attention "
+                              "losses (tinybert_attention, minilm) train BERT students", "student.name")
         check_features(self.stages, cache.features, layers, self.teacher_layers, str(cache.path))
-        if any("attention" in _wanted(s.build_losses(), layers, self.teacher_layers) for s in self.stages):
+        if attention:
             self.model.capture_attention()
         self.model.to(self.device)
         return resume
@@ -167,13 +176,14 @@ class StudentRecipe(Recipe):
         self.losses = self.stages[phase.index].build_losses()
         wanted = _wanted(self.losses, self.model.num_layers, self.teacher_layers)
         self.needs_hidden = bool(wanted.keys() & {"cls", "hidden", "embedding"})
-        self.attention_layers = sorted(wanted.get("attention", ()))
+        self.attention_layers = _student_attention(self.losses, self.model.num_layers, self.teacher_layers)
         if self.online:
             from distill.train.online import OnlineTeacher
 
-            hidden = sorted(wanted.get("hidden", set()) | ({0} if "embedding" in wanted else set()))
+            relation_inputs = {layer - 1 for layer in wanted.get("relation", ())}  # recomputed, as from the cache
+            hidden = sorted(wanted.get("hidden", set()) | ({0} if "embedding" in wanted else set()) | relation_inputs)
             self.teacher = OnlineTeacher(str(self.teacher_dir), sorted(wanted.get("cls", [])), hidden,
-                                         self.attention_layers, self.device)
+                                         sorted(wanted.get("attention", ())), self.device)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -188,7 +198,7 @@ class StudentRecipe(Recipe):
         features = self.cache.features
         targets = TeacherBatch(tensors, self.teacher_layers, features.cls_layers, self.attention_weights,
                                features.topk_temperature).to(self.device)
-        return self.teacher(targets.tensors) if self.teacher is not None else targets
+        return self.teacher(targets.tensors, targets.attention_weights) if self.teacher is not None else targets
 
     def loss(self, targets: TeacherBatch):
         output = self.wrapped(targets.tensors, needs_hidden=self.needs_hidden, attention_layers=self.attention_layers)
