@@ -34,8 +34,9 @@ demo: $(VENV)/.installed
 		--cache $(DEMO_OUT)/sentiment --eval pipelines/samples/sentiment_dev.csv \
 		--text-a sentence --out $(DEMO_OUT)/students/sentiment-bilstm
 
+# Two workers, a test file each at a time: much of an end-to-end test is waiting on Ray processes to start.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
 
 test-fast: $(VENV)/.installed  # the development loop: everything but the end-to-end `slow` tests
 	$(PY) -m pytest -q -m "not slow"
