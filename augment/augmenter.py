@@ -19,6 +19,7 @@ from augment.config import AugmentConfig
 from augment.rules import build_rule
 from augment.rules.mention import UNNAMED_TAGS, MentionPool, entity_type
 from augment.rules.pos import UnigramTables, sum_pos_counts
+from augment.subphrases import COLUMN as SUBPHRASE
 from augment.tang import TANG_ORDER, TangRules, tang_samples
 from augment.tinybert import TinyBertRules, tinybert_samples
 from augment.words import Words, split_texts, words_columns, words_from_row
@@ -96,7 +97,7 @@ class TextRows(RowKind):
 
     def _samples(self, row: dict, sides: list[Words], candidates, seed: int) -> Iterator[Sample]:
         streams = []
-        if self.tang:
+        if self.tang and not row.get(SUBPHRASE):  # `tang.skip_subphrases`
             rng = example_rng(seed, "tang", row["source_id"])
             sample = partial(self.tang.sample_sides, sides, self.config.tang, rng)
             streams.append(tang_samples(sides, self.config.tang, sample))

@@ -105,6 +105,7 @@ class AugmentConfig(YamlConfig):
         for key, default in _TOKEN_COLUMN_DEFAULTS.items():
             if data["columns"][key] == default:
                 data["columns"].pop(key)
-        if not data["tang"]["min_words"]:
-            data["tang"].pop("min_words")  # unset: outputs made before the option keep their fingerprint
+        for key in ("min_words", "skip_subphrases"):
+            if not data["tang"][key]:
+                data["tang"].pop(key)  # unset: outputs made before the option keep their fingerprint
         return data

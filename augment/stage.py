@@ -22,6 +22,7 @@ from augment.augmenter import RowKind, row_kind
 from augment.config import AugmentConfig
 from augment.rules import build_rule
 from augment.rules.mention import MentionPool
+from augment.subphrases import mark_subphrases
 from augment.workers import ShardWriter, Splitter
 from distill.common.inputs.records import TextTable
 from distill.common.inputs.source import input_format, input_identity
@@ -205,6 +206,8 @@ def run(input_path: str | Path, output_dir: str | Path, config: AugmentConfig | 
         raise InputError(f"{input_path}: no valid rows ({len(text.rejects)} rejected, see {output_dir / REJECTS_NAME})")
     shard_rows = config.shard_rows(text.rows_read)
     table = text.table.append_column("shard", pc.divide(pc.subtract(text.table.column("row"), 1), shard_rows))
+    if config.tang.skip_subphrases and not config.is_token_task:
+        table = mark_subphrases(table)
     names = {shard: shard_name(shard, config.shard_format) for shard in sorted(set(table.column("shard").to_pylist()))}
 
     def write(stage: StageDir, pending: list[int]) -> None:

@@ -32,6 +32,8 @@ class TangConfig:
     n_iter: PositiveInt | None = None  # None: 20 for single sentences (Tang §3.1), 10 for pairs (d-bert)
     p_one_side: Probability = 2 / 3  # pairs: probability that only one side is augmented (d-bert)
     min_words: NonNegativeInt = 0  # shorter examples get no samples (SST-2's many sub-phrases: near-copies)
+    # rows inside a longer input row (whole words) get no samples: every SST-2 sentence, none of its phrases
+    skip_subphrases: bool = False
 
 
 @dataclass

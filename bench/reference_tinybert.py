@@ -64,14 +64,16 @@ class ReferenceTinyBert:
     """One model, one GloVe matrix, one sentence at a time: the reference algorithm's cost."""
 
     def __init__(self, model_dir: str | Path, glove_path: str | Path | None, spacy_model: str,
-                 top_k: int = 15, n_aug: int = 20, p: float = 0.4, seed: int = 0) -> None:
+                 top_k: int = 15, n_aug: int = 20, p: float = 0.4, seed: int = 0, device: str = "cpu") -> None:
+        """`device`: where the masked LM runs (the release ran on one GPU); GloVe stays in NumPy, as there."""
         import torch
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         started = time.perf_counter()
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).eval().to(device)
+        self.device = device
         self.model_seconds = time.perf_counter() - started
         started = time.perf_counter()
         words, matrix = load_glove(glove_path, max_words=REFERENCE_GLOVE_WORDS) if glove_path else ([], None)
@@ -108,12 +110,13 @@ class ReferenceTinyBert:
         tokens = list(words.tokens)
         original = tokens[index]
         tokens[index] = tok.mask_token
-        enc = tok(detokenize(tokens, words.spaces), words.text(), return_tensors="pt", truncation=True, max_length=512)
+        enc = tok(detokenize(tokens, words.spaces), words.text(), return_tensors="pt", truncation=True,
+                  max_length=512).to(self.device)
         logits = self.model(**enc).logits
-        where = (enc["input_ids"][0] == tok.mask_token_id).nonzero()
+        where = (enc["input_ids"][0] == tok.mask_token_id).nonzero().cpu()
         if len(where) == 0:
             return []
-        top = torch.topk(logits[0, where[0, 0]], self.top_k + 1).indices.tolist()
+        top = torch.topk(logits[0, int(where[0, 0])], self.top_k + 1).indices.tolist()
         found = [t for t in tok.convert_ids_to_tokens(top) if not t.startswith("##") and t != original.lower()]
         return found[: self.top_k]
 

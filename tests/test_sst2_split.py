@@ -26,6 +26,13 @@ def test_held_out_sentences_take_every_row_inside_them_out_of_training():
         assert all(f" {TEXTS[i]} " not in f" {TEXTS[j]} " for j in split.sentences + split.phrases), held
 
 
+def test_validation_sentences_come_before_the_test_ones_and_leave_training_too():
+    split = sentence_split(TEXTS, sentences=1, phrases=10, validation=1)
+    assert split.sentences == [9] and split.validation == [6]
+    assert 7 not in split.train and split.phrases == [] and split.dropped == 1  # "dull": inside validation only
+    assert sentence_split(TEXTS, sentences=2, phrases=10).validation == []
+
+
 def test_phrases_are_a_seeded_sample_and_files_are_rewritten_only_on_change(tmp_path):
     texts = ["w%d" % i for i in range(30)]
     sentence = " ".join(texts)

@@ -149,3 +149,29 @@ def test_min_words_enters_the_fingerprint_only_when_set():
 
     assert "min_words" not in AugmentConfig().resolved()["tang"]  # outputs made before the option still match
     assert AugmentConfig.from_dict({"tang": {"min_words": 20}}).resolved()["tang"]["min_words"] == 20
+
+
+def test_skip_subphrases_flags_rows_inside_a_longer_row_and_enters_the_fingerprint_only_when_set(nlp_tagger):
+    """SST-2's phrases lie inside its sentences: `tang.skip_subphrases` flags them (whole words only, any
+    whitespace), so the augmenter gives them no samples; the longest rows and pairs are never flagged."""
+    import pyarrow as pa
+
+    from augment.augmenter import Augmenter
+    from augment.config import AugmentConfig
+    from augment.subphrases import inside_longer, mark_subphrases
+
+    texts = ["a gripping , funny film", "gripping ,  funny", "funny film", "a grip", "film", "an ending", None]
+    assert inside_longer(texts) == [False, True, True, False, True, False, False]  # "a grip": not whole words
+    table = mark_subphrases(pa.table({"text_a": texts[:3], "text_b": [None, None, "x"]}))
+    assert table.column("subphrase").to_pylist() == [False, True, False]  # a pair is never a sub-phrase
+    config = AugmentConfig.from_dict({"rules": {"mask": {"p": 0.5}}, "tang": {"skip_subphrases": True}})
+    rows = pa.table({"row": [1, 2], "source_id": ["0", "1"], "text_a": texts[:2], "text_b": [None, None],
+                     "label": [1, 1], "subphrase": [False, True]})
+    augmenter = Augmenter(config, pa.int64())
+    for name, column in augmenter.kind.split(nlp_tagger, rows, None, 8).items():
+        rows = rows.append_column(name, column)
+    out, _ = augmenter.augment(rows)
+    by_source = Counter(out.column("source_id").to_pylist())
+    assert by_source["0"] > 1 and by_source["1"] == 1  # the sub-phrase keeps only its original
+    assert "skip_subphrases" not in AugmentConfig().resolved()["tang"]
+    assert config.resolved()["tang"]["skip_subphrases"] is True

@@ -21,16 +21,15 @@ import argparse
 import json
 import logging
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
     ORIGINALS_ONLY, SENTENCE_LABEL, SST2_TRAIN, augmentation, directory_bytes, finetune_teacher, labelled_cache,
-    machine_line, mean_std, minilm, pipeline_section, recipe, reuse_or_run, run_timed, wikitext_paragraphs,
-    write_if_changed,
+    machine_line, mean_std, minilm, recipe, reuse_or_run, run_timed,
 )
+from bench.experiments.general_student import general_student
 from bench.makers.sst2_split import head, tail_split
 from distill.common.columns import Columns
 from distill.common.ray_runtime import ray_session
@@ -105,36 +104,6 @@ def tinybert_task(sizes: Sizes, name: str, student: str, init: Path | None = Non
     stages = [{"epochs": epochs, "learning_rate": 1e-4} for epochs in sizes.tiny_epochs]
     return row(name, student, "tiny", "intermediate (emb/hidden/attn) then prediction", "tinybert4",
                {"student.init": str(init)} if init else {}, stages=stages)
-
-
-def general_student(out: Path, sizes: Sizes, encoder: str) -> tuple[Path, dict[str, Any]]:
-    """TinyBERT general distillation on WikiText-2: corpus → encoder targets → the 4×312 student."""
-    from distill import corpus, label
-
-    paragraphs = wikitext_paragraphs("valid", "test")[: sizes.general_documents]  # None: all
-    source = write_if_changed(out / "data" / "wikitext-2.txt", "\n".join(paragraphs) + "\n")
-    started = time.perf_counter()
-    built = corpus.run(source, out / "general" / "corpus",
-                       pipeline_section("general/tinybert", "corpus", corpus.CorpusConfig, {"tokenizer": encoder}))
-    labelled = label.run(built.output_dir, out / "general", pipeline_section(
-        "general/tinybert", "label", label.LabelConfig,
-        {"teacher": encoder, "hidden_layers": [1, 2, 3, 4], "attention_layers": [1, 2, 3, 4]}))
-    label_seconds = time.perf_counter() - started
-    run_dir = out / "general" / "student-run"
-
-    def distil() -> dict[str, Any]:
-        config = recipe("tinybert_general", {"epochs": sizes.general_epochs, "checkpoint_every": 500, "seed": 0})
-        result = train(config, labelled.cache_dir, run_dir, overwrite=True)
-        totals = built.manifest["totals"]
-        return {"facts": {"documents": totals["documents"], "sequences": totals["sequences"],
-                          "wordpieces": totals["tokens"], "cache_bytes": labelled.manifest["totals"]["bytes"],
-                          "bytes_per_example": labelled.manifest["totals"]["bytes_per_example"],
-                          "label_seconds": label_seconds, "train_seconds": result.seconds, "steps": result.steps}}
-
-    # finished earlier: its timings are the first run's
-    record = reuse_or_run(run_dir / "general.json", {"cache": str(labelled.cache_dir), "epochs": sizes.general_epochs},
-                          distil)
-    return run_dir / "student", record["facts"]
 
 
 def build_caches(args: argparse.Namespace, sizes: Sizes, train_tsv: Path, teacher: Path) -> dict[str, tuple]:
@@ -263,7 +232,7 @@ def main() -> None:
         log.info("teacher caches")
         caches = build_caches(args, sizes, train_tsv, out / "teacher")
         log.info("general distillation of the TinyBERT-style student on WikiText-2")
-        general_dir, general = general_student(out, sizes, str(base))
+        general_dir, general = general_student(out, str(base), sizes.general_documents, sizes.general_epochs)
     rows = {name: totals["rows"] for name, (_, totals) in caches.items()}
     aug_ratio = rows["train + Tang augmentation"] / rows["train"] if "train" in rows else 1.0
     specs = students(sizes, aug_ratio) + (investigation(sizes, aug_ratio) if args.investigate else [])

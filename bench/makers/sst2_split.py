@@ -5,11 +5,11 @@ sentences only. Two splits:
 
 * `write_split` (bench/experiments/sst2_scale.py), shaped like the official dev set. A row is
   *maximal* when no longer training row contains it (whole words): those are the sentences (6 886
-  of 67 349 rows, 19 words on average). The held-out sentences are the last `sentences` maximal
-  rows in file order, and every training row inside one of them (each of its sub-phrases, and
-  copies of it) leaves the training set, so no part of a held-out sentence is trained on. Those
-  dropped sub-phrases, unseen too, give the second, phrase-level held-out set at no cost in
-  training rows.
+  of 67 349 rows, 19 words on average). The held-out test sentences are the last `sentences`
+  maximal rows in file order, the `validation` sentences the maximal rows before them, and every
+  training row inside one of them (each of its sub-phrases, and copies of it) leaves the training
+  set, so no part of a held-out sentence is trained on. The dropped sub-phrases of the test
+  sentences, unseen too, give the second, phrase-level test set at no cost in training rows.
 * `tail_split` (bench/experiments/quality.py, mlm_modes.py): the last `dev_rows` rows (phrases) are
   held out, and every training row that contains one of them or lies inside one is dropped.
 """
@@ -42,32 +42,36 @@ def maximal_rows(texts: list[str]) -> list[int]:
 @dataclass
 class SentenceSplit:
     train: list[int]  # row indices left for training
-    sentences: list[int]  # the held-out whole sentences
-    phrases: list[int]  # held-out phrases: training rows inside a held-out sentence (sampled)
+    sentences: list[int]  # the held-out whole test sentences
+    phrases: list[int]  # held-out phrases: training rows inside a test sentence (sampled)
     dropped: int  # training rows removed because they lie inside a held-out sentence
     maximal: int  # maximal rows in the whole file
+    validation: list[int]  # held-out whole sentences that make the choices (before the test ones)
 
 
-def sentence_split(texts: list[str], sentences: int, phrases: int, seed: int = 0) -> SentenceSplit:
-    """Hold out the last `sentences` maximal rows and drop every row inside them from training;
-    up to `phrases` of the dropped rows (distinct texts, a seeded sample) are the phrase set."""
+def _inside(texts: list[str], rows: list[int]) -> set[str]:
+    return {span for i in rows for span in spans(texts[i], proper=False)}
+
+
+def sentence_split(texts: list[str], sentences: int, phrases: int, seed: int = 0, validation: int = 0) -> SentenceSplit:
+    """Hold out the last `sentences` maximal rows (test) and the `validation` ones before them, and drop
+    every row inside them from training; up to `phrases` of the rows inside a test sentence (distinct
+    texts, a seeded sample) are the phrase set."""
     maximal = maximal_rows(texts)
-    if len(maximal) <= sentences:
-        raise ValueError(f"only {len(maximal)} whole sentences; cannot hold out {sentences}")
-    held = maximal[-sentences:]
-    held_set = set(held)
-    inside: set[str] = set()
-    for i in held:
-        inside |= spans(texts[i], proper=False)
+    if len(maximal) <= sentences + validation:
+        raise ValueError(f"only {len(maximal)} whole sentences; cannot hold out {sentences} + {validation}")
+    held, chosen = maximal[-sentences:], maximal[len(maximal) - sentences - validation:len(maximal) - sentences]
+    held_set, inside_test = set(held), _inside(texts, held)
+    inside = inside_test | _inside(texts, chosen)
     train = [i for i, text in enumerate(texts) if text not in inside]
     held_texts = {texts[i] for i in held}
     first_of: dict[str, int] = {}
     for i, text in enumerate(texts):
-        if text in inside and i not in held_set and text not in held_texts:
+        if text in inside_test and i not in held_set and text not in held_texts:
             first_of.setdefault(text, i)
     candidates = sorted(first_of.values())
     picked = sorted(random.Random(seed).sample(candidates, min(phrases, len(candidates))))
-    return SentenceSplit(train, held, picked, len(texts) - len(train) - len(held), len(maximal))
+    return SentenceSplit(train, held, picked, len(texts) - len(train) - len(held) - len(chosen), len(maximal), chosen)
 
 
 def _read(source: Path) -> tuple[str, list[str], list[str]]:
@@ -81,15 +85,16 @@ def _write(out: Path, header: str, files: dict[str, list[str]]) -> dict[str, Pat
             for name, rows in files.items()}
 
 
-def write_split(source: Path, out: Path, sentences: int, phrases: int, train_rows: int | None = None
-                ) -> tuple[dict[str, Path], SentenceSplit]:
-    """TSV files train / held-out sentences / held-out phrases under `out`; a file is rewritten only
-    when its content changes, so a rerun keeps the caches built on it."""
+def write_split(source: Path, out: Path, sentences: int, phrases: int, train_rows: int | None = None,
+                validation: int = 0) -> tuple[dict[str, Path], SentenceSplit]:
+    """TSV files train / held-out sentences / held-out phrases (/ validation sentences) under `out`; a file
+    is rewritten only when its content changes, so a rerun keeps the caches built on it."""
     header, body, texts = _read(source)
-    split = sentence_split(texts, sentences, phrases)
+    split = sentence_split(texts, sentences, phrases, validation=validation)
     train = split.train[:train_rows] if train_rows is not None else split.train
-    files = {name: [body[i] for i in rows] for name, rows in
-             (("train", train), ("sentences", split.sentences), ("phrases", split.phrases))}
+    named = [("train", train), ("sentences", split.sentences), ("phrases", split.phrases)]
+    files = {name: [body[i] for i in rows] for name, rows in named + ([("validation", split.validation)]
+                                                                       if validation else [])}
     return _write(out, header, files), split
 
 
