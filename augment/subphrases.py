@@ -31,8 +31,8 @@ def mark_subphrases(table: pa.Table) -> pa.Table:
     """The input table with the `subphrase` flag; sentence pairs are never flagged."""
     texts = table.column("text_a").to_pylist()
     pairs = table.column("text_b").to_pylist() if "text_b" in table.column_names else [None] * len(texts)
-    flags = [flag and b is None for flag, b in zip(inside_longer([a if b is None else None for a, b in zip(texts, pairs)]),
-                                                   pairs)]
+    singles = [a if b is None else None for a, b in zip(texts, pairs)]
+    flags = [flag and b is None for flag, b in zip(inside_longer(singles), pairs)]
     log.info("tang.skip_subphrases: %d of %d rows lie inside a longer row and get no Tang samples", sum(flags),
              len(flags))
     return table.append_column(COLUMN, pa.array(flags, pa.bool_()))

@@ -27,9 +27,10 @@ def check_recompute_verified(model_config: dict, model_dir: Path) -> None:
     """Refuse, in one line and before any labelling, a teacher the recompute was not verified against."""
     custom = " with custom code (auto_map)" if "auto_map" in model_config else ""
     if model_config.get("model_type") not in VERIFIED_MODEL_TYPES or custom:
-        raise ConfigError(f"recomputed attention (attention: recompute, the relation feature) is verified only for "
-                          f"{', '.join(VERIFIED_MODEL_TYPES)} teachers (post-LayerNorm BERT); {model_dir} is model_type "
-                          f"{model_config.get('model_type')!r}{custom}: use attention: stored, without relation")
+        raise ConfigError(f"recomputed attention (attention: recompute, the relation feature) is verified only "
+                          f"for {', '.join(VERIFIED_MODEL_TYPES)} teachers (post-LayerNorm BERT); {model_dir} is "
+                          f"model_type {model_config.get('model_type')!r}{custom}: use attention: stored, without "
+                          "relation")
 
 
 def write_attention_weights(directory: Path, model_dir: Path, projections: dict[int, tuple[str, ...]],
@@ -89,7 +90,8 @@ def recompute_scores(hidden: torch.Tensor, mask: torch.Tensor, weights: dict[str
     return scaled_relation(_per_head(hidden, weights, "query"), _per_head(hidden, weights, "key"), mask)
 
 
-def recompute_value_relation(hidden: torch.Tensor, mask: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+def recompute_value_relation(hidden: torch.Tensor, mask: torch.Tensor,
+                             weights: dict[str, torch.Tensor]) -> torch.Tensor:
     """MiniLM's pre-softmax value relation V Vᵀ / √head_dim [B, heads, T, T] of one layer from its input."""
     values = _per_head(hidden, weights, "value")
     return scaled_relation(values, values, mask)

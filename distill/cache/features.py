@@ -229,7 +229,6 @@ class FeatureSet:
                 if self.topk else None, "attention_mode": self.attention_mode,
                 "attention_recompute": recompute if self.attention_mode == "recompute" and self.attention_layers
                 else None,
-
                 "stored_hidden_layers": self.stored_hidden_layers, **self._describe_relations()}
 
     def _describe_relations(self) -> dict[str, Any]:
@@ -238,8 +237,8 @@ class FeatureSet:
             return {}
         return {"relation_layers": self.relation_layers,
                 "relation_recompute": "MiniLM, per head of layer l with h = hidden_{l-1}: scores (h W_q^T + b_q)"
-                "(h W_k^T + b_k)^T / sqrt(head_dim) and value relation (h W_v^T + b_v)(h W_v^T + b_v)^T / sqrt(head_dim)"
-                ", weights in teacher_files/attention_qk.safetensors"}
+                "(h W_k^T + b_k)^T / sqrt(head_dim) and value relation (h W_v^T + b_v)(h W_v^T + b_v)^T / "
+                "sqrt(head_dim), weights in teacher_files/attention_qk.safetensors"}
 
     @classmethod
     def from_manifest(cls, block: dict[str, Any]) -> "FeatureSet":

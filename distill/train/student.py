@@ -79,7 +79,8 @@ def _wanted(losses, student_layers: int, teacher_layers: int) -> dict[str, set[i
 
 def _student_attention(losses, student_layers: int, teacher_layers: int) -> list[int]:
     """Student layers whose attention scores and values a stage's losses read."""
-    return sorted({layer for loss in losses.values() for layer in loss.student_attention(student_layers, teacher_layers)})
+    return sorted({layer for loss in losses.values()
+                   for layer in loss.student_attention(student_layers, teacher_layers)})
 
 
 def _check_request(cache: TeacherCache, teacher_dir: Path | None, online: bool, dev_file) -> None:
@@ -176,7 +177,7 @@ class StudentRecipe(Recipe):
         self.losses = self.stages[phase.index].build_losses()
         wanted = _wanted(self.losses, self.model.num_layers, self.teacher_layers)
         self.needs_hidden = bool(wanted.keys() & {"cls", "hidden", "embedding"})
-        self.attention_layers = _student_attention(self.losses, self.model.num_layers, self.teacher_layers)
+        self.student_attention_layers = _student_attention(self.losses, self.model.num_layers, self.teacher_layers)
         if self.online:
             from distill.train.online import OnlineTeacher
 
@@ -201,7 +202,8 @@ class StudentRecipe(Recipe):
         return self.teacher(targets.tensors, targets.attention_weights) if self.teacher is not None else targets
 
     def loss(self, targets: TeacherBatch):
-        output = self.wrapped(targets.tensors, needs_hidden=self.needs_hidden, attention_layers=self.attention_layers)
+        output = self.wrapped(targets.tensors, needs_hidden=self.needs_hidden,
+                              attention_layers=self.student_attention_layers)
         values = {name: loss(output, targets) for name, loss in self.losses.items()}
         return sum(self.losses[n].weight * v for n, v in values.items()), values
 
