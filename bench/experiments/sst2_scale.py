@@ -126,7 +126,7 @@ def two_stage_rows(sizes: Sizes, general: Path | None) -> list[Row]:
     """TinyBERT-4 (random or general init) and the MiniLM-distilled student: a first stage of intermediate
     targets, then the prediction stage, whose epochs validation chooses."""
     stages = [{"epochs": sizes.intermediate_epochs}, {"epochs": sizes.prediction_epochs}]
-    best = {**chosen_on_validation(sizes.prediction_epochs, sizes.patience)}  # applies to the last stage
+    best = chosen_on_validation(sizes.prediction_epochs, sizes.patience)  # applies to the last stage
     tiny = "intermediate (embedding, hidden via W_h, attention), then soft CE"
     rows = [Row("tinybert4-random", "TinyBERT-4 (4×312)", "random", "aug-tinybert", tiny, "tinybert4", best,
                 stages=stages)]
