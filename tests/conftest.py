@@ -183,6 +183,9 @@ def nlp_tagger():
 
 def pytest_configure(config):
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # One actor per stage unless a test asks for more (`workers`): the suite's inputs are a few hundred rows for
+    # teachers that label thousands a second, and each extra actor costs 5-7 CPU-seconds to start on 2 cores.
+    os.environ.setdefault("DISTILL_MIN_ROWS_PER_ACTOR", "100000")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -118,3 +118,14 @@ def test_an_actor_larger_than_the_cluster_names_the_option_to_lower():
     with pytest.raises(ConfigError, match="one actor needs 32 CPU") as err:
         actor_plans(_config(["mask"], cpus_per_actor=32), CPU_NODE, 10)
     assert err.value.key == "cpus_per_actor"
+
+
+def test_rows_per_actor_bound_the_auto_pool_and_the_environment_raises_it(monkeypatch):
+    monkeypatch.delenv("DISTILL_MIN_ROWS_PER_ACTOR", raising=False)
+    assert plan_actors(CPU_NODE, items=10, rows=300).actors == 2  # 256 rows per actor by default
+    monkeypatch.setenv("DISTILL_MIN_ROWS_PER_ACTOR", "100")
+    assert plan_actors(CPU_NODE, items=10, rows=300).actors == 3
+    assert plan_actors(CPU_NODE, items=10, rows=300, workers=5).actors == 5  # `workers` is obeyed as given
+    monkeypatch.setenv("DISTILL_MIN_ROWS_PER_ACTOR", "many")
+    with pytest.raises(ConfigError, match="DISTILL_MIN_ROWS_PER_ACTOR='many': expected a positive whole number"):
+        plan_actors(CPU_NODE, items=10, rows=300)

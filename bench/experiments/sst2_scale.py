@@ -186,22 +186,32 @@ class Experiment:
         return finetune_teacher(self.paths["train"], self.teacher, {"epochs": self.sizes.teacher_epochs,
                                                                     "keep_best": True}, self.paths["validation"])
 
-    def build_caches(self, names: list[str]) -> None:
-        """augment → label; the Tang caches share one augmented folder. First build's seconds in `timing.json`."""
+    def build_caches(self, names: list[str], build: bool = True) -> None:
+        """augment → label; the Tang caches share one augmented folder. First build's seconds in `timing-*.json`.
+        `build` False (`--report`): only the caches a finished build recorded."""
         data = {"originals": ORIGINALS_ONLY,
                 "tang": {"tang.n_iter": self.sizes.aug_n, "tang.skip_subphrases": True}}
         for name in names:
             kind, label = CACHES[name]
             folder = self.out / f"cache-{'train' if kind == 'originals' else 'aug'}"
+            record = folder / f"timing-{name}.json"
+            if not build:
+                if record.exists():
+                    self._add_cache(name, Path(json.loads(record.read_text())["cache"]), record)
+                continue
             cache = labelled_cache(self.paths["train"], folder, augmentation("tang", {"columns": SENTENCE_LABEL,
                                                                                     **data[kind]}),
                                    {"teacher": str(self.teacher), **label})
-            timing = reuse_or_run(folder / f"timing-{name}.json", {"cache": str(cache.cache_dir)},
-                                  lambda: {"seconds": {"augment_seconds": cache.augment_seconds,
-                                                       "label_seconds": cache.label_seconds}})
-            totals = {**cache.totals, **timing["seconds"], "bytes_on_disk": directory_bytes(cache.cache_dir)}
-            self.caches[name] = (cache.cache_dir, totals)
-            log.info("cache %s: %d rows, %.0f bytes/example", name, totals["rows"], totals["bytes_per_example"])
+            reuse_or_run(record, {"cache": str(cache.cache_dir)},
+                         lambda: {"seconds": {"augment_seconds": cache.augment_seconds,
+                                              "label_seconds": cache.label_seconds}})
+            self._add_cache(name, cache.cache_dir, record)
+
+    def _add_cache(self, name: str, cache_dir: Path, record: Path) -> None:
+        totals = {**json.loads((cache_dir / "_manifest.json").read_text())["totals"],
+                  **json.loads(record.read_text())["seconds"], "bytes_on_disk": directory_bytes(cache_dir)}
+        self.caches[name] = (cache_dir, totals)
+        log.info("cache %s: %d rows, %.0f bytes/example", name, totals["rows"], totals["bytes_per_example"])
 
     def run_student(self, row: Row, seed: int) -> dict[str, Any]:
         """Train one (row, seed), choosing its epochs on validation, then score it on the test sets."""
@@ -334,8 +344,11 @@ def main() -> None:
     prefixes = tuple(args.only.split(",")) if args.only else ("",)
     plan = [r for r in rows(sizes, pretrained_layers(minilm(), out / "bert3-pretrained", 3), general_dir(out))
             if r.name.startswith(prefixes)]
-    with ray_session(None):
-        exp.build_caches(sorted({r.data for r in plan}))
+    if args.report:
+        exp.build_caches(sorted({r.data for r in plan}), build=False)
+    else:
+        with ray_session(None):
+            exp.build_caches(sorted({r.data for r in plan}))
     runs: dict[str, list[dict]] = {}
     for seed in range(sizes.seeds):  # seed 0 of every row first: a run cut short leaves every row a seed
         for row in plan:

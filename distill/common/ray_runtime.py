@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import socket
 import threading
@@ -18,9 +19,12 @@ from distill.common.config_io import ConfigError
 
 log = logging.getLogger(__name__)
 ADDRESS_TIMEOUT_SECONDS = 10
-# An actor's start (a Python process importing torch and loading its model: about 4 CPU-seconds) costs about as
-# much as a few hundred rows of work, so `auto` starts no more actors than one per this many rows.
+# An actor's start (a Python process importing Ray Data, torch and its model: 4-7 CPU-seconds) costs about as
+# much as a few hundred rows of a BERT-base teacher's work, so `auto` starts no more actors than one per this
+# many rows. Where actors start slowly for their work (a tiny teacher, a busy 2-core machine, the test suite),
+# the environment variable raises it.
 MIN_ROWS_PER_ACTOR = 256
+MIN_ROWS_PER_ACTOR_ENV = "DISTILL_MIN_ROWS_PER_ACTOR"
 
 
 def check_address(address: str) -> None:
@@ -147,9 +151,20 @@ def plan_actors(resources: dict[str, float], items: int, workers: int | None = N
         key = "cpus_per_actor" if cluster_cpus < cpus_per_actor else "gpus_per_actor"
         raise ConfigError(f"one actor needs {cpus_per_actor:g} CPU and {gpus:g} GPU, more than the cluster's "
                           f"{cluster_cpus:g} CPU and {cluster_gpus:g} GPU", key)
-    useful = math.ceil(rows / MIN_ROWS_PER_ACTOR) if rows is not None else fit
+    useful = math.ceil(rows / min_rows_per_actor()) if rows is not None else fit
     actors = min(workers, fit) if workers else min(fit, useful)
     return ActorPlan(max(1, min(actors, items)), cpus_per_actor, gpus)
+
+
+def min_rows_per_actor() -> int:
+    """`MIN_ROWS_PER_ACTOR`, or the positive whole number in `DISTILL_MIN_ROWS_PER_ACTOR`."""
+    value = os.environ.get(MIN_ROWS_PER_ACTOR_ENV, "").strip()
+    if not value:
+        return MIN_ROWS_PER_ACTOR
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{MIN_ROWS_PER_ACTOR_ENV}={value!r}: expected a positive whole number of rows",
+                          MIN_ROWS_PER_ACTOR_ENV)
+    return int(value)
 
 
 def check_fits(workers: int, cpus: float, gpus: float, key: str = "workers") -> None:
