@@ -289,10 +289,6 @@ def pipeline_env() -> dict[str, str]:
 def kill_group_when(proc, ready, poll_seconds: float = 0.05, delay: float = 0.0, timeout: float = 300) -> None:
     """SIGKILL `proc`'s whole session (driver, Ray, actors; `proc` started with `start_new_session`) once
     `ready()` holds, `delay` seconds later; fail the test if the run ends first."""
-    import signal
-
-    import pytest
-
     deadline = time.time() + timeout
     while time.time() < deadline and not ready():
         if proc.poll() is not None:
