@@ -15,7 +15,7 @@ from augment.rules import build_rule
 from augment.stage import actor_plans
 from distill.common.config_io import ConfigError
 from distill.common.hardware import choose_device
-from distill.common.ray_runtime import ActorPlan, plan_actors
+from distill.common.ray_runtime import SHARD_NO_PROGRESS_TIMEOUT_SECONDS, ActorPlan, allow_long_shards, plan_actors
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_NODE = {"CPU": 16.0, "GPU": 2.0}
@@ -129,3 +129,19 @@ def test_rows_per_actor_bound_the_auto_pool_and_the_environment_raises_it(monkey
     monkeypatch.setenv("DISTILL_MIN_ROWS_PER_ACTOR", "many")
     with pytest.raises(ConfigError, match="DISTILL_MIN_ROWS_PER_ACTOR='many': expected a positive whole number"):
         plan_actors(CPU_NODE, items=10, rows=300)
+
+
+@pytest.mark.parametrize("before, after", [(1800, SHARD_NO_PROGRESS_TIMEOUT_SECONDS), (-1, -1), (10 ** 6, 10 ** 6)])
+def test_a_shard_may_take_longer_than_ray_datas_half_hour_without_output(before, after):
+    """A whole shard is one call: a slow teacher's long shard must not trip Ray Data's no-progress timeout (it did
+    on a 2-core run whose Ray was paused for 53 minutes); a user's longer or disabled timeout is kept."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = context.execution_no_progress_timeout_s
+    try:
+        context.execution_no_progress_timeout_s = before
+        allow_long_shards()
+        assert context.execution_no_progress_timeout_s == after
+    finally:
+        context.execution_no_progress_timeout_s = saved

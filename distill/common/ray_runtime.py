@@ -25,6 +25,10 @@ ADDRESS_TIMEOUT_SECONDS = 10
 # the environment variable raises it.
 MIN_ROWS_PER_ACTOR = 256
 MIN_ROWS_PER_ACTOR_ENV = "DISTILL_MIN_ROWS_PER_ACTOR"
+# Ray Data ends a dataset that has produced no output for 30 minutes. A stage's unit of work is a whole shard (one
+# call, one commit), and a large teacher on CPU may take longer than that over a shard of 20 000 augmented rows;
+# the stage's own progress lines report meanwhile. A real hang still ends, after this long.
+SHARD_NO_PROGRESS_TIMEOUT_SECONDS = 6 * 3600
 
 
 def check_address(address: str) -> None:
@@ -74,6 +78,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     here (at its address, with every CPU) lives on for the pipeline's next stage."""
     import ray
 
+    allow_long_shards()
     shared = bool(_SHARED)
     if address and not shared:
         check_address(address)  # also when a Ray runs already: the address asked for must answer
@@ -96,6 +101,16 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield
     finally:
         ray.shutdown()
+
+
+def allow_long_shards() -> None:
+    """Raise this process's Ray Data no-progress timeout to `SHARD_NO_PROGRESS_TIMEOUT_SECONDS` (a user's longer
+    one, or a disabled one, stays)."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    if 0 < context.execution_no_progress_timeout_s < SHARD_NO_PROGRESS_TIMEOUT_SECONDS:
+        context.execution_no_progress_timeout_s = SHARD_NO_PROGRESS_TIMEOUT_SECONDS
 
 
 @contextmanager
