@@ -25,21 +25,16 @@ RECIPE = {"student": {"name": "narrow_bert", "num_hidden_layers": 2, "hidden_siz
           "checkpoint_every": 10, "log_every": 1}
 
 
-@pytest.fixture(scope="module")
-def cache(logits_cache):
-    return logits_cache
-
-
 def _losses(run_dir):
     return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
 
 
 @pytest.fixture(scope="module")
-def one_worker(cache, tmp_path_factory):
+def one_worker(logits_cache, tmp_path_factory):
     """The recipe trained by one worker in this process: the run the 2-worker runs must follow."""
     out = tmp_path_factory.mktemp("one") / "run"
-    result = train(TrainConfig.from_dict(RECIPE), cache, out, SAMPLES / "sentiment_dev.csv", Columns(text_a="sentence"),
-                   teacher_report=False)
+    result = train(TrainConfig.from_dict(RECIPE), logits_cache, out, SAMPLES / "sentiment_dev.csv",
+                   Columns(text_a="sentence"), teacher_report=False)
     assert result.steps == 30
     return out, result
 
@@ -54,7 +49,7 @@ def _student_command(recipe_path, cache, out, *extra) -> list[str]:
             "--no-teacher-report", *extra]
 
 
-def test_two_workers_on_a_two_node_cluster_match_one_worker(cache, one_worker, two_node_cluster, tmp_path):
+def test_two_workers_on_a_two_node_cluster_match_one_worker(logits_cache, one_worker, two_node_cluster, tmp_path):
     import subprocess
 
     import yaml
@@ -63,7 +58,7 @@ def test_two_workers_on_a_two_node_cluster_match_one_worker(cache, one_worker, t
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(RECIPE))
-    result = subprocess.run(_student_command(recipe, cache, tmp_path / "cluster", "--workers", "2", "--address",
+    result = subprocess.run(_student_command(recipe, logits_cache, tmp_path / "cluster", "--workers", "2", "--address",
                                              two_node_cluster), cwd=REPO, capture_output=True, text=True, timeout=400,
                             env=pipeline_env())
     assert result.returncode == 0, result.stderr[-3000:]
@@ -87,7 +82,7 @@ def _train_worker_pids() -> list[int]:
             if actor["ActorClassName"] == "RayTrainWorker" and actor["State"] == "ALIVE"]
 
 
-def test_a_killed_training_worker_is_restarted_and_the_run_finishes(cache, tmp_path):
+def test_a_killed_training_worker_is_restarted_and_the_run_finishes(logits_cache, tmp_path):
     import os
     import signal
     import threading
@@ -107,8 +102,8 @@ def test_a_killed_training_worker_is_restarted_and_the_run_finishes(cache, tmp_p
     killer = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, daemon=True)
     killer.start()
     recipe = TrainConfig.from_dict({**RECIPE, "max_steps": 80, "checkpoint_every": 20})
-    result = train(recipe, cache, out, SAMPLES / "sentiment_dev.csv", Columns(text_a="sentence"), teacher_report=False,
-                   workers=2)
+    result = train(recipe, logits_cache, out, SAMPLES / "sentiment_dev.csv", Columns(text_a="sentence"),
+                   teacher_report=False, workers=2)
     killer.join(timeout=60)
     assert len(killed["workers"]) == 2 and killed["step"] < 80
     state = read_state(out)
