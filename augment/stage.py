@@ -29,6 +29,7 @@ from distill.common.inputs.source import input_format, input_identity
 from distill.common.inputs.text import read_text_table
 from distill.common.inputs.tokens import is_conll, tag_names
 from distill.common.ray_runtime import ActorPlan, plan_actors, ray_session
+from distill.common.shard_map import map_shards
 from distill.errors import InputError
 from distill.storage.atomic import write_bytes_atomic
 from distill.storage.fingerprint import fingerprint_json, package_version
@@ -121,10 +122,8 @@ def _tag_and_augment(table: pa.Table, pending: list[int], config: AugmentConfig,
                   expected_rows=dict(Counter(table.column("shard").to_pylist())),
                   shard_refs={shard: shard_refs[shard] for shard in todo}, split=not two_passes)
     # Pass 2 maps over shard ids, so a call sees its shard whole (from the object store) even on GPU actors.
-    written = ray.data.from_items([{"shard": shard} for shard in todo]).map_batches(
-        ShardWriter, fn_constructor_kwargs=writer, batch_format="pyarrow", batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=writing.actors), num_cpus=writing.cpus, num_gpus=writing.gpus,
-    ).take_all()
+    written = map_shards(ray.data.from_items([{"shard": shard} for shard in todo]), ShardWriter, writer, writing,
+                         batch_format="pyarrow", batch_size=1).take_all()
     log.info("pass 2 (%saugment, commit): %d shard(s) in %.1fs", "" if two_passes else "split words, ",
              len(written), time.perf_counter() - started)
 
@@ -151,10 +150,8 @@ def _tag(blocks: list[pa.Table], config: AugmentConfig, plan: ActorPlan, stage: 
 
     started = time.perf_counter()
     # from_blocks: one block per shard, metadata computed here (from_arrow: a remote task per block, ~3 s)
-    tagged = ray.data.from_blocks(blocks).map_batches(
-        Splitter, fn_constructor_kwargs={"config": config}, batch_format="pyarrow", batch_size=None,
-        compute=ray.data.ActorPoolStrategy(size=plan.actors), num_cpus=plan.cpus,
-    ).materialize()
+    tagged = map_shards(ray.data.from_blocks(blocks), Splitter, {"config": config}, plan, batch_format="pyarrow",
+                        batch_size=None).materialize()
     # the materialised blocks one by one, zero-copy (another Ray Data operator: seconds of scheduling)
     shard_refs: dict[int, list] = {}
     counts = []

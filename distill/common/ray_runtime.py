@@ -145,7 +145,10 @@ class ActorPlan:
         return max(1, int(self.cpus))
 
     def describe(self) -> str:
-        return f"{self.actors} actor(s), {self.cpus:g} CPU and {self.gpus:g} GPU each"
+        """GPU work runs in actors, CPU work in warm Ray tasks (`distill.common.shard_map`)."""
+        if self.gpus:
+            return f"{self.actors} actor(s), {self.cpus:g} CPU and {self.gpus:g} GPU each"
+        return f"{self.actors} task(s) at a time, {self.cpus:g} CPU each"
 
 
 def plan_actors(resources: dict[str, float], items: int, workers: int | None = None, cpus_per_actor: float = 1.0,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.common.ray_runtime import plan_actors, ray_session
+from distill.common.shard_map import map_shards
 from distill.corpus.config import CorpusConfig
 from distill.corpus.reader import load_source
 from distill.corpus.rows import COUNTS
@@ -78,12 +79,9 @@ def _write_shards(documents: list[str], per_shard: int, config: CorpusConfig, ad
         log.info("corpus shards: %s", plan.describe())
         started = time.perf_counter()
         documents_ref = ray.put(pa.array(documents, pa.large_string()))  # once; actors read it zero-copy
-        results = ray.data.from_items([{"shard": shard} for shard in pending]).map_batches(
-            CorpusShardWriter, batch_format="pyarrow", batch_size=1, num_cpus=plan.cpus,
-            fn_constructor_kwargs=dict(config=config, stage_dir=stage, documents=[documents_ref],
-                                       docs_per_shard=per_shard),
-            compute=ray.data.ActorPoolStrategy(size=plan.actors),
-        )
+        writer = dict(config=config, stage_dir=stage, documents=[documents_ref], docs_per_shard=per_shard)
+        results = map_shards(ray.data.from_items([{"shard": shard} for shard in pending]), CorpusShardWriter, writer,
+                             plan, batch_format="pyarrow", batch_size=1)
         for done, row in enumerate(results.iter_rows(), start=1):
             log.info("committed %s: %d sequences, %d rows in %.2fs [%d/%d]", row["file"], row["sequences"],
                      row["rows"], row["seconds"], done, len(pending))

@@ -20,6 +20,7 @@ from distill.cache.format import CARD_NAME, FORMAT_VERSION
 from distill.cache.reader import cache_problems
 from distill.common.hardware import cpu_precision_warning
 from distill.common.ray_runtime import plan_actors, ray_session
+from distill.common.shard_map import map_shards
 from distill.errors import InputError
 from distill.label.config import LabelConfig
 from distill.label.prepare import PreparedTeacher, check_teacher_fits, prepare_teacher
@@ -89,11 +90,9 @@ def _label(stage: StageDir, pending: list[str], config: LabelConfig, constructor
         if not plan.gpus and (warning := cpu_precision_warning(config.precision)):
             log.warning("%s", warning)
         log.info("labelling %d shard(s) with %s", len(pending), plan.describe())
-        ray.data.from_items([{"file": name} for name in pending]).map_batches(
-            TeacherLabeler, fn_constructor_kwargs={**constructor, "stage_dir": stage, "cpu_threads": plan.threads},
-            batch_size=1, compute=ray.data.ActorPoolStrategy(size=plan.actors), num_cpus=plan.cpus,
-            num_gpus=plan.gpus,
-        ).take_all()
+        files = ray.data.from_items([{"file": name} for name in pending])
+        map_shards(files, TeacherLabeler, {**constructor, "stage_dir": stage, "cpu_threads": plan.threads}, plan,
+                   batch_size=1).take_all()
 
 
 def _totals(cache_dir: Path, records: list[ShardRecord], columns: list[str]) -> dict[str, Any]:
