@@ -53,14 +53,14 @@ class ShardWriter:
         if config.uses("mlm"):
             import torch
 
-            torch.set_num_threads(threads)  # the CPUs this actor holds, whatever OMP_NUM_THREADS it inherited
+            torch.set_num_threads(threads)  # the CPUs this worker holds, whatever OMP_NUM_THREADS it inherited
         pos_counts = _resolve(pos_counts)
         tables = UnigramTables(pos_counts) if pos_counts is not None else None
         self.augmenter = Augmenter(config, label_type, tables, _resolve(mentions))
         self.augmenter.setup()
         self.stage_dir, self.shard_format = stage_dir, config.shard_format
         self.expected_rows, self.shard_refs = expected_rows, shard_refs
-        # One pass when no global statistic is needed first: split words here, saving an actor pool.
+        # One pass when no global statistic is needed first: split words here, saving a pass.
         self.splitter = Splitter(config) if split and row_kind(config).needs_spacy(config) else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -80,7 +80,7 @@ class ShardWriter:
         table, rule_counts = self.augmenter.augment(self.splitter(group) if self.splitter else group)
         extra = {"source_rows": group.num_rows, "rules": dict(sorted(rule_counts.items()))}
         mlm = self.augmenter.rules.get("mlm")
-        if mlm is not None:  # where the masked LM ran: device, dtype, the GPUs Ray gave this actor
+        if mlm is not None:  # where the masked LM ran: device, dtype, the GPUs Ray gave this worker
             extra["mlm"] = {**mlm.runtime(), "ray_gpus": ray_assigned_gpus() or []}
         record = self.stage_dir.commit_shard(table, shard_name(shard, self.shard_format), extra)
         log.info("%s: %d source rows -> %d rows in %.1fs", record.file, group.num_rows, record.rows,

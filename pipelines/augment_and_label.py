@@ -125,7 +125,7 @@ summary ({time.perf_counter() - started:.1f}s)
   augmented data    {augmented.output_dir}{' (up to date)' if augmented.skipped else ''}
   teacher cache     {labelled.cache_dir}{' (reused, no forward pass)' if labelled.skipped else ''}
   bytes/example     {cache['bytes_per_example']:.0f} ({', '.join(f'{k} {v:.0f}' for k, v in cache['column_bytes_per_example'].items())})
-  teacher speed     {_speed(labelled)}, {cache['rows_per_actor_second']:.0f} rows/s per actor without start-up
+  teacher speed     {_speed(labelled)}, {cache['rows_per_actor_second']:.0f} rows/s per worker without start-up
   padding           {cache['padded_tokens'] / max(cache['real_tokens'], 1):.2f}x real tokens ({cache['forward_batches']} length-bucketed batches)""")
     return 0
 

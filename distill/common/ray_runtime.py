@@ -141,7 +141,7 @@ class ActorPlan:
 
     @property
     def threads(self) -> int:
-        """Torch threads per actor: as many as the CPUs it holds."""
+        """Torch threads per worker: as many as the CPUs it holds."""
         return max(1, int(self.cpus))
 
     def describe(self) -> str:

@@ -1,5 +1,5 @@
 """The Ray Data callable that builds and commits whole corpus shards, one shard id per call like augment's pass
-2. The documents arrive once per actor through the object store (an Arrow array, read zero-copy)."""
+2. The documents arrive once per worker through the object store (an Arrow array, read zero-copy)."""
 
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ log = logging.getLogger(__name__)
 
 
 class CorpusShardWriter:
-    """Tokenise, pack, mask and commit the shards it is handed; one tokenizer and sentencizer per actor."""
+    """Tokenise, pack, mask and commit the shards it is handed; one tokenizer and sentencizer per worker."""
 
     def __init__(self, config: CorpusConfig, stage_dir: StageDir, documents: list, docs_per_shard: int) -> None:
         """`documents`: [the ObjectRef of all documents as an Arrow string array] (or [the array], without Ray)."""
         import ray
 
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one CPU per actor: no thread pool of its own
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one CPU per worker: no thread pool of its own
         self.builder = RowBuilder(load_tokenizer(config.tokenizer, config.trust_remote_code), config)
         self.stage_dir = stage_dir
-        ref = documents[0]  # wrapped in a list so Ray hands over the reference, not a copy per actor argument
+        ref = documents[0]  # wrapped in a list so Ray hands over the reference, not a copy per worker argument
         self.documents: pa.Array = ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref
         self.docs_per_shard = docs_per_shard
 

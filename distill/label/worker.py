@@ -1,5 +1,6 @@
-"""The teacher actor (Ray Data `map_batches`): one teacher loaded once; each call labels whole shards,
-streamed bucket by bucket into one atomically committed cache shard so memory stays bounded."""
+"""The teacher worker (Ray Data `map_batches`, via `distill.common.shard_map`): one teacher loaded once per worker
+and stage; each call labels whole shards, streamed bucket by bucket into one atomically committed cache shard so
+memory stays bounded."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class TeacherLabeler:
     def __init__(self, config: LabelConfig, model_dir: str, tokenizer_dir: str, features: FeatureSet, input_dir: str,
                  input_shards: dict[str, dict], stage_dir: StageDir, is_pair: bool,
                  label_space: LabelSpace | None = None, cpu_threads: int | None = None) -> None:
-        self.device = worker_device("auto")  # the GPU Ray assigned this actor, else CPU
+        self.device = worker_device("auto")  # the GPU Ray assigned this worker, else CPU
         if self.device == "cpu" and cpu_threads:
             torch.set_num_threads(cpu_threads)
         self.config = config
