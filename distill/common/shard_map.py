@@ -28,18 +28,17 @@ def _instance(key: str, cls: type, kwargs: dict[str, Any]) -> Any:
 
 
 def map_shards(dataset, cls: type, kwargs: dict[str, Any], plan: ActorPlan, **options: Any):
-    """`dataset.map_batches` of `cls(**kwargs)` with `plan`'s parallelism and resources; `options` go to
-    `map_batches` (batch_size, batch_format)."""
+    """`dataset.map_batches` of `cls(**kwargs)` with `plan`'s parallelism and resources (lazy, like
+    `map_batches`); `options` go to `map_batches` (batch_size, batch_format)."""
     import ray
 
-    resources = dict(num_cpus=plan.cpus, num_gpus=plan.gpus) if plan.gpus else dict(num_cpus=plan.cpus)
     if plan.gpus:
-        return dataset.map_batches(cls, fn_constructor_kwargs=kwargs, **resources, **options,
-                                   compute=ray.data.ActorPoolStrategy(size=plan.actors))
+        return dataset.map_batches(cls, fn_constructor_kwargs=kwargs, num_cpus=plan.cpus, num_gpus=plan.gpus,
+                                   compute=ray.data.ActorPoolStrategy(size=plan.actors), **options)
     key = f"{cls.__qualname__}-{uuid.uuid4().hex}"
 
     def call(batch):
         return _instance(key, cls, kwargs)(batch)
 
     call.__name__ = cls.__name__  # Ray names the operator and its processes after it
-    return dataset.map_batches(call, **resources, **options, compute=ray.data.TaskPoolStrategy(size=plan.actors))
+    return dataset.map_batches(call, num_cpus=plan.cpus, compute=ray.data.TaskPoolStrategy(size=plan.actors), **options)
