@@ -28,10 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.common import WIKITEXT
 from distill.train.engine import Engine, Phase, Recipe, Settings
 
-REPO = Path(__file__).resolve().parents[1]
-WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
 MODEL_NAME = "minilm-mlm-wikitext2"
 MARKER = "proxy_mlm_done.json"
 EXAMPLES = [  # SST-2-like sentences, the masked word, as the mlm rule queries them

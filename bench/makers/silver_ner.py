@@ -1,6 +1,6 @@
 """A real-text NER dataset, offline: WikiText-2 sentences tagged by spaCy's NER ("silver" BIO tags).
 
-    python -m bench.makers.silver_ner --input ../shared/data/wikitext-2/valid.txt --output /tmp/silver.jsonl \\
+    python -m bench.makers.silver_ner [--input wikitext-2/valid.txt] --output /tmp/silver.jsonl \\
         --rows 2000 --dev /tmp/silver_dev.jsonl --dev-rows 300 [--conll] [--labels conll|ontonotes]
 
 Paragraphs are WikiText's lines; ` = Heading = ` lines and empty lines are skipped. WikiText's
@@ -21,6 +21,8 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from bench.common import WIKITEXT
 
 CONLL_TYPES = {
     "PERSON": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC",
@@ -96,7 +98,8 @@ def write(path: Path, rows: list[tuple[list[str], list[str]]], conll: bool, pref
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", default="../shared/data/wikitext-2/valid.txt", help="a WikiText-2 .txt file")
+    parser.add_argument("--input", type=Path, default=WIKITEXT / "valid.txt",
+                        help="a WikiText-2 .txt file (default: the benchmark data's WikiText-2 validation text)")
     parser.add_argument("--output", required=True, help="train rows (jsonl, or CoNLL text with --conll)")
     parser.add_argument("--rows", type=int, default=2000, help="train sentences")
     parser.add_argument("--dev", help="held-out dev file (sentences from later articles)")
