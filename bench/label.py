@@ -63,18 +63,24 @@ def int8_error(reference_dir: Path, int8_dir: Path, rows: int = 2000) -> str:
 
 
 def read_speed(cache_dir: Path, batches: int = 200, batch_size: int = 32) -> str:
-    """Rows/s of reading padded batches back: pyarrow `cache.batch` vs `datasets` rows + collate."""
+    """Rows/s of reading padded batches back: pyarrow `cache.batch` vs `datasets` rows + collate, and
+    `cache.batch` against gathering the rows alone with `Table.take` (how it read rows before 2026-12-07:
+    that copies every chunk of a column per batch, so its cost grows with the cache, apache/arrow#39565)."""
+    import pyarrow as pa
+
     cache = load(cache_dir)
     rng = np.random.default_rng(0)
     picks = [rng.choice(len(cache), batch_size, replace=False).tolist() for _ in range(batches)]
     arrow = timed(lambda: [cache.batch(p) for p in picks])
+    take = timed(lambda: [cache.table.take(pa.array(p)) for p in picks])
     dataset = cache.dataset
     hf = timed(lambda: [cache.collate([dataset[i] for i in p]) for p in picks])
     hf_batched = timed(lambda: [cache.collate(_rows(dataset[p])) for p in picks])
     rows = batches * batch_size
-    return (f"reading {cache_dir.name} back, batches of {batch_size}: pyarrow batch() {rows / arrow:.0f} rows/s, "
-            f"datasets row by row + collate {rows / hf:.0f} rows/s, datasets batched indexing + collate "
-            f"{rows / hf_batched:.0f} rows/s")
+    return (f"reading {cache_dir.name} back ({len(cache)} rows, {cache.table.column(0).num_chunks} chunks), batches "
+            f"of {batch_size}: pyarrow batch() {rows / arrow:.0f} rows/s; Table.take of the rows alone (no decoding) "
+            f"{rows / take:.0f} rows/s (batch() / take = {take / arrow:.1f}x); datasets row by row + collate "
+            f"{rows / hf:.0f} rows/s, datasets batched indexing + collate {rows / hf_batched:.0f} rows/s")
 
 
 def _rows(columns: dict) -> list[dict]:
@@ -168,9 +174,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sources", type=int, help="source sentences before augmentation")
     parser.add_argument("--read-cache", type=Path, help="only time reading this teacher cache back")
+    parser.add_argument("--batches", type=int, default=200, help="with --read-cache: random batches of 32 to read")
     args = parser.parse_args()
     if args.read_cache:
-        print(read_speed(args.read_cache))
+        print(read_speed(args.read_cache, args.batches))
         return
     logging.basicConfig(level=logging.WARNING)
     cpus = os.cpu_count() or 2

@@ -75,6 +75,22 @@ def flat_values(array: pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
+def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
+    """Rows `indices` of `table`, in that order, as zero-copy slices (one per run of consecutive indices).
+
+    Not `Table.take`: on a chunked list column it concatenates every chunk first (apache/arrow#39565), so
+    each batch of a memory-mapped cache would copy the whole column: 0.2-0.5 s per batch on a 135k-row
+    TinyBERT cache."""
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(indices) and (indices.min() < 0 or indices.max() >= table.num_rows):
+        raise IndexError(f"row index out of range: {table.num_rows} rows, asked for "
+                         f"{indices.min() if indices.min() < 0 else indices.max()}")
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    starts, ends = np.r_[0, breaks], np.r_[breaks, len(indices)]
+    parts = [table.slice(int(indices[s]), int(e - s)) for s, e in zip(starts, ends) if e > s]
+    return pa.concat_tables(parts) if parts else table.slice(0, 0)
+
+
 def list_lengths(array: pa.Array) -> np.ndarray:
     return pc.list_value_length(array).to_numpy(zero_copy_only=False)
 

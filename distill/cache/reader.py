@@ -17,7 +17,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from distill.cache.encoding import dequantize_int8, distinct_token_ids, flat_values, from_numpy, list_lengths
+from distill.cache.encoding import (
+    dequantize_int8, distinct_token_ids, flat_values, from_numpy, list_lengths, take_rows,
+)
 from distill.cache.features import Column, FeatureSet, TeacherDims
 from distill.cache.format import MANIFEST_NAME, TEACHER_FILES_DIR, CacheError, check_format_version
 from distill.common.labels import LabelSpace
@@ -111,7 +113,7 @@ class TeacherCache:
 
     def batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
         """Padded tensors for rows `indices`, straight from the memory-mapped columns."""
-        rows = self.table.take(pa.array(np.asarray(indices, dtype=np.int64)))
+        rows = take_rows(self.table, indices)
         columns = {name: rows.column(name).combine_chunks() for name in rows.column_names}
         lengths = {name: list_lengths(columns[name]) for name in LENGTHS.values() if name in columns}
         return self._assemble(lambda name: flat_values(columns[name]), lengths, self._row_fields(columns))
