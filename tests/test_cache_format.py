@@ -120,11 +120,15 @@ def test_stage_three_never_imports_the_labelling_stage():
     assert "distill.train" in code and "distill.students" in code
 
 
+_MEASURING_POOLS: list = []  # kept alive: a buffer another thread allocates meanwhile may outlive the call
+
+
 def _peak_arrow_bytes(read) -> int:
     """The most bytes Arrow's memory pool held while `read()` ran (memory-mapped columns hold none)."""
     import pyarrow as pa
 
     pool, default = pa.proxy_memory_pool(pa.default_memory_pool()), pa.default_memory_pool()
+    _MEASURING_POOLS.append(pool)
     pa.set_memory_pool(pool)
     try:
         result = read()
@@ -136,7 +140,7 @@ def _peak_arrow_bytes(read) -> int:
 
 def test_a_batch_reads_only_its_rows_from_a_many_chunk_cache():
     """A cache of many shards is a table of many chunks. `Table.take` concatenates every chunk of a column
-    before taking (apache/arrow#39565): each training batch copied the whole cache (0.2-0.5 s per batch on a
+    before taking (apache/arrow#39565): each training batch copied the whole cache (0.4-0.6 s per batch on a
     135k-row TinyBERT cache). A batch must read its rows only, in the order asked, duplicates included."""
     import pyarrow as pa
 

@@ -79,7 +79,7 @@ def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
     """Rows `indices` of `table`, in that order, as zero-copy slices (one per run of consecutive indices).
 
     Not `Table.take`: on a chunked list column it concatenates every chunk first (apache/arrow#39565), so
-    each batch of a memory-mapped cache would copy the whole column: 0.2-0.5 s per batch on a 135k-row
+    each batch of a memory-mapped cache would copy the whole column: 0.4-0.6 s per batch on a 135k-row
     TinyBERT cache."""
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if len(indices) and (indices.min() < 0 or indices.max() >= table.num_rows):
