@@ -4,6 +4,7 @@ bfloat16 is stored as its uint16 bits; int8 keeps one float32 absmax / 127 scale
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -75,7 +76,7 @@ def flat_values(array: pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
+def take_rows(table: pa.Table, indices: Sequence[int] | np.ndarray) -> pa.Table:
     """Rows `indices` of `table`, in that order, as zero-copy slices (one per run of consecutive indices).
 
     Not `Table.take`: on a chunked list column it concatenates every chunk first (apache/arrow#39565), so
