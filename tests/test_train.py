@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -226,12 +227,18 @@ def test_bert_student_checkpoint_loads_with_from_pretrained_and_resumes(tiny_cac
     state_file = run_dir / "checkpoint-last" / "trainer_state.json"
     proc = _start_training(recipe, tiny_cache, run_dir, tmp_path / "recipe.yaml")
     kill_group_when(proc, state_file.exists, poll_seconds=0.01)
-    killed_at = read_state(run_dir)["global_step"]  # a kill between the checkpoint's renames leaves it in .old
+    killed = read_state(run_dir)  # a kill between the checkpoint's renames leaves it in .old
+    killed_at = killed["global_step"]
     assert 5 <= killed_at < total and killed_at % 5 == 0
     logged_before = len(_metric_rows(run_dir))
 
+    started = time.perf_counter()
     resumed = train(_recipe(**recipe), tiny_cache, run_dir, DEV, SENTENCE, teacher_report=False)
+    this_process = time.perf_counter() - started
     assert resumed.steps == total
+    # the run's time: the killed process's, up to its checkpoint, then this one's
+    assert killed["seconds"] > 0 and killed["seconds"] < resumed.seconds < killed["seconds"] + this_process
+    assert json.loads((run_dir / "timing.json").read_text())["seconds"] == resumed.seconds
     trained = [r["step"] for r in _metric_rows(run_dir)[logged_before:] if "loss" in r]
     assert trained == list(range(killed_at + 1, total + 1))  # only the steps after the checkpoint
     reference = train(_recipe(**recipe), tiny_cache, tmp_path / "reference")

@@ -133,8 +133,16 @@ class Engine:
         self.recipe, self.settings, self.group, self.metrics = recipe, settings, group or WorkerGroup(), metrics
         self.state = state or {"stage": 0, "stage_step": 0, "global_step": 0}  # what a checkpoint records
         self.evaluations: list[dict[str, Any]] = []  # {"step", "epoch", "metrics"} of each dev evaluation
-        self.data_seconds = 0.0  # waiting for batches
+        # a resumed run's clock starts at its checkpoint's: the run's time, not this process's
+        self.seconds_before = self.state.get("seconds", 0.0)
+        self.data_seconds = self.state.get("data_seconds", 0.0)  # waiting for batches
+        self.started = time.perf_counter()
         self.autocast = autocast(settings.device, settings.amp)
+
+    def seconds(self) -> float:
+        """Training time of the run so far: earlier processes' up to the checkpoint this one resumed from
+        (the steps they ran after it are rerun here, and counted once), then this process's."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def fit(self, phases: list[Phase], resume: dict[str, Any] | None = None) -> None:
         """The phases from the one the state points at; `resume` (a checkpoint's optimizer, schedule
@@ -255,6 +263,7 @@ class Engine:
         if not every or not (step % every == 0 or step == phase.total or watching or stopped):
             return
         done = step == phase.total or stopped
-        self.state.update(stage=phase.index + 1 if done else phase.index, stage_step=0 if done else step)
+        self.state.update(stage=phase.index + 1 if done else phase.index, stage_step=0 if done else step,
+                          seconds=self.seconds(), data_seconds=self.data_seconds)
         directory = self.recipe.save_checkpoint(self) if self.group.is_main else None
         self.group.report(self.state["global_step"], directory)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,7 @@ class TrainResult:
     run_dir: Path
     student_dir: Path
     steps: int
-    seconds: float
+    seconds: float  # the run's training time, a resumed run's earlier processes included
     data_seconds: float
     dev: dict[str, float] | None
     report: dict[str, Any] | None = None
@@ -265,9 +264,8 @@ def run_student(config: TrainConfig, cache_dir: str | Path, run_dir: str | Path,
         start_run_dir(run_dir, record, resuming)
     with open(run_dir / METRICS_NAME, "a", encoding="utf-8") if group.is_main else nullcontext() as metrics:
         engine = Engine(recipe, recipe.settings(), group, metrics, state)
-        started = time.perf_counter()
         engine.fit(recipe.phases(), recipe.resume)
-    return recipe.finish(engine, time.perf_counter() - started, teacher_report)
+    return recipe.finish(engine, engine.seconds(), teacher_report)
 
 
 def result_from_run_dir(run_dir: Path, seconds: float) -> TrainResult:
