@@ -3,12 +3,24 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import pipeline_section, recipe, reuse_or_run, wikitext_paragraphs, write_if_changed
 from distill.train.loop import train
+
+
+def run_dir_of(out: Path) -> Path:
+    """Where `general_student(out, ...)` trains; the student is its `student` folder."""
+    return out / "general" / "student-run"
+
+
+def general_facts(out: Path) -> dict[str, Any] | None:
+    """The finished general student's corpus and costs (None before it is built)."""
+    record = run_dir_of(out) / "general.json"
+    return json.loads(record.read_text())["facts"] if record.exists() else None
 
 
 def general_student(out: Path, encoder: str, documents: int | None = None, epochs: float = 3.0) -> tuple[Path, dict]:
@@ -25,7 +37,7 @@ def general_student(out: Path, encoder: str, documents: int | None = None, epoch
         "general/tinybert", "label", label.LabelConfig,
         {"teacher": encoder, "hidden_layers": [1, 2, 3, 4], "attention_layers": [1, 2, 3, 4]}))
     label_seconds = time.perf_counter() - started
-    run_dir = out / "general" / "student-run"
+    run_dir = run_dir_of(out)
 
     def distil() -> dict[str, Any]:
         config = recipe("tinybert_general", {"epochs": epochs, "checkpoint_every": 500, "seed": 0})
