@@ -17,6 +17,11 @@ def run_dir_of(out: Path) -> Path:
     return out / "general" / "student-run"
 
 
+def general_dir(out: Path) -> Path:
+    """Where `general_student(out, ...)` saves the TinyBERT general student."""
+    return run_dir_of(out) / "student"
+
+
 def general_facts(out: Path) -> dict[str, Any] | None:
     """The finished general student's corpus and costs (None before it is built)."""
     record = run_dir_of(out) / "general.json"
@@ -50,4 +55,4 @@ def general_student(out: Path, encoder: str, documents: int | None = None, epoch
 
     # finished earlier: its timings are the first run's
     record = reuse_or_run(run_dir / "general.json", {"cache": str(labelled.cache_dir), "epochs": epochs}, distil)
-    return run_dir / "student", record["facts"]
+    return general_dir(out), record["facts"]

@@ -35,7 +35,7 @@ from bench.common import (
     ORIGINALS_ONLY, SENTENCE_LABEL, SST2_TRAIN, augmentation, directory_bytes, finetune_teacher, labelled_cache,
     machine_line, mean_std, minilm, recipe, reuse_or_run, run_timed,
 )
-from bench.experiments.general_student import general_facts, general_student, run_dir_of
+from bench.experiments.general_student import general_dir, general_facts, general_student
 from bench.makers.sst2_split import write_split
 from distill.common.columns import Columns
 from distill.common.ray_runtime import ray_session
@@ -138,11 +138,6 @@ def two_stage_rows(sizes: Sizes, general: Path | None) -> list[Row]:
     return rows
 
 
-def general_dir(out: Path) -> Path:
-    """Where `general_student(out, ...)` saves the TinyBERT general student."""
-    return run_dir_of(out) / "student"
-
-
 def general_line(out: Path) -> str:
     facts = general_facts(out)
     if facts is None:
@@ -150,7 +145,8 @@ def general_line(out: Path) -> str:
     return (f"General student (TinyBERT's stage 1, WikiText-2 valid + test): {facts['documents']:,} documents, "
             f"{facts['sequences']:,} sequences, {facts['wordpieces']:,} wordpieces; cache "
             f"{facts['bytes_per_example']:,.0f} B/example ({facts['cache_bytes'] / 1e9:.1f} GB), labelled in "
-            f"{facts['label_seconds'] / 60:.1f} min; {facts['steps']:,} steps in {facts['train_seconds'] / 60:.1f} min.")
+            f"{facts['label_seconds'] / 60:.1f} min; {facts['steps']:,} steps in "
+            f"{facts['train_seconds'] / 60:.1f} min.")
 
 
 def rows(sizes: Sizes, pretrained: Path, general: Path | None) -> list[Row]:

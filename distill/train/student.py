@@ -217,9 +217,10 @@ class StudentRecipe(Recipe):
     def save_checkpoint(self, engine: Engine) -> Path:
         return save_checkpoint(self.run_dir, self.model, engine.checkpoint_state(), engine.state)
 
-    def finish(self, engine: Engine, seconds: float, teacher_report: bool) -> TrainResult:
+    def finish(self, engine: Engine, teacher_report: bool) -> TrainResult:
         """Rank 0 saves the student (the best one with keep_best), its task record, timing and report."""
         run_dir, steps, waited = self.run_dir, engine.state["global_step"], engine.data_seconds
+        seconds = engine.seconds()
         student_dir, best = run_dir / STUDENT_DIR, engine.state.get("best") if self.watch_best else None
         if not self.group.is_main:
             return TrainResult(run_dir, student_dir, steps, seconds, waited, None, best=best)
@@ -265,7 +266,7 @@ def run_student(config: TrainConfig, cache_dir: str | Path, run_dir: str | Path,
     with open(run_dir / METRICS_NAME, "a", encoding="utf-8") if group.is_main else nullcontext() as metrics:
         engine = Engine(recipe, recipe.settings(), group, metrics, state)
         engine.fit(recipe.phases(), recipe.resume)
-    return recipe.finish(engine, engine.seconds(), teacher_report)
+    return recipe.finish(engine, teacher_report)
 
 
 def result_from_run_dir(run_dir: Path, seconds: float) -> TrainResult:
