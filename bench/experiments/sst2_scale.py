@@ -2,7 +2,7 @@
 validation, three seeds per row (docs/results.md, "SST-2 students: one protocol").
 
     nohup python -m bench.experiments.sst2_scale > out/sst2-scale.log 2>&1 &   # every step cached: rerun to resume
-    python -m bench.experiments.sst2_scale --report            # the table from the finished runs; trains nothing
+    python -m bench.experiments.sst2_scale --report            # the table from the ledger; trains nothing
     python -m bench.experiments.sst2_scale --quick             # wiring check on 3 000 training rows
     python -m bench.experiments.sst2_scale --only bilstm,bert3  # rows whose name starts with one of these
 
@@ -18,6 +18,11 @@ whole training sentence (`tang.skip_subphrases`: none for the phrases inside one
 logits only, TinyBERT's targets (embedding, hidden states, attention recomputed; int8) and MiniLM's (the
 last layer's input); the TinyBERT general student (bench/experiments/general_student.py); then `rows()`,
 seed 0 of every row first, then seeds 1 and 2. A killed run resumes from its checkpoint.
+
+Finished runs, the teacher's record and the caches' sizes go to a ledger in the repository
+(docs/results/sst2-scale/, bench/experiments/ledger.py): a rerun on a fresh machine rebuilds the teacher and the
+caches its remaining rows need, trains only the runs the ledger lacks, and refuses a teacher whose weights differ
+from the ledger's. `--report` reads the ledger alone.
 """
 
 from __future__ import annotations
@@ -32,17 +37,20 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    ORIGINALS_ONLY, SENTENCE_LABEL, SST2_TRAIN, augmentation, directory_bytes, finetune_teacher, labelled_cache,
-    machine_line, mean_std, minilm, recipe, reuse_or_run, run_timed,
+    ORIGINALS_ONLY, SENTENCE_LABEL, SST2_TRAIN, augmentation, digest, directory_bytes, finetune_teacher,
+    labelled_cache, machine_line, mean_std, minilm, recipe, reuse_or_run, run_timed,
 )
-from bench.experiments.general_student import general_dir, general_facts, general_student
+from bench.experiments.general_student import general_dir, general_student
+from bench.experiments.ledger import LEDGERS, Ledger
 from bench.makers.sst2_split import write_split
 from distill.common.columns import Columns
 from distill.common.ray_runtime import ray_session
 from distill.evaluate import evaluate_models
+from distill.hashing import model_fingerprint
 from distill.train.loop import train
 
 log = logging.getLogger("bench")
+ROWS_VERSION = 1  # bump when a row's recipe changes: the ledger's runs of the old recipes then no longer count
 COLUMNS = Columns(**SENTENCE_LABEL)
 TESTS = ("sentences", "phrases")
 
@@ -71,6 +79,11 @@ QUICK = Sizes(test=200, validation=200, phrases=300, train_rows=3000, teacher_ep
               patience=1,
               lstm_epochs=4.0, bert_epochs=1.0, intermediate_epochs=0.5, prediction_epochs=1.0, general_documents=200,
               general_epochs=0.2)
+
+
+def protocol(sizes: Sizes) -> str:
+    """What makes two runs of one row comparable: the split, the budgets, early stopping, the rows' recipes."""
+    return digest(ROWS_VERSION, {k: v for k, v in asdict(sizes).items() if k != "seeds"})
 
 
 @dataclass
@@ -138,8 +151,7 @@ def two_stage_rows(sizes: Sizes, general: Path | None) -> list[Row]:
     return rows
 
 
-def general_line(out: Path) -> str:
-    facts = general_facts(out)
+def general_line(facts: dict[str, Any] | None) -> str:
     if facts is None:
         return "General student: not built yet."
     return (f"General student (TinyBERT's stage 1, WikiText-2 valid + test): {facts['documents']:,} documents, "
@@ -175,10 +187,10 @@ CACHES = {  # name: (augmented data, label values)
 
 
 class Experiment:
-    """The cached steps; each returns what an earlier run left when its inputs match."""
+    """The cached steps; each returns what an earlier run (the ledger, else `out`) left when its inputs match."""
 
-    def __init__(self, out: Path, sizes: Sizes, data: Path) -> None:
-        self.out, self.sizes = out, sizes
+    def __init__(self, out: Path, sizes: Sizes, data: Path, ledger: Ledger) -> None:
+        self.out, self.sizes, self.ledger, self.protocol = out, sizes, ledger, protocol(sizes)
         self.paths, split = write_split(data, out / "data", sizes.test, sizes.phrases, sizes.train_rows,
                                         validation=sizes.validation)
         self.split = {"train_rows": len(self.paths["train"].read_text(encoding="utf-8").splitlines()) - 1,
@@ -186,50 +198,63 @@ class Experiment:
                       "sentences": len(split.sentences), "phrases": len(split.phrases)}
         log.info("split: %s", self.split)
         self.teacher = out / "teacher"
-        self.caches: dict[str, tuple[Path, dict]] = {}
+        self.cache_dirs: dict[str, Path] = {}
 
     def fine_tune_teacher(self) -> dict[str, Any]:
-        return finetune_teacher(self.paths["train"], self.teacher, {"epochs": self.sizes.teacher_epochs,
-                                                                    "keep_best": True}, self.paths["validation"])
+        """The teacher (trained here, or reused from `out`), which must be the ledger's: the ledger's record."""
+        record = finetune_teacher(self.paths["train"], self.teacher, {"epochs": self.sizes.teacher_epochs,
+                                                                      "keep_best": True}, self.paths["validation"])
 
-    def build_caches(self, names: list[str], build: bool = True) -> None:
-        """augment → label; the Tang caches share one augmented folder. First build's seconds in `timing-*.json`.
-        `build` False (`--report`): only the caches a finished build recorded."""
+        def describe() -> dict[str, Any]:
+            epochs = [{"epoch": e["epoch"], "validation": e["dev_metrics"]["accuracy"]} for e in record["epochs"]]
+            return {"epochs": epochs, "best_epoch": record["best_epoch"], "seconds": record["seconds"],
+                    "validation": max(e["validation"] for e in epochs), "scores": self.score(self.teacher)}
+
+        return self.ledger.bind_model("teacher", model_fingerprint(self.teacher), describe)
+
+    def general_init(self) -> Path:
+        """TinyBERT's general student (built here, or reused from `out`), which must be the ledger's."""
+        student, facts = general_student(self.out, minilm(), self.sizes.general_documents, self.sizes.general_epochs)
+        self.ledger.bind_model("general", model_fingerprint(student), lambda: {"facts": facts})
+        return student
+
+    def build_caches(self, names: list[str]) -> None:
+        """augment → label; the Tang caches share one augmented folder. A cache's size and first build's seconds
+        go to the ledger (`caches/<name>`)."""
         data = {"originals": ORIGINALS_ONLY,
                 "tang": {"tang.n_iter": self.sizes.aug_n, "tang.skip_subphrases": True}}
         for name in names:
             kind, label = CACHES[name]
             folder = self.out / f"cache-{'train' if kind == 'originals' else 'aug'}"
-            record = folder / f"timing-{name}.json"
-            if not build:
-                if record.exists():
-                    self._add_cache(name, Path(json.loads(record.read_text())["cache"]), record)
-                continue
             cache = labelled_cache(self.paths["train"], folder, augmentation("tang", {"columns": SENTENCE_LABEL,
                                                                                     **data[kind]}),
                                    {"teacher": str(self.teacher), **label})
-            reuse_or_run(record, {"cache": str(cache.cache_dir)},
-                         lambda: {"seconds": {"augment_seconds": cache.augment_seconds,
-                                              "label_seconds": cache.label_seconds}})
-            self._add_cache(name, cache.cache_dir, record)
-
-    def _add_cache(self, name: str, cache_dir: Path, record: Path) -> None:
-        totals = {**json.loads((cache_dir / "_manifest.json").read_text())["totals"],
-                  **json.loads(record.read_text())["seconds"], "bytes_on_disk": directory_bytes(cache_dir)}
-        self.caches[name] = (cache_dir, totals)
-        log.info("cache %s: %d rows, %.0f bytes/example", name, totals["rows"], totals["bytes_per_example"])
+            seconds = reuse_or_run(folder / f"timing-{name}.json", {"cache": str(cache.cache_dir)},
+                                   lambda: {"seconds": {"augment_seconds": cache.augment_seconds,
+                                                        "label_seconds": cache.label_seconds}})["seconds"]
+            self.cache_dirs[name] = cache.cache_dir
+            held = self.ledger.get(f"caches/{name}")
+            if held is None or held.get("fingerprint") != cache.cache_dir.name:
+                totals = json.loads((cache.cache_dir / "_manifest.json").read_text())["totals"]
+                self.ledger.put(f"caches/{name}", {"fingerprint": cache.cache_dir.name, **totals, **seconds,
+                                                   "bytes_on_disk": directory_bytes(cache.cache_dir)})
+            log.info("cache %s: %s", name, cache.cache_dir)
 
     def run_student(self, row: Row, seed: int) -> dict[str, Any]:
-        """Train one (row, seed), choosing its epochs on validation, then score it on the test sets."""
-        cache_dir, totals = self.caches[row.data]
+        """Train one (row, seed), choosing its epochs on validation, then score it on the test sets; the ledger's
+        record when it holds the run."""
+        held = self.ledger.run(row.name, seed, self.protocol)
+        if held is not None:
+            return held
+        cache_dir, config = self.cache_dirs[row.data], row.config(seed)
         run_dir = self.out / "students" / row.name / f"seed{seed}"
-        config = row.config(seed)
 
         def fit() -> dict[str, Any]:
             log.info("training %s seed %d", row.name, seed)
             result = train(config, cache_dir, run_dir, self.paths["validation"], COLUMNS, teacher_report=False,
                            overwrite=True)
-            per_epoch = math.ceil(totals["rows"] / config.batch_size)
+            per_epoch = math.ceil(json.loads((cache_dir / "_manifest.json").read_text())["totals"]["rows"]
+                                  / config.batch_size)
             earlier = sum(max(1, int(s.epochs * per_epoch)) for s in config.stage_configs()[:-1])
             return {"seconds": result.seconds, "steps": result.steps,
                     "epochs_run": (result.steps - earlier) / per_epoch,
@@ -238,15 +263,20 @@ class Experiment:
                     "scores": self.score(result.student_dir),
                     "parameters": result.report["student"]["parameters"] if result.report else None}
 
-        return reuse_or_run(run_dir / "result.json", {"cache": str(cache_dir), "recipe": config.resolved()}, fit)
+        result = reuse_or_run(run_dir / "result.json", {"cache": str(cache_dir), "recipe": config.resolved()}, fit)
+        kept = {k: v for k, v in result.items() if k not in ("cache", "recipe")}
+        return self.ledger.put_run(row.name, seed, {"protocol": self.protocol, "cache": cache_dir.name,
+                                                    "recipe": digest(config.resolved()), **kept,
+                                                    "machine": machine_line()})
 
     def score(self, model_dir: Path) -> dict[str, float]:
         return {name: evaluate_models([str(model_dir)], self.paths[name], COLUMNS)["models"][str(model_dir)]["accuracy"]
                 for name in TESTS}
 
-    def finished(self, row: Row, seed: int) -> dict[str, Any] | None:
-        path = self.out / "students" / row.name / f"seed{seed}" / "result.json"
-        return json.loads(path.read_text()) if path.exists() else None
+    def finished(self, plan: list[Row]) -> dict[str, list[dict[str, Any]]]:
+        """Each row's finished runs in the ledger, by seed."""
+        return {row.name: [r for seed in range(self.sizes.seeds)
+                           if (r := self.ledger.run(row.name, seed, self.protocol)) is not None] for row in plan}
 
 
 def cell(values: list[float], seeds: int) -> str:
@@ -257,7 +287,17 @@ def cell(values: list[float], seeds: int) -> str:
     return text if len(values) == seeds else f"{text} ({len(values)} of {seeds} seeds)"
 
 
-def row_line(row: Row, runs: list[dict[str, Any]], caches: dict, seeds: int) -> str:
+def note_marks(runs: list[dict[str, Any]], notes: list[str]) -> str:
+    """" [n]" for each run's `time_note` (what its train time covers), numbered in `notes` (shared by the table)."""
+    marks = []
+    for note in dict.fromkeys(r["time_note"] for r in runs if r.get("time_note")):
+        if note not in notes:
+            notes.append(note)
+        marks.append(f"[{notes.index(note) + 1}]")
+    return "".join(f" {m}" for m in marks)
+
+
+def row_line(row: Row, runs: list[dict[str, Any]], caches: dict[str, dict], seeds: int, notes: list[str]) -> str:
     """One table row: mean ± std over the finished seeds."""
     tested = {name: [r["scores"][name] for r in runs] for name in TESTS}
     validation = [r["validation"] for r in runs if r.get("validation") is not None]
@@ -265,10 +305,10 @@ def row_line(row: Row, runs: list[dict[str, Any]], caches: dict, seeds: int) -> 
     if runs:
         epochs = f"{statistics.mean(r['best_epoch'] or 0 for r in runs):.1f} / " \
                  f"{statistics.mean(r['epochs_run'] for r in runs):.1f}"
-        time = f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f} min"
+        time = f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f} min{note_marks(runs, notes)}"
     cache = "–"
     if row.uses_teacher and row.data in caches:
-        totals = caches[row.data][1]
+        totals = caches[row.data]
         cache = f"{totals['bytes_per_example']:,.0f} B × {totals['rows']:,}"
     return (f"| {row.family} | {row.init} | {row.data} | {row.losses} | {cell(validation, seeds)} | "
             f"{cell(tested['sentences'], seeds)} | {cell(tested['phrases'], seeds)} | {epochs} | {time} | {cache} |")
@@ -279,7 +319,7 @@ def mean_of(runs: dict[str, list[dict]], name: str, test: str = "sentences") -> 
     return statistics.mean(values) if values else None
 
 
-def goals(runs: dict[str, list[dict]], teacher: float) -> list[str]:
+def goals(runs: dict[str, list[dict]], teacher: float | None) -> list[str]:
     """The issue's goals on the test sentences, each met, missed or not yet measurable."""
     m = {name: mean_of(runs, name) for name in runs}
 
@@ -287,7 +327,7 @@ def goals(runs: dict[str, list[dict]], teacher: float) -> list[str]:
         return "not measured yet" if ok is None else ("met" if ok else "**missed**")
 
     ce, aug = m.get("bilstm-ce"), m.get("bilstm-kd-aug")
-    closed = (aug - ce) / (teacher - ce) if ce is not None and aug is not None else None
+    closed = (aug - ce) / (teacher - ce) if None not in (ce, aug, teacher) else None
     bert_kd = [m.get(f"bert3-{init}-kd") for init in ("pretrained", "teacher")]
     best_kd = max((v for v in bert_kd if v is not None), default=None)
     tiny, general, mini = m.get("tinybert4-random"), m.get("tinybert4-general"), m.get("minilm4-random")
@@ -304,28 +344,38 @@ def goals(runs: dict[str, list[dict]], teacher: float) -> list[str]:
     ]
 
 
-def summarise(exp: Experiment, plan: list[Row], runs: dict[str, list[dict]], teacher: dict[str, Any]) -> str:
-    seeds, t = exp.sizes.seeds, teacher["scores"]
+def teacher_line(teacher: dict[str, Any] | None) -> str:
+    if teacher is None:
+        return "| teacher MiniLM-L6 | pre-trained | train | CE (fine-tuned) | not trained yet | | | – | – | – |"
+    t = teacher["scores"]
+    return (f"| teacher MiniLM-L6 | pre-trained | train | CE (fine-tuned, best of {len(teacher['epochs'])} epochs: "
+            f"{teacher['best_epoch']}) | {100 * teacher['validation']:.2f} | {100 * t['sentences']:.2f} | "
+            f"{100 * t['phrases']:.2f} | – | {teacher['seconds'] / 60:.1f} min | – |")
+
+
+def cache_line(name: str, c: dict[str, Any]) -> str:
+    size = f" ({c['bytes_on_disk'] / 1e6:,.0f} MB)" if c.get("bytes_on_disk") else ""
+    took = f", labelled in {c['label_seconds'] / 60:.1f} min" if c.get("label_seconds") else ""
+    return f"{name}: {c['rows']:,} rows, {c['bytes_per_example']:,.0f} B/example{size}{took}"
+
+
+def summarise(exp: Experiment, plan: list[Row]) -> str:
+    """The table, the goals and the facts under it, all from the ledger."""
+    ledger, notes = exp.ledger, []
+    runs, teacher = exp.finished(plan), ledger.get("teacher")
+    caches = {name: c for name in CACHES if (c := ledger.get(f"caches/{name}")) is not None}
     lines = ["| student | init | data | losses | validation | test sentences | test phrases | epochs (best / run) | "
              "train time / seed | teacher cache |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
-             f"| teacher MiniLM-L6 | pre-trained | train | CE (fine-tuned, best of {len(teacher['epochs'])} epochs: "
-             f"{teacher['best_epoch']}) | {100 * teacher['validation']:.2f} | {100 * t['sentences']:.2f} | "
-             f"{100 * t['phrases']:.2f} | – | {teacher['seconds'] / 60:.1f} min | – |",
-             *(row_line(row, runs.get(row.name, []), exp.caches, seeds) for row in plan)]
-    caches = "; ".join(f"{name}: {c['rows']:,} rows, {c['bytes_per_example']:,.0f} B/example "
-                       f"({c['bytes_on_disk'] / 1e6:,.0f} MB), labelled in {c['label_seconds'] / 60:.1f} min"
-                       for name, (_, c) in exp.caches.items())
+             teacher_line(teacher), *(row_line(row, runs[row.name], caches, exp.sizes.seeds, notes) for row in plan)]
     s = exp.split
-    return "\n".join([*lines, "", "Goals (test sentences):", *goals(runs, t["sentences"]), "",
-                      f"Split: {s['train_rows']:,} training rows ({s['dropped']:,} inside held-out sentences dropped), "
-                      f"{s['validation']:,} validation and {s['sentences']:,} test sentences (of {s['maximal']:,} whole "
-                      f"sentences), {s['phrases']:,} test phrases. Caches: {caches}. {general_line(exp.out)} "
-                      f"{machine_line()}"])
-
-
-def teacher_record(exp: Experiment, record: dict[str, Any]) -> dict[str, Any]:
-    best = max(record["epochs"], key=lambda e: e["dev_metrics"]["accuracy"])
-    return {**record, "validation": best["dev_metrics"]["accuracy"], "scores": exp.score(exp.teacher)}
+    general = ledger.get("general")
+    return "\n".join([
+        *lines, *(f"[{i}] {note}" for i, note in enumerate(notes, 1)), "",
+        "Goals (test sentences):", *goals(runs, teacher["scores"]["sentences"] if teacher else None), "",
+        f"Split: {s['train_rows']:,} training rows ({s['dropped']:,} inside held-out sentences dropped), "
+        f"{s['validation']:,} validation and {s['sentences']:,} test sentences (of {s['maximal']:,} whole "
+        f"sentences), {s['phrases']:,} test phrases. Caches: {'; '.join(cache_line(n, c) for n, c in caches.items())}. "
+        f"{general_line(general['facts'] if general else None)} Ledger: {ledger}."])
 
 
 def parse_args() -> argparse.Namespace:
@@ -335,8 +385,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, help="training seeds of each row (default 3)")
     parser.add_argument("--only", help="comma-separated row-name prefixes (bilstm, bert3, tinybert4, minilm4)")
     parser.add_argument("--quick", action="store_true", help="3 000 training rows: checks the wiring")
-    parser.add_argument("--report", action="store_true", help="tabulate the finished runs only; train nothing new")
+    parser.add_argument("--report", action="store_true", help="tabulate the ledger's runs only; train nothing new")
+    parser.add_argument("--ledger", help="the folder of finished runs (default docs/results/sst2-scale; --quick: "
+                                         "<out>/ledger)")
     return parser.parse_args()
+
+
+def todo(exp: Experiment, plan: list[Row]) -> list[tuple[Row, int]]:
+    """The (row, seed) runs the ledger lacks, seed 0 of every row first: a run cut short leaves every row a seed."""
+    return [(row, seed) for seed in range(exp.sizes.seeds) for row in plan
+            if exp.ledger.run(row.name, seed, exp.protocol) is None]
+
+
+def train_missing(exp: Experiment, missing: list[tuple[Row, int]]) -> None:
+    """The teacher, the caches the missing runs read, then the runs; each step reused when done."""
+    exp.fine_tune_teacher()
+    with ray_session(None):
+        exp.build_caches(sorted({row.data for row, _ in missing}))
+        if any(row.name == "tinybert4-general" for row, _ in missing):
+            exp.general_init()
+    for row, seed in missing:
+        exp.run_student(row, seed)
 
 
 def main() -> None:
@@ -346,33 +415,19 @@ def main() -> None:
     sizes = QUICK if args.quick else Sizes()
     sizes.seeds = args.seeds or sizes.seeds
     out = Path(args.out)
-    exp = Experiment(out, sizes, Path(args.data))
-    record = json.loads((exp.teacher / "finetune.json").read_text()) if args.report else exp.fine_tune_teacher()
+    ledger = Ledger(Path(args.ledger) if args.ledger else (out / "ledger" if args.quick else LEDGERS / "sst2-scale"))
+    exp = Experiment(out, sizes, Path(args.data), ledger)
     prefixes = tuple(args.only.split(",")) if args.only else ("",)
     plan = [r for r in rows(sizes, pretrained_layers(minilm(), out / "bert3-pretrained", 3), general_dir(out))
             if r.name.startswith(prefixes)]
-    if args.report:
-        exp.build_caches(sorted({r.data for r in plan}), build=False)
-    else:
-        with ray_session(None):
-            exp.build_caches(sorted({r.data for r in plan}))
-    runs: dict[str, list[dict]] = {}
-    general_ready = args.report  # built (cached on disk) when its row is first reached, then not revisited
-    for seed in range(sizes.seeds):  # seed 0 of every row first: a run cut short leaves every row a seed
-        for row in plan:
-            if row.name == "tinybert4-general" and not general_ready:
-                with ray_session(None):
-                    general_student(out, minilm(), sizes.general_documents, sizes.general_epochs)
-                general_ready = True
-            result = exp.finished(row, seed) if args.report else exp.run_student(row, seed)
-            if result:
-                runs.setdefault(row.name, []).append(result)
-    text = summarise(exp, plan, runs, teacher_record(exp, record))
+    missing = [] if args.report else todo(exp, plan)
+    log.info("%d runs to train (%s)", len(missing), ", ".join(f"{r.name} seed {s}" for r, s in missing) or "none")
+    if missing:
+        train_missing(exp, missing)
+    text = summarise(exp, plan)
     print(text)
+    (out / "results.md").parent.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(text + "\n")
-    (out / "results.json").write_text(json.dumps({"runs": runs, "sizes": asdict(sizes), "split": exp.split,
-                                                  "caches": {k: v[1] for k, v in exp.caches.items()}}, indent=2,
-                                                 default=str))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""An experiment's finished steps as small JSON files in the repository (`docs/results/<experiment>/`), committed
+with the table they back. A long experiment outlives the machine that started it: its `out/` (teacher, caches,
+checkpoints) is rebuilt by a rerun on the next machine, but its finished runs are not retrained, because the ledger
+holds them, and `--report` regenerates the table from the ledger alone."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+LEDGERS = REPOSITORY / "docs" / "results"
+log = logging.getLogger("bench")
+
+
+class ModelMismatch(RuntimeError):
+    """The ledger's runs came from another teacher (or init): adding to them would mix two models in one table."""
+
+
+def commit() -> str | None:
+    """The checked-out commit (provenance of a record), or None outside a git checkout."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPOSITORY, capture_output=True, text=True)
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+class Ledger:
+    """`get` / `put` of JSON records by name (`teacher`, `caches/aug`, `runs/bilstm-ce/seed0`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __str__(self) -> str:
+        root = self.root.resolve()
+        return str(root.relative_to(REPOSITORY) if root.is_relative_to(REPOSITORY) else root)
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.json"
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        path = self.path(name)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def put(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
+        """`record` with when and at which commit it was recorded, unless it already says (a copied record)."""
+        record = {"recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "commit": commit(), **record}
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        return record
+
+    def bind_model(self, name: str, model_files: str, describe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The record of model `name` (the teacher, an init the runs share): `describe()`'s on first use; a model
+        rebuilt on another machine must hash the same (`model_files`), or the ledger's runs came from another one."""
+        held = self.get(name)
+        if held is None:
+            return self.put(name, {"model_files": model_files, **describe()})
+        if held.get("model_files") is None:  # transcribed from before the ledger: the rebuilt model's figures beside
+            log.warning("%s: no hash recorded; adopting this %s's, its figures under 'rebuilt'", self.path(name), name)
+            return self.put(name, {**held, "model_files": model_files, "rebuilt": describe()})
+        if held["model_files"] != model_files:
+            raise ModelMismatch(
+                f"{self.path(name)}: the ledger's runs used a {name} whose files hash to {held['model_files'][:16]}, "
+                f"this one's to {model_files[:16]}; pass another --ledger for a new table")
+        return held
+
+    def run(self, row: str, seed: int, protocol: str) -> dict[str, Any] | None:
+        """The finished run of (`row`, `seed`) under `protocol`; a record of another protocol is stale."""
+        record = self.get(f"runs/{row}/seed{seed}")
+        return record if record is not None and record.get("protocol") == protocol else None
+
+    def put_run(self, row: str, seed: int, record: dict[str, Any]) -> dict[str, Any]:
+        return self.put(f"runs/{row}/seed{seed}", {"row": row, "seed": seed, **record})

@@ -1,0 +1,94 @@
+"""The experiments' ledger: finished runs survive the machine (a rerun trains only what it lacks), the table is
+regenerated from it alone, and runs of another teacher or protocol never mix into it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.experiments import sst2_scale
+from bench.experiments.ledger import Ledger, ModelMismatch
+from bench.experiments.sst2_scale import Experiment, Row, Sizes, summarise, todo
+from tests.test_sst2_split import TEXTS
+
+ROWS = [Row("bilstm-ce", "BiLSTM", "random", "train", "CE only", "tang_bilstm", uses_teacher=False),
+        Row("bilstm-kd-aug", "BiLSTM", "random", "aug", "logit MSE + CE", "tang_bilstm")]
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    source = tmp_path / "train.tsv"
+    source.write_text("sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(TEXTS)))
+    return Experiment(tmp_path / "out", Sizes(test=1, validation=1, phrases=10, seeds=2), source,
+                      Ledger(tmp_path / "ledger"))
+
+
+def finished_run(experiment, row: str, seed: int, sentences: float, **extra) -> dict:
+    return experiment.ledger.put_run(row, seed, {"protocol": experiment.protocol, "seconds": 600.0, "epochs_run": 4.0,
+                                                 "best_epoch": 2.0, "validation": 0.8,
+                                                 "scores": {"sentences": sentences, "phrases": 0.9}, **extra})
+
+
+def test_a_rerun_trains_only_the_runs_the_ledger_lacks_seed_zero_of_every_row_first(experiment):
+    assert [(r.name, s) for r, s in todo(experiment, ROWS)] == [
+        ("bilstm-ce", 0), ("bilstm-kd-aug", 0), ("bilstm-ce", 1), ("bilstm-kd-aug", 1)]
+    held = finished_run(experiment, "bilstm-kd-aug", 0, 0.86)
+    assert [(r.name, s) for r, s in todo(experiment, ROWS)] == [("bilstm-ce", 0), ("bilstm-ce", 1),
+                                                                 ("bilstm-kd-aug", 1)]
+    # no teacher, cache or run folder exists here: the held run is answered from the ledger, not trained
+    assert experiment.run_student(ROWS[1], 0) == held
+    assert held["commit"] and held["recorded"] and held["row"] == "bilstm-kd-aug"
+
+
+def test_runs_of_another_protocol_are_stale(experiment, monkeypatch):
+    finished_run(experiment, "bilstm-ce", 0, 0.82)
+    assert experiment.ledger.run("bilstm-ce", 0, experiment.protocol) is not None
+    assert experiment.ledger.run("bilstm-ce", 0, sst2_scale.protocol(Sizes(lstm_patience=5))) is None
+    monkeypatch.setattr(sst2_scale, "ROWS_VERSION", sst2_scale.ROWS_VERSION + 1)  # a row's recipe changed
+    assert sst2_scale.protocol(experiment.sizes) != experiment.protocol
+    assert sst2_scale.protocol(Sizes(seeds=5)) == sst2_scale.protocol(Sizes(seeds=3))  # more seeds: same runs
+
+
+def test_the_table_comes_from_the_ledger_alone(experiment):
+    note = "Paused for 20 min while the test suite ran."
+    finished_run(experiment, "bilstm-ce", 0, 0.80)
+    finished_run(experiment, "bilstm-ce", 1, 0.82, time_note=note)
+    finished_run(experiment, "bilstm-kd-aug", 0, 0.86)
+    experiment.ledger.put("teacher", {"model_files": "f" * 64, "epochs": [{"epoch": 1, "validation": 0.88}],
+                                      "best_epoch": 1, "seconds": 60.0, "validation": 0.88,
+                                      "scores": {"sentences": 0.90, "phrases": 0.91}})
+    experiment.ledger.put("caches/aug", {"fingerprint": "ab12", "rows": 1000, "bytes_per_example": 117})
+    text = summarise(experiment, ROWS)
+    assert "| 81.00 ± 1.41 | 90.00 ± 0.00 | 2.0 / 4.0 | 10.0 min [1] | – |" in text  # 2 of 2 seeds, its note
+    assert f"[1] {note}" in text
+    assert "| 86.00 (1 of 2 seeds) | 90.00 (1 of 2 seeds) |" in text and "| 117 B × 1,000 |" in text
+    assert "closes ≥ 45 % of the CE → teacher gap: 56 % (met)" in text  # (86 - 81) / (90 - 81)
+
+
+def test_an_empty_ledger_reports_nothing_measured(experiment):
+    text = summarise(experiment, ROWS)
+    assert "not trained yet" in text and text.count("not run yet") == 6 and "not measured yet" in text
+
+
+def test_a_model_rebuilt_elsewhere_must_hash_the_same(tmp_path):
+    ledger = Ledger(tmp_path)
+    described = []
+
+    def describe() -> dict:
+        described.append(1)
+        return {"scores": {"sentences": 0.9}}
+
+    first = ledger.bind_model("teacher", "a" * 64, describe)
+    assert first["model_files"] == "a" * 64 and first["scores"] == {"sentences": 0.9}
+    assert ledger.bind_model("teacher", "a" * 64, describe) == first and len(described) == 1
+    with pytest.raises(ModelMismatch, match=r"teacher\.json.*aaaaaaaaaaaaaaaa.*bbbbbbbbbbbbbbbb"):
+        ledger.bind_model("teacher", "b" * 64, describe)
+    assert ledger.get("teacher") == first  # the refused teacher changed nothing
+
+
+def test_a_transcribed_record_adopts_the_rebuilt_models_hash_and_keeps_both_figures(tmp_path):
+    ledger = Ledger(tmp_path)
+    ledger.put("teacher", {"model_files": None, "scores": {"sentences": 0.899}})
+    adopted = ledger.bind_model("teacher", "c" * 64, lambda: {"scores": {"sentences": 0.899}})
+    assert adopted["model_files"] == "c" * 64 and adopted["rebuilt"] == {"scores": {"sentences": 0.899}}
+    with pytest.raises(ModelMismatch):
+        ledger.bind_model("teacher", "d" * 64, lambda: {})
