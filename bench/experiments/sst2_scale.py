@@ -4,7 +4,7 @@ validation, three seeds per row (docs/results.md, "SST-2 students: one protocol"
     nohup python -m bench.experiments.sst2_scale > out/sst2-scale.log 2>&1 &   # every step cached: rerun to resume
     python -m bench.experiments.sst2_scale --report            # the table from the ledger; trains nothing
     python -m bench.experiments.sst2_scale --quick             # wiring check on 3 000 training rows
-    python -m bench.experiments.sst2_scale --only bilstm,bert3  # rows whose name starts with one of these
+    python -m bench.experiments.sst2_scale --only 'bilstm-kd,bert3-*' --seeds 2   # rows by name (shell patterns)
 
 Protocol: the last 1 000 whole sentences of train.tsv are the test set, the 1 000 before them the validation
 set, and every training row inside either leaves training (bench/makers/sst2_split.py); 2 000 sub-phrases
@@ -28,6 +28,7 @@ from the ledger's. `--report` reads the ledger alone.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import logging
 import math
@@ -383,7 +384,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", default=str(SST2_TRAIN))
     parser.add_argument("--out", default="out/sst2-scale")
     parser.add_argument("--seeds", type=int, help="training seeds of each row (default 3)")
-    parser.add_argument("--only", help="comma-separated row-name prefixes (bilstm, bert3, tinybert4, minilm4)")
+    parser.add_argument("--only", help="comma-separated row names or shell patterns (bilstm-kd, 'bert3-*', "
+                                       "'tinybert4-*', minilm4-random)")
     parser.add_argument("--quick", action="store_true", help="3 000 training rows: checks the wiring")
     parser.add_argument("--report", action="store_true", help="tabulate the ledger's runs only; train nothing new")
     parser.add_argument("--ledger", help="the folder of finished runs (default docs/results/sst2-scale; --quick: "
@@ -417,9 +419,9 @@ def main() -> None:
     out = Path(args.out)
     ledger = Ledger(Path(args.ledger) if args.ledger else (out / "ledger" if args.quick else LEDGERS / "sst2-scale"))
     exp = Experiment(out, sizes, Path(args.data), ledger)
-    prefixes = tuple(args.only.split(",")) if args.only else ("",)
+    patterns = args.only.split(",") if args.only else ["*"]
     plan = [r for r in rows(sizes, pretrained_layers(minilm(), out / "bert3-pretrained", 3), general_dir(out))
-            if r.name.startswith(prefixes)]
+            if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
     missing = [] if args.report else todo(exp, plan)
     log.info("%d runs to train (%s)", len(missing), ", ".join(f"{r.name} seed {s}" for r, s in missing) or "none")
     if missing:
