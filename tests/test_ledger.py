@@ -92,3 +92,17 @@ def test_a_transcribed_record_adopts_the_rebuilt_models_hash_and_keeps_both_figu
     assert adopted["model_files"] == "c" * 64 and adopted["rebuilt"] == {"scores": {"sentences": 0.899}}
     with pytest.raises(ModelMismatch):
         ledger.bind_model("teacher", "d" * 64, lambda: {})
+
+
+def test_a_runs_estimate_is_its_clean_ledger_time_plus_the_builds_it_still_needs(experiment):
+    assert experiment.estimate(ROWS[1]) is None  # nothing timed: a budgeted rerun starts nothing
+    finished_run(experiment, "bilstm-kd-aug", 1, 0.86, seconds=3000.0, time_note="paused for an hour")
+    finished_run(experiment, "bilstm-ce", 0, 0.80, seconds=2000.0)
+    assert experiment.estimate(ROWS[1]) == 2000.0  # no clean time of its own: the longest clean run's
+    finished_run(experiment, "bilstm-kd-aug", 0, 0.86, seconds=1000.0)
+    assert experiment.estimate(ROWS[1]) == 1000.0  # the paused run's time says nothing about the next
+    experiment.ledger.put("caches/aug", {"rows": 10, "bytes_per_example": 117, "augment_seconds": 30.0,
+                                         "label_seconds": 400.0})
+    assert experiment.estimate(ROWS[1]) == 1430.0  # its cache is not built on this machine yet
+    experiment.cache_dirs["aug"] = experiment.out / "cache-aug"
+    assert experiment.estimate(ROWS[1]) == 1000.0

@@ -73,5 +73,10 @@ class Ledger:
         record = self.get(f"runs/{row}/seed{seed}")
         return record if record is not None and record.get("protocol") == protocol else None
 
+    def runs(self, protocol: str) -> list[dict[str, Any]]:
+        """Every finished run under `protocol`, of any row."""
+        records = (json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.root.glob("runs/*/seed*.json")))
+        return [r for r in records if r.get("protocol") == protocol]
+
     def put_run(self, row: str, seed: int, record: dict[str, Any]) -> dict[str, Any]:
         return self.put(f"runs/{row}/seed{seed}", {"row": row, "seed": seed, **record})

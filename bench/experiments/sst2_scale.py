@@ -3,6 +3,7 @@ validation, three seeds per row (docs/results.md, "SST-2 students: one protocol"
 
     nohup python -m bench.experiments.sst2_scale > out/sst2-scale.log 2>&1 &   # every step cached: rerun to resume
     python -m bench.experiments.sst2_scale --report            # the table from the ledger; trains nothing
+    python -m bench.experiments.sst2_scale --budget-minutes 150   # only the runs that fit (the ledger's times)
     python -m bench.experiments.sst2_scale --quick             # wiring check on 3 000 training rows
     python -m bench.experiments.sst2_scale --only 'bilstm-kd,bert3-*' --seeds 2   # rows by name (shell patterns)
 
@@ -33,6 +34,7 @@ import json
 import logging
 import math
 import statistics
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,7 +201,8 @@ class Experiment:
                       "sentences": len(split.sentences), "phrases": len(split.phrases)}
         log.info("split: %s", self.split)
         self.teacher = out / "teacher"
-        self.cache_dirs: dict[str, Path] = {}
+        self.cache_dirs: dict[str, Path] = {}  # built (or found built) on this machine
+        self.general: Path | None = None
 
     def fine_tune_teacher(self) -> dict[str, Any]:
         """The teacher (trained here, or reused from `out`), which must be the ledger's: the ledger's record."""
@@ -217,14 +220,43 @@ class Experiment:
         """TinyBERT's general student (built here, or reused from `out`), which must be the ledger's."""
         student, facts = general_student(self.out, minilm(), self.sizes.general_documents, self.sizes.general_epochs)
         self.ledger.bind_model("general", model_fingerprint(student), lambda: {"facts": facts})
+        self.general = student
         return student
+
+    def prepare(self, row: Row) -> None:
+        """The cache `row` reads (and TinyBERT's general init), built or found built before its first run here."""
+        general = row.name == "tinybert4-general" and self.general is None
+        if row.data in self.cache_dirs and not general:
+            return
+        with ray_session(None):
+            self.build_caches([row.data])
+            if general:
+                self.general_init()
+
+    def estimate(self, row: Row) -> float | None:
+        """Seconds one more seed of `row` should take here: the mean of its ledger runs whose time carries no note
+        (none: the longest such run of any row), plus the recorded build time of its cache (and general init)
+        when not built here yet. None: the ledger holds no cleanly timed run."""
+        own = [r["seconds"] for r in self.finished([row])[row.name] if not r.get("time_note")]
+        longest = max((r["seconds"] for r in self.ledger.runs(self.protocol) if not r.get("time_note")), default=None)
+        run = statistics.mean(own) if own else longest
+        if run is None:
+            return None
+        builds = []
+        if row.data not in self.cache_dirs:
+            cache = self.ledger.get(f"caches/{row.data}") or {}
+            builds += [cache.get("augment_seconds", 0), cache.get("label_seconds", 0)]
+        if row.name == "tinybert4-general" and self.general is None:
+            facts = (self.ledger.get("general") or {}).get("facts", {})
+            builds += [facts.get("label_seconds", 0), facts.get("train_seconds", 0)]
+        return run + sum(builds)
 
     def build_caches(self, names: list[str]) -> None:
         """augment → label; the Tang caches share one augmented folder. A cache's size and first build's seconds
         go to the ledger (`caches/<name>`)."""
         data = {"originals": ORIGINALS_ONLY,
                 "tang": {"tang.n_iter": self.sizes.aug_n, "tang.skip_subphrases": True}}
-        for name in names:
+        for name in (n for n in names if n not in self.cache_dirs):
             kind, label = CACHES[name]
             folder = self.out / f"cache-{'train' if kind == 'originals' else 'aug'}"
             cache = labelled_cache(self.paths["train"], folder, augmentation("tang", {"columns": SENTENCE_LABEL,
@@ -387,6 +419,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated row names or shell patterns (bilstm-kd, 'bert3-*', "
                                        "'tinybert4-*', minilm4-random)")
     parser.add_argument("--quick", action="store_true", help="3 000 training rows: checks the wiring")
+    parser.add_argument("--budget-minutes", type=float, help="start only the runs whose estimate (the ledger's "
+                                                                "times) fits in this many minutes from now")
     parser.add_argument("--report", action="store_true", help="tabulate the ledger's runs only; train nothing new")
     parser.add_argument("--ledger", help="the folder of finished runs (default docs/results/sst2-scale; --quick: "
                                          "<out>/ledger)")
@@ -399,19 +433,23 @@ def todo(exp: Experiment, plan: list[Row]) -> list[tuple[Row, int]]:
             if exp.ledger.run(row.name, seed, exp.protocol) is None]
 
 
-def train_missing(exp: Experiment, missing: list[tuple[Row, int]]) -> None:
-    """The teacher, the caches the missing runs read, then the runs; each step reused when done."""
+def train_missing(exp: Experiment, missing: list[tuple[Row, int]], deadline: float | None = None) -> None:
+    """The teacher, then each missing run, its cache and init built on first need. Under a `deadline`
+    (`time.monotonic()`), only the runs whose estimate fits the time left start: a run cut off when the machine
+    goes is lost with it (its checkpoints live in `out/`)."""
     exp.fine_tune_teacher()
-    with ray_session(None):
-        exp.build_caches(sorted({row.data for row, _ in missing}))
-        if any(row.name == "tinybert4-general" for row, _ in missing):
-            exp.general_init()
     for row, seed in missing:
+        cost = exp.estimate(row) if deadline is not None else None
+        if deadline is not None and (cost is None or cost > deadline - time.monotonic()):
+            log.info("not starting %s seed %d (%s, %.0f min left)", row.name, seed, "no clean time in the ledger"
+                     if cost is None else f"about {cost / 60:.0f} min", (deadline - time.monotonic()) / 60)
+            continue
+        exp.prepare(row)
         exp.run_student(row, seed)
 
 
 def main() -> None:
-    args = parse_args()
+    args, started = parse_args(), time.monotonic()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     sizes = QUICK if args.quick else Sizes()
@@ -425,7 +463,7 @@ def main() -> None:
     missing = [] if args.report else todo(exp, plan)
     log.info("%d runs to train (%s)", len(missing), ", ".join(f"{r.name} seed {s}" for r, s in missing) or "none")
     if missing:
-        train_missing(exp, missing)
+        train_missing(exp, missing, started + 60 * args.budget_minutes if args.budget_minutes else None)
     text = summarise(exp, plan)
     print(text)
     (out / "results.md").parent.mkdir(parents=True, exist_ok=True)
