@@ -451,7 +451,8 @@ def train_missing(exp: Experiment, missing: list[tuple[Row, int]], deadline: flo
 def main() -> None:
     args, started = parse_args(), time.monotonic()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)
+    for name in ("bench", "distill.progress", "distill.train", "distill.finetune"):  # a line per 30 s of long work
+        logging.getLogger(name).setLevel(logging.INFO)
     sizes = QUICK if args.quick else Sizes()
     sizes.seeds = args.seeds or sizes.seeds
     out = Path(args.out)
