@@ -328,10 +328,11 @@ def machine_line() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = sorted({f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
-                    if f in cpuinfo.read_text()}) if cpuinfo.exists() else []
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = sorted({f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if f in cpuinfo})
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    return (f"{model}, {torch.get_num_threads()} threads, "
             f"CPU flags {' '.join(flags) or 'none of avx2/avx512'}, torch {torch.__version__}, no GPU")
 
 
