@@ -403,7 +403,7 @@ def summarise(exp: Experiment, plan: list[Row]) -> str:
     s = exp.split
     general = ledger.get("general")
     return "\n".join([
-        *lines, *(f"[{i}] {note}" for i, note in enumerate(notes, 1)), "",
+        *lines, "", *(f"[{i}] {note}\n" for i, note in enumerate(notes, 1)),
         "Goals (test sentences):", *goals(runs, teacher["scores"]["sentences"] if teacher else None), "",
         f"Split: {s['train_rows']:,} training rows ({s['dropped']:,} inside held-out sentences dropped), "
         f"{s['validation']:,} validation and {s['sentences']:,} test sentences (of {s['maximal']:,} whole "
