@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,6 @@ def run_dir_of(out: Path) -> Path:
 def general_dir(out: Path) -> Path:
     """Where `general_student(out, ...)` saves the TinyBERT general student."""
     return run_dir_of(out) / "student"
-
-
-def general_facts(out: Path) -> dict[str, Any] | None:
-    """The finished general student's corpus and costs (None before it is built)."""
-    record = run_dir_of(out) / "general.json"
-    return json.loads(record.read_text())["facts"] if record.exists() else None
 
 
 def general_student(out: Path, encoder: str, documents: int | None = None, epochs: float = 3.0) -> tuple[Path, dict]:
