@@ -99,6 +99,10 @@ def test_a_runs_estimate_is_its_clean_ledger_time_plus_the_builds_it_still_needs
     finished_run(experiment, "bilstm-kd-aug", 1, 0.86, seconds=3000.0, time_note="paused for an hour")
     finished_run(experiment, "bilstm-ce", 0, 0.80, seconds=2000.0)
     assert experiment.estimate(ROWS[1]) == 2000.0  # no clean time of its own: the longest clean run's
+    peer = Row("bilstm-ce-aug", "BiLSTM", "random", "aug", "CE only", "tang_bilstm", uses_teacher=False)
+    finished_run(experiment, peer.name, 0, 0.82, seconds=1500.0)
+    assert experiment.estimate(ROWS[1], [ROWS[0], ROWS[1], peer]) == 1500.0  # same model over the same cache
+    assert experiment.estimate(ROWS[1], ROWS) == 2000.0  # bilstm-ce trains on another cache: not a peer
     finished_run(experiment, "bilstm-kd-aug", 0, 0.86, seconds=1000.0)
     assert experiment.estimate(ROWS[1]) == 1000.0  # the paused run's time says nothing about the next
     experiment.ledger.put("caches/aug", {"rows": 10, "bytes_per_example": 117, "augment_seconds": 30.0,

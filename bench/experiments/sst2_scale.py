@@ -35,6 +35,7 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,13 +234,16 @@ class Experiment:
             if general:
                 self.general_init()
 
-    def estimate(self, row: Row) -> float | None:
-        """Seconds one more seed of `row` should take here: the mean of its ledger runs whose time carries no note
-        (none: the longest such run of any row), plus the recorded build time of its cache (and general init)
-        when not built here yet. None: the ledger holds no cleanly timed run."""
-        own = [r["seconds"] for r in self.finished([row])[row.name] if not r.get("time_note")]
-        longest = max((r["seconds"] for r in self.ledger.runs(self.protocol) if not r.get("time_note")), default=None)
-        run = statistics.mean(own) if own else longest
+    def estimate(self, row: Row, peers: Iterable[Row] = ()) -> float | None:
+        """Seconds one more seed of `row` should take here: the mean of its ledger runs whose time carries no note;
+        without one, the mean of its `peers`' of the same family over the same cache (the same steps per epoch);
+        without those, the longest such run of any row. Plus the recorded build time of its cache (and general
+        init) when not built here yet. None: the ledger holds no cleanly timed run."""
+        alike = [p for p in peers if p.family == row.family and p.data == row.data and p.name != row.name]
+        clean = self.clean_seconds()
+        similar = [s for p in alike for s in clean.get(p.name, [])]
+        run = next((statistics.mean(t) for t in (clean.get(row.name), similar) if t),
+                   max((s for t in clean.values() for s in t), default=None))
         if run is None:
             return None
         builds = []
@@ -250,6 +254,13 @@ class Experiment:
             facts = (self.ledger.get("general") or {}).get("facts", {})
             builds += [facts.get("label_seconds", 0), facts.get("train_seconds", 0)]
         return run + sum(builds)
+
+    def clean_seconds(self) -> dict[str, list[float]]:
+        """Each row's ledger run times that carry no note (a paused or partly counted run predicts nothing)."""
+        clean: dict[str, list[float]] = {}
+        for r in (r for r in self.ledger.runs(self.protocol) if not r.get("time_note")):
+            clean.setdefault(r["row"], []).append(r["seconds"])
+        return clean
 
     def build_caches(self, names: list[str]) -> None:
         """augment → label; the Tang caches share one augmented folder. A cache's size and first build's seconds
@@ -438,8 +449,9 @@ def train_missing(exp: Experiment, missing: list[tuple[Row, int]], deadline: flo
     (`time.monotonic()`), only the runs whose estimate fits the time left start: a run cut off when the machine
     goes is lost with it (its checkpoints live in `out/`)."""
     exp.fine_tune_teacher()
+    peers = {row.name: row for row, _ in missing}.values()
     for row, seed in missing:
-        cost = exp.estimate(row) if deadline is not None else None
+        cost = exp.estimate(row, peers) if deadline is not None else None
         if deadline is not None and (cost is None or cost > deadline - time.monotonic()):
             log.info("not starting %s seed %d (%s, %.0f min left)", row.name, seed, "no clean time in the ledger"
                      if cost is None else f"about {cost / 60:.0f} min", (deadline - time.monotonic()) / 60)
