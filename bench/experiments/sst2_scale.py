@@ -444,12 +444,13 @@ def todo(exp: Experiment, plan: list[Row]) -> list[tuple[Row, int]]:
             if exp.ledger.run(row.name, seed, exp.protocol) is None]
 
 
-def train_missing(exp: Experiment, missing: list[tuple[Row, int]], deadline: float | None = None) -> None:
+def train_missing(exp: Experiment, missing: list[tuple[Row, int]], deadline: float | None = None,
+                  peers: Iterable[Row] = ()) -> None:
     """The teacher, then each missing run, its cache and init built on first need. Under a `deadline`
     (`time.monotonic()`), only the runs whose estimate fits the time left start: a run cut off when the machine
-    goes is lost with it (its checkpoints live in `out/`)."""
+    goes is lost with it (its checkpoints live in `out/`). `peers`: the table's rows, whose times estimate a row
+    with none of its own (`Experiment.estimate`)."""
     exp.fine_tune_teacher()
-    peers = {row.name: row for row, _ in missing}.values()
     for row, seed in missing:
         cost = exp.estimate(row, peers) if deadline is not None else None
         if deadline is not None and (cost is None or cost > deadline - time.monotonic()):
@@ -471,12 +472,12 @@ def main() -> None:
     ledger = Ledger(Path(args.ledger) if args.ledger else (out / "ledger" if args.quick else LEDGERS / "sst2-scale"))
     exp = Experiment(out, sizes, Path(args.data), ledger)
     patterns = args.only.split(",") if args.only else ["*"]
-    plan = [r for r in rows(sizes, pretrained_layers(minilm(), out / "bert3-pretrained", 3), general_dir(out))
-            if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
+    table = rows(sizes, pretrained_layers(minilm(), out / "bert3-pretrained", 3), general_dir(out))
+    plan = [r for r in table if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
     missing = [] if args.report else todo(exp, plan)
     log.info("%d runs to train (%s)", len(missing), ", ".join(f"{r.name} seed {s}" for r, s in missing) or "none")
     if missing:
-        train_missing(exp, missing, started + 60 * args.budget_minutes if args.budget_minutes else None)
+        train_missing(exp, missing, started + 60 * args.budget_minutes if args.budget_minutes else None, table)
     text = summarise(exp, plan)
     print(text)
     (out / "results.md").parent.mkdir(parents=True, exist_ok=True)
