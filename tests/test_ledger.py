@@ -110,3 +110,13 @@ def test_a_runs_estimate_is_its_clean_ledger_time_plus_the_builds_it_still_needs
     assert experiment.estimate(ROWS[1]) == 1430.0  # its cache is not built on this machine yet
     experiment.cache_dirs["aug"] = experiment.out / "cache-aug"
     assert experiment.estimate(ROWS[1]) == 1000.0
+
+
+def test_the_bert3_goal_takes_the_init_that_validation_prefers_not_the_better_test_score():
+    def run(validation: float, sentences: float) -> dict:
+        return {"validation": validation, "scores": {"sentences": sentences, "phrases": 0.9}}
+
+    runs = {"bert3-pretrained-kd": [run(0.86, 0.88)], "bert3-teacher-kd": [run(0.87, 0.85)],
+            "bilstm-kd-aug": [run(0.85, 0.86)]}
+    lines = sst2_scale.goals(runs, 0.9)
+    assert "- BERT-3 with KD ≥ BiLSTM KD + aug: init chosen on validation 85.00 vs 86.00 (**missed**)" in lines
