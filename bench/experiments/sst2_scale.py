@@ -341,10 +341,15 @@ def note_marks(runs: list[dict[str, Any]], notes: list[str]) -> str:
     return "".join(f" {m}" for m in marks)
 
 
+def validations(runs: list[dict[str, Any]]) -> list[float]:
+    """The runs' validation scores (a run that kept no best epoch has none)."""
+    return [r["validation"] for r in runs if r.get("validation") is not None]
+
+
 def row_line(row: Row, runs: list[dict[str, Any]], caches: dict[str, dict], seeds: int, notes: list[str]) -> str:
     """One table row: mean ± std over the finished seeds."""
     tested = {name: [r["scores"][name] for r in runs] for name in TESTS}
-    validation = [r["validation"] for r in runs if r.get("validation") is not None]
+    validation = validations(runs)
     epochs = time = "–"
     if runs:
         epochs = f"{statistics.mean(r['best_epoch'] or 0 for r in runs):.1f} / " \
@@ -372,8 +377,9 @@ def goals(runs: dict[str, list[dict]], teacher: float | None) -> list[str]:
 
     ce, aug = m.get("bilstm-ce"), m.get("bilstm-kd-aug")
     closed = (aug - ce) / (teacher - ce) if None not in (ce, aug, teacher) else None
-    bert_kd = [name for name in ("bert3-pretrained-kd", "bert3-teacher-kd") if m.get(name) is not None]
-    chosen = max(bert_kd, key=lambda name: statistics.mean(r["validation"] for r in runs[name]), default=None)
+    bert_kd = [name for name in ("bert3-pretrained-kd", "bert3-teacher-kd")
+               if m.get(name) is not None and validations(runs[name])]
+    chosen = max(bert_kd, key=lambda name: statistics.mean(validations(runs[name])), default=None)
     best_kd = m[chosen] if chosen else None  # the init validation prefers: the test sets choose nothing
     tiny, general, mini = m.get("tinybert4-random"), m.get("tinybert4-general"), m.get("minilm4-random")
     return [
