@@ -375,6 +375,9 @@ def goals(runs: dict[str, list[dict]], teacher: float | None) -> list[str]:
     def verdict(ok: bool | None) -> str:
         return "not measured yet" if ok is None else ("met" if ok else "**missed**")
 
+    def percent(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.2f}"
+
     ce, aug = m.get("bilstm-ce"), m.get("bilstm-kd-aug")
     closed = (aug - ce) / (teacher - ce) if None not in (ce, aug, teacher) else None
     bert_kd = [name for name in ("bert3-pretrained-kd", "bert3-teacher-kd")
@@ -382,16 +385,16 @@ def goals(runs: dict[str, list[dict]], teacher: float | None) -> list[str]:
     chosen = max(bert_kd, key=lambda name: statistics.mean(validations(runs[name])), default=None)
     best_kd = m[chosen] if chosen else None  # the init validation prefers: the test sets choose nothing
     tiny, general, mini = m.get("tinybert4-random"), m.get("tinybert4-general"), m.get("minilm4-random")
+
     return [
         f"- BiLSTM KD + aug closes ≥ 45 % of the CE → teacher gap: "
         f"{'–' if closed is None else f'{100 * closed:.0f} %'} ({verdict(None if closed is None else closed >= 0.45)})",
-        f"- BERT-3 with KD ≥ BiLSTM KD + aug: init chosen on validation {'–' if best_kd is None else f'{100 * best_kd:.2f}'} vs "
-        f"{'–' if aug is None else f'{100 * aug:.2f}'} "
+        f"- BERT-3 with KD ≥ BiLSTM KD + aug: init chosen on validation {percent(best_kd)} vs {percent(aug)} "
         f"({verdict(None if best_kd is None or aug is None else best_kd >= aug)})",
-        f"- TinyBERT-4 from general init ≥ 85: {'–' if general is None else f'{100 * general:.2f}'} "
+        f"- TinyBERT-4 from general init ≥ 85: {percent(general)} "
         f"({verdict(None if general is None else general >= 0.85)})",
-        f"- MiniLM student ≥ TinyBERT-4 (random init, the same start): {'–' if mini is None else f'{100 * mini:.2f}'}"
-        f" vs {'–' if tiny is None else f'{100 * tiny:.2f}'} ({verdict(None if mini is None or tiny is None else mini >= tiny)})",
+        f"- MiniLM student ≥ TinyBERT-4 (random init, the same start): {percent(mini)} vs {percent(tiny)} "
+        f"({verdict(None if mini is None or tiny is None else mini >= tiny)})",
     ]
 
 
