@@ -346,6 +346,17 @@ def validations(runs: list[dict[str, Any]]) -> list[float]:
     return [r["validation"] for r in runs if r.get("validation") is not None]
 
 
+def time_cell(runs: list[dict[str, Any]], notes: list[str]) -> str:
+    """Mean train time per seed over the runs whose time is clean; the noted ones are named as left out. Only
+    when every run carries a note is the mean theirs, marked."""
+    clean = [r for r in runs if not r.get("time_note")]
+    minutes = statistics.mean(r["seconds"] for r in clean or runs) / 60
+    if not clean:
+        return f"{minutes:.1f} min{note_marks(runs, notes)}"
+    left_out = note_marks([r for r in runs if r.get("time_note")], notes)
+    return f"{minutes:.1f} min (without{left_out})" if left_out else f"{minutes:.1f} min"
+
+
 def row_line(row: Row, runs: list[dict[str, Any]], caches: dict[str, dict], seeds: int, notes: list[str]) -> str:
     """One table row: mean ± std over the finished seeds."""
     tested = {name: [r["scores"][name] for r in runs] for name in TESTS}
@@ -354,7 +365,7 @@ def row_line(row: Row, runs: list[dict[str, Any]], caches: dict[str, dict], seed
     if runs:
         epochs = f"{statistics.mean(r['best_epoch'] or 0 for r in runs):.1f} / " \
                  f"{statistics.mean(r['epochs_run'] for r in runs):.1f}"
-        time = f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f} min{note_marks(runs, notes)}"
+        time = time_cell(runs, notes)
     cache = "–"
     if row.uses_teacher and row.data in caches:
         totals = caches[row.data]
