@@ -122,3 +122,22 @@ def test_the_bert3_goal_takes_the_init_that_validation_prefers_not_the_better_te
             "bilstm-kd-aug": [run(0.85, 0.86)]}
     lines = sst2_scale.goals(runs, 0.9)
     assert "- BERT-3 with KD ≥ BiLSTM KD + aug: init chosen on validation 85.00 vs 86.00 (**missed**)" in lines
+
+
+def test_a_rebuilt_model_with_other_bytes_counts_only_when_it_reproduces_every_recorded_figure(tmp_path):
+    ledger = Ledger(tmp_path)
+    figures = {"epochs": [{"epoch": 1, "validation": 0.864}], "best_epoch": 1, "validation": 0.864,
+               "scores": {"sentences": 0.899, "phrases": 0.9075}}
+    behaviour = ("epochs", "best_epoch", "validation", "scores")
+    ledger.bind_model("teacher", "a" * 64, lambda: {**figures, "seconds": 10.0}, behaviour)
+    other_cpu = ledger.bind_model("teacher", "b" * 64, lambda: {**figures, "seconds": 20.0}, behaviour)
+    assert [e["model_files"] for e in other_cpu["equivalent"]] == ["b" * 64]
+    assert other_cpu["model_files"] == "a" * 64 and other_cpu["seconds"] == 10.0  # the first record stands
+    assert ledger.bind_model("teacher", "b" * 64, lambda: pytest.fail("known hash: not described again"),
+                             behaviour) == other_cpu
+    drifted = {**figures, "scores": {"sentences": 0.898, "phrases": 0.9075}}
+    with pytest.raises(ModelMismatch, match=r"cccccccccccccccc and its \['scores'\] differ"):
+        ledger.bind_model("teacher", "c" * 64, lambda: drifted, behaviour)
+    with pytest.raises(ModelMismatch):  # without named figures only the bytes count (the general student's facts)
+        ledger.bind_model("teacher", "d" * 64, lambda: figures)
+    assert ledger.get("teacher") == other_cpu

@@ -53,20 +53,34 @@ class Ledger:
         path.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         return record
 
-    def bind_model(self, name: str, model_files: str, describe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """The record of model `name` (the teacher, an init the runs share): `describe()`'s on first use; a model
-        rebuilt on another machine must hash the same (`model_files`), or the ledger's runs came from another one."""
+    def bind_model(self, name: str, model_files: str, describe: Callable[[], dict[str, Any]],
+                   same_figures: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The record of model `name` (the teacher, an init the runs share): `describe()`'s on first use. A model
+        rebuilt on another machine must hash the same (`model_files`), or the ledger's runs came from another one;
+        or, where `same_figures` names its record's behaviour (validation after each epoch, test scores), reproduce
+        every one of those figures: the same code and seed give other bytes on another CPU's kernels (AMX against
+        AVX512 accumulation order), so bytes alone would refuse the same model. Its hash joins `equivalent`."""
         held = self.get(name)
         if held is None:
             return self.put(name, {"model_files": model_files, **describe()})
         if held.get("model_files") is None:  # transcribed from before the ledger: the rebuilt model's figures beside
             log.warning("%s: no hash recorded; adopting this %s's, its figures under 'rebuilt'", self.path(name), name)
             return self.put(name, {**held, "model_files": model_files, "rebuilt": describe()})
-        if held["model_files"] != model_files:
+        known = {held["model_files"], *(e["model_files"] for e in held.get("equivalent", []))}
+        if model_files in known:
+            return held
+        figures = describe() if same_figures else {}
+        differ = [key for key in same_figures if figures.get(key) != held.get(key)]
+        if not same_figures or differ:
             raise ModelMismatch(
                 f"{self.path(name)}: the ledger's runs used a {name} whose files hash to {held['model_files'][:16]}, "
-                f"this one's to {model_files[:16]}; pass another --ledger for a new table")
-        return held
+                f"this one's to {model_files[:16]}{f' and its {differ} differ' if differ else ''}; "
+                "pass another --ledger for a new table")
+        log.warning("%s: this %s hashes to %s, not %s, and reproduces its %s: the same model", self.path(name), name,
+                    model_files[:16], held["model_files"][:16], ", ".join(same_figures))
+        equivalent = {"model_files": model_files, "recorded": datetime.datetime.now(datetime.timezone.utc)
+                      .isoformat(timespec="seconds"), "commit": commit(), **figures}
+        return self.put(name, {**held, "equivalent": [*held.get("equivalent", []), equivalent]})
 
     def run(self, row: str, seed: int, protocol: str) -> dict[str, Any] | None:
         """The finished run of (`row`, `seed`) under `protocol`; a record of another protocol is stale."""

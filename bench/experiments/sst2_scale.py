@@ -57,6 +57,8 @@ log = logging.getLogger("bench")
 ROWS_VERSION = 1  # bump when a row's recipe changes: the ledger's runs of the old recipes then no longer count
 COLUMNS = Columns(**SENTENCE_LABEL)
 TESTS = ("sentences", "phrases")
+# What a rebuilt teacher must reproduce to count as the ledger's when its bytes differ (another CPU's kernels)
+TEACHER_BEHAVIOUR = ("epochs", "best_epoch", "validation", "scores")
 
 
 @dataclass
@@ -213,9 +215,10 @@ class Experiment:
         def describe() -> dict[str, Any]:
             epochs = [{"epoch": e["epoch"], "validation": e["dev_metrics"]["accuracy"]} for e in record["epochs"]]
             return {"epochs": epochs, "best_epoch": record["best_epoch"], "seconds": record["seconds"],
-                    "validation": max(e["validation"] for e in epochs), "scores": self.score(self.teacher)}
+                    "validation": max(e["validation"] for e in epochs), "scores": self.score(self.teacher),
+                    "machine": machine_line()}
 
-        return self.ledger.bind_model("teacher", model_fingerprint(self.teacher), describe)
+        return self.ledger.bind_model("teacher", model_fingerprint(self.teacher), describe, TEACHER_BEHAVIOUR)
 
     def general_init(self) -> Path:
         """TinyBERT's general student (built here, or reused from `out`), which must be the ledger's."""
