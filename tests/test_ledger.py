@@ -141,3 +141,17 @@ def test_a_rebuilt_model_with_other_bytes_counts_only_when_it_reproduces_every_r
     with pytest.raises(ModelMismatch):  # without named figures only the bytes count (the general student's facts)
         ledger.bind_model("teacher", "d" * 64, lambda: figures)
     assert ledger.get("teacher") == other_cpu
+
+
+def test_a_cache_rebuilt_elsewhere_keeps_the_first_builds_figures_unless_its_contents_differ(tmp_path):
+    ledger = Ledger(tmp_path)
+    first = {"fingerprint": "f1", "rows": 10, "bytes_per_example": 117.0, "label_seconds": 80.0}
+    ledger.record_build("caches/train", first)
+    assert ledger.knows_build("caches/train", "f1") and not ledger.knows_build("caches/train", "f2")
+    ledger.record_build("caches/train", {**first, "fingerprint": "f2", "label_seconds": 140.0})
+    held = ledger.get("caches/train")
+    assert held["fingerprint"] == "f1" and held["label_seconds"] == 80.0  # the first build's figures stand
+    assert [b["fingerprint"] for b in held["rebuilds"]] == ["f2"] and ledger.knows_build("caches/train", "f2")
+    ledger.record_build("caches/train", {**first, "fingerprint": "f3", "bytes_per_example": 4708.0})
+    assert ledger.get("caches/train")["fingerprint"] == "f3"  # other contents: another cache, a new record
+    assert not ledger.knows_build("caches/train", "f2")

@@ -27,6 +27,11 @@ def commit() -> str | None:
     return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
+def stamp() -> dict[str, Any]:
+    """When (UTC) and at which commit a record was written."""
+    return {"recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit()}
+
+
 class Ledger:
     """`get` / `put` of JSON records by name (`teacher`, `caches/aug`, `runs/bilstm-ce/seed0`)."""
 
@@ -46,8 +51,7 @@ class Ledger:
 
     def put(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
         """`record` with when and at which commit it was recorded, unless it already says (a copied record)."""
-        record = {"recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "commit": commit(), **record}
+        record = {**stamp(), **record}
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
@@ -78,9 +82,23 @@ class Ledger:
                 "pass another --ledger for a new table")
         log.warning("%s: this %s hashes to %s, not %s, and reproduces its %s: the same model", self.path(name), name,
                     model_files[:16], held["model_files"][:16], ", ".join(same_figures))
-        equivalent = {"model_files": model_files, "recorded": datetime.datetime.now(datetime.timezone.utc)
-                      .isoformat(timespec="seconds"), "commit": commit(), **figures}
+        equivalent = {"model_files": model_files, **stamp(), **figures}
         return self.put(name, {**held, "equivalent": [*held.get("equivalent", []), equivalent]})
+
+    def knows_build(self, name: str, fingerprint: str) -> bool:
+        """Whether the record `name` holds the build `fingerprint`, first or later."""
+        held = self.get(name) or {}
+        return fingerprint in {held.get("fingerprint"), *(b["fingerprint"] for b in held.get("rebuilds", []))}
+
+    def record_build(self, name: str, record: dict[str, Any], same: tuple[str, ...] = ("rows", "bytes_per_example")
+                     ) -> dict[str, Any]:
+        """A built artefact's record (a cache: its `fingerprint`, sizes, build seconds). The first build's figures
+        stand: a rebuild on another machine with the `same` contents under another fingerprint (its teacher's
+        bytes differ, see `bind_model`) joins `rebuilds`; one of other contents replaces the record."""
+        held = self.get(name)
+        if held is None or any(held.get(key) != record.get(key) for key in same):
+            return self.put(name, record)
+        return self.put(name, {**held, "rebuilds": [*held.get("rebuilds", []), {**stamp(), **record}]})
 
     def run(self, row: str, seed: int, protocol: str) -> dict[str, Any] | None:
         """The finished run of (`row`, `seed`) under `protocol`; a record of another protocol is stale."""

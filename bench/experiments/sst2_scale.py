@@ -280,11 +280,11 @@ class Experiment:
                                    lambda: {"seconds": {"augment_seconds": cache.augment_seconds,
                                                         "label_seconds": cache.label_seconds}})["seconds"]
             self.cache_dirs[name] = cache.cache_dir
-            held = self.ledger.get(f"caches/{name}")
-            if held is None or held.get("fingerprint") != cache.cache_dir.name:
+            if not self.ledger.knows_build(f"caches/{name}", cache.cache_dir.name):
                 totals = json.loads((cache.cache_dir / "_manifest.json").read_text())["totals"]
-                self.ledger.put(f"caches/{name}", {"fingerprint": cache.cache_dir.name, **totals, **seconds,
-                                                   "bytes_on_disk": directory_bytes(cache.cache_dir)})
+                self.ledger.record_build(f"caches/{name}", {"fingerprint": cache.cache_dir.name, **totals, **seconds,
+                                                            "bytes_on_disk": directory_bytes(cache.cache_dir),
+                                                            "machine": machine_line()})
             log.info("cache %s: %s", name, cache.cache_dir)
 
     def run_student(self, row: Row, seed: int) -> dict[str, Any]:
