@@ -128,7 +128,7 @@ def test_a_rebuilt_model_with_other_bytes_counts_only_when_it_reproduces_every_r
     ledger = Ledger(tmp_path)
     figures = {"epochs": [{"epoch": 1, "validation": 0.864}], "best_epoch": 1, "validation": 0.864,
                "scores": {"sentences": 0.899, "phrases": 0.9075}}
-    behaviour = ("epochs", "best_epoch", "validation", "scores")
+    behaviour = sst2_scale.TEACHER_BEHAVIOUR
     ledger.bind_model("teacher", "a" * 64, lambda: {**figures, "seconds": 10.0}, behaviour)
     other_cpu = ledger.bind_model("teacher", "b" * 64, lambda: {**figures, "seconds": 20.0}, behaviour)
     assert [e["model_files"] for e in other_cpu["equivalent"]] == ["b" * 64]

@@ -32,6 +32,11 @@ def stamp() -> dict[str, Any]:
     return {"recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit()}
 
 
+def versions(held: dict[str, Any], key: str, later: str) -> set[Any]:
+    """`held`'s `key` (a hash, a fingerprint) and those of the equal builds listed under `later`."""
+    return {held.get(key), *(entry[key] for entry in held.get(later, []))}
+
+
 class Ledger:
     """`get` / `put` of JSON records by name (`teacher`, `caches/aug`, `runs/bilstm-ce/seed0`)."""
 
@@ -70,8 +75,7 @@ class Ledger:
         if held.get("model_files") is None:  # transcribed from before the ledger: the rebuilt model's figures beside
             log.warning("%s: no hash recorded; adopting this %s's, its figures under 'rebuilt'", self.path(name), name)
             return self.put(name, {**held, "model_files": model_files, "rebuilt": describe()})
-        known = {held["model_files"], *(e["model_files"] for e in held.get("equivalent", []))}
-        if model_files in known:
+        if model_files in versions(held, "model_files", "equivalent"):
             return held
         figures = describe() if same_figures else {}
         differ = [key for key in same_figures if figures.get(key) != held.get(key)]
@@ -87,8 +91,7 @@ class Ledger:
 
     def knows_build(self, name: str, fingerprint: str) -> bool:
         """Whether the record `name` holds the build `fingerprint`, first or later."""
-        held = self.get(name) or {}
-        return fingerprint in {held.get("fingerprint"), *(b["fingerprint"] for b in held.get("rebuilds", []))}
+        return fingerprint in versions(self.get(name) or {}, "fingerprint", "rebuilds")
 
     def record_build(self, name: str, record: dict[str, Any], same: tuple[str, ...] = ("rows", "bytes_per_example")
                      ) -> dict[str, Any]:
