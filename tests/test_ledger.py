@@ -143,6 +143,25 @@ def test_a_rebuilt_model_with_other_bytes_counts_only_when_it_reproduces_every_r
     assert ledger.get("teacher") == other_cpu
 
 
+def test_a_rebuilt_init_of_the_same_recipe_is_recorded_as_another_draw_not_as_the_same_model(tmp_path):
+    ledger = Ledger(tmp_path)
+    facts = {"documents": 4024, "sequences": 6662, "wordpieces": 565463, "steps": 627, "train_seconds": 1050.0,
+             "bytes_per_example": 326000.0, "cache_bytes": 2.2e9, "label_seconds": 138.0}
+    recipe = sst2_scale.GENERAL_RECIPE
+    ledger.bind_model("general", "a" * 64, lambda: {"facts": facts}, recipe, redraw=True)
+    drawn = ledger.bind_model("general", "b" * 64, lambda: {"facts": {**facts, "train_seconds": 1125.0}}, recipe,
+                              redraw=True)
+    assert [e["model_files"] for e in drawn["redrawn"]] == ["b" * 64] and "equivalent" not in drawn
+    assert drawn["model_files"] == "a" * 64 and drawn["facts"]["train_seconds"] == 1050.0
+    assert "627 steps in 17.5 min; rebuilt on other CPUs as 1 other draw(s) of that recipe (bbbbbbbb;" in \
+        sst2_scale.general_line(drawn)
+    assert ledger.bind_model("general", "b" * 64, lambda: pytest.fail("known draw: not described again"), recipe,
+                             redraw=True) == drawn
+    with pytest.raises(ModelMismatch, match=r"\['facts.steps'\] differ"):  # a longer general stage: another recipe
+        ledger.bind_model("general", "c" * 64, lambda: {"facts": {**facts, "steps": 1254}}, recipe, redraw=True)
+    assert ledger.get("general") == drawn
+
+
 def test_a_cache_rebuilt_elsewhere_keeps_the_first_builds_figures_unless_its_contents_differ(tmp_path):
     ledger = Ledger(tmp_path)
     first = {"fingerprint": "f1", "rows": 10, "bytes_per_example": 117.0, "label_seconds": 80.0}

@@ -32,9 +32,16 @@ def stamp() -> dict[str, Any]:
     return {"recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit()}
 
 
-def versions(held: dict[str, Any], key: str, later: str) -> set[Any]:
-    """`held`'s `key` (a hash, a fingerprint) and those of the equal builds listed under `later`."""
-    return {held.get(key), *(entry[key] for entry in held.get(later, []))}
+def versions(held: dict[str, Any], key: str, *later: str) -> set[Any]:
+    """`held`'s `key` (a hash, a fingerprint) and those of the accepted rebuilds listed under each of `later`."""
+    return {held.get(key), *(entry[key] for name in later for entry in held.get(name, []))}
+
+
+def figure(record: dict[str, Any], key: str) -> Any:
+    """`record`'s value at a dotted `key` (`facts.steps`), None where a part is missing."""
+    for part in key.split("."):
+        record = record.get(part) if isinstance(record, dict) else None
+    return record
 
 
 class Ledger:
@@ -63,31 +70,36 @@ class Ledger:
         return record
 
     def bind_model(self, name: str, model_files: str, describe: Callable[[], dict[str, Any]],
-                   same_figures: tuple[str, ...] = ()) -> dict[str, Any]:
+                   same_figures: tuple[str, ...] = (), redraw: bool = False) -> dict[str, Any]:
         """The record of model `name` (the teacher, an init the runs share): `describe()`'s on first use. A model
         rebuilt on another machine must hash the same (`model_files`), or the ledger's runs came from another one;
         or, where `same_figures` names its record's behaviour (validation after each epoch, test scores), reproduce
         every one of those figures: the same code and seed give other bytes on another CPU's kernels (AMX against
-        AVX512 accumulation order), so bytes alone would refuse the same model. Its hash joins `equivalent`."""
+        AVX512 accumulation order), so bytes alone would refuse the same model. Its hash joins `equivalent`.
+        With `redraw`, `same_figures` name a recipe instead (an init with no behaviour figures: corpus, steps): a
+        rebuild of that recipe is another draw of the init, not the same model, and joins `redrawn` (the runs
+        that used it say so)."""
         held = self.get(name)
         if held is None:
             return self.put(name, {"model_files": model_files, **describe()})
         if held.get("model_files") is None:  # transcribed from before the ledger: the rebuilt model's figures beside
             log.warning("%s: no hash recorded; adopting this %s's, its figures under 'rebuilt'", self.path(name), name)
             return self.put(name, {**held, "model_files": model_files, "rebuilt": describe()})
-        if model_files in versions(held, "model_files", "equivalent"):
+        if model_files in versions(held, "model_files", "equivalent", "redrawn"):
             return held
         figures = describe() if same_figures else {}
-        differ = [key for key in same_figures if figures.get(key) != held.get(key)]
+        differ = [key for key in same_figures if figure(figures, key) != figure(held, key)]
         if not same_figures or differ:
             raise ModelMismatch(
                 f"{self.path(name)}: the ledger's runs used a {name} whose files hash to {held['model_files'][:16]}, "
                 f"this one's to {model_files[:16]}{f' and its {differ} differ' if differ else ''}; "
                 "pass another --ledger for a new table")
-        log.warning("%s: this %s hashes to %s, not %s, and reproduces its %s: the same model", self.path(name), name,
-                    model_files[:16], held["model_files"][:16], ", ".join(same_figures))
-        equivalent = {"model_files": model_files, **stamp(), **figures}
-        return self.put(name, {**held, "equivalent": [*held.get("equivalent", []), equivalent]})
+        joins = "redrawn" if redraw else "equivalent"
+        log.warning("%s: this %s hashes to %s, not %s, and has its %s: %s", self.path(name), name, model_files[:16],
+                    held["model_files"][:16], ", ".join(same_figures),
+                    "another draw of its recipe" if redraw else "the same model")
+        return self.put(name, {**held, joins: [*held.get(joins, []), {"model_files": model_files, **stamp(),
+                                                                      **figures}]})
 
     def knows_build(self, name: str, fingerprint: str) -> bool:
         """Whether the record `name` holds the build `fingerprint`, first or later."""

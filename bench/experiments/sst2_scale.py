@@ -59,6 +59,8 @@ COLUMNS = Columns(**SENTENCE_LABEL)
 TESTS = ("sentences", "phrases")
 # What a rebuilt teacher must reproduce to count as the ledger's when its bytes differ (another CPU's kernels)
 TEACHER_BEHAVIOUR = ("epochs", "best_epoch", "validation", "scores")
+# What a rebuilt general student must share to count as another draw of the ledger's (it has no behaviour figures)
+GENERAL_RECIPE = ("facts.documents", "facts.sequences", "facts.wordpieces", "facts.steps")
 
 
 @dataclass
@@ -157,14 +159,17 @@ def two_stage_rows(sizes: Sizes, general: Path | None) -> list[Row]:
     return rows
 
 
-def general_line(facts: dict[str, Any] | None) -> str:
-    if facts is None:
+def general_line(record: dict[str, Any] | None) -> str:
+    if record is None:
         return "General student: not built yet."
+    facts, draws = record["facts"], [d["model_files"][:8] for d in record.get("redrawn", [])]
     return (f"General student (TinyBERT's stage 1, WikiText-2 valid + test): {facts['documents']:,} documents, "
             f"{facts['sequences']:,} sequences, {facts['wordpieces']:,} wordpieces; cache "
             f"{facts['bytes_per_example']:,.0f} B/example ({facts['cache_bytes'] / 1e9:.1f} GB), labelled in "
             f"{facts['label_seconds'] / 60:.1f} min; {facts['steps']:,} steps in "
-            f"{facts['train_seconds'] / 60:.1f} min.")
+            f"{facts['train_seconds'] / 60:.1f} min" + (
+                f"; rebuilt on other CPUs as {len(draws)} other draw(s) of that recipe ({', '.join(draws)}; a "
+                f"run's `init_files` names the one it used)." if draws else "."))
 
 
 def rows(sizes: Sizes, pretrained: Path, general: Path | None) -> list[Row]:
@@ -206,6 +211,7 @@ class Experiment:
         self.teacher = out / "teacher"
         self.cache_dirs: dict[str, Path] = {}  # built (or found built) on this machine
         self.general: Path | None = None
+        self.general_files: str | None = None  # its hash: the tinybert4-general runs name the draw they used
 
     def fine_tune_teacher(self) -> dict[str, Any]:
         """The teacher (trained here, or reused from `out`), which must be the ledger's: the ledger's record."""
@@ -221,9 +227,11 @@ class Experiment:
         return self.ledger.bind_model("teacher", model_fingerprint(self.teacher), describe, TEACHER_BEHAVIOUR)
 
     def general_init(self) -> Path:
-        """TinyBERT's general student (built here, or reused from `out`), which must be the ledger's."""
+        """TinyBERT's general student (built here, or reused from `out`): the ledger's, or another draw of its
+        recipe (the same corpus and steps; a rebuild on another CPU trains to other weights)."""
         student, facts = general_student(self.out, minilm(), self.sizes.general_documents, self.sizes.general_epochs)
-        self.ledger.bind_model("general", model_fingerprint(student), lambda: {"facts": facts})
+        self.general_files = model_fingerprint(student)
+        self.ledger.bind_model("general", self.general_files, lambda: {"facts": facts}, GENERAL_RECIPE, redraw=True)
         self.general = student
         return student
 
@@ -312,8 +320,9 @@ class Experiment:
 
         result = reuse_or_run(run_dir / "result.json", {"cache": str(cache_dir), "recipe": config.resolved()}, fit)
         kept = {k: v for k, v in result.items() if k not in ("cache", "recipe")}
+        init = {"init_files": self.general_files} if row.name == "tinybert4-general" else {}
         return self.ledger.put_run(row.name, seed, {"protocol": self.protocol, "cache": cache_dir.name,
-                                                    "recipe": digest(config.resolved()), **kept,
+                                                    "recipe": digest(config.resolved()), **init, **kept,
                                                     "machine": machine_line()})
 
     def score(self, model_dir: Path) -> dict[str, float]:
@@ -443,7 +452,7 @@ def summarise(exp: Experiment, plan: list[Row]) -> str:
         f"Split: {s['train_rows']:,} training rows ({s['dropped']:,} inside held-out sentences dropped), "
         f"{s['validation']:,} validation and {s['sentences']:,} test sentences (of {s['maximal']:,} whole "
         f"sentences), {s['phrases']:,} test phrases. Caches: {'; '.join(cache_line(n, c) for n, c in caches.items())}. "
-        f"{general_line(general['facts'] if general else None)} Ledger: {ledger}."])
+        f"{general_line(general)} Ledger: {ledger}."])
 
 
 def parse_args() -> argparse.Namespace:
