@@ -61,6 +61,7 @@ TESTS = ("sentences", "phrases")
 TEACHER_BEHAVIOUR = ("epochs", "best_epoch", "validation", "scores")
 # What a rebuilt general student must share to count as another draw of the ledger's (it has no behaviour figures)
 GENERAL_RECIPE = ("facts.documents", "facts.sequences", "facts.wordpieces", "facts.steps")
+GENERAL_ROW = "tinybert4-general"  # the row that starts from the general student
 
 
 @dataclass
@@ -109,6 +110,11 @@ class Row:
     stages: list[dict[str, Any]] | None = None
     uses_teacher: bool = True
 
+    @property
+    def needs_general(self) -> bool:
+        """Starts from TinyBERT's general student, which is built (and bound in the ledger) before its first run."""
+        return self.name == GENERAL_ROW
+
     def config(self, seed: int):
         return recipe(self.base, {**self.values, "seed": seed}, self.without, self.stages)
 
@@ -152,7 +158,7 @@ def two_stage_rows(sizes: Sizes, general: Path | None) -> list[Row]:
     rows = [Row("tinybert4-random", "TinyBERT-4 (4×312)", "random", "aug-tinybert", tiny, "tinybert4", best,
                 stages=stages)]
     if general is not None:
-        rows.append(Row("tinybert4-general", "TinyBERT-4 (4×312)", "general (WikiText-2)", "aug-tinybert", tiny,
+        rows.append(Row(GENERAL_ROW, "TinyBERT-4 (4×312)", "general (WikiText-2)", "aug-tinybert", tiny,
                         "tinybert4", {**best, "student.init": str(general)}, stages=stages))
     rows.append(Row("minilm4-random", "MiniLM-distilled (4×312)", "random", "aug-minilm",
                     "last-layer attention + value relations (KL), then soft CE", "minilm", best, stages=stages))
@@ -237,7 +243,7 @@ class Experiment:
 
     def prepare(self, row: Row) -> None:
         """The cache `row` reads (and TinyBERT's general init), built or found built before its first run here."""
-        general = row.name == "tinybert4-general" and self.general is None
+        general = row.needs_general and self.general is None
         if row.data in self.cache_dirs and not general:
             return
         with ray_session(None):
@@ -261,7 +267,7 @@ class Experiment:
         if row.data not in self.cache_dirs:
             cache = self.ledger.get(f"caches/{row.data}") or {}
             builds += [cache.get("augment_seconds", 0), cache.get("label_seconds", 0)]
-        if row.name == "tinybert4-general" and self.general is None:
+        if row.needs_general and self.general is None:
             facts = (self.ledger.get("general") or {}).get("facts", {})
             builds += [facts.get("label_seconds", 0), facts.get("train_seconds", 0)]
         return run + sum(builds)
@@ -320,7 +326,7 @@ class Experiment:
 
         result = reuse_or_run(run_dir / "result.json", {"cache": str(cache_dir), "recipe": config.resolved()}, fit)
         kept = {k: v for k, v in result.items() if k not in ("cache", "recipe")}
-        init = {"init_files": self.general_files} if row.name == "tinybert4-general" else {}
+        init = {"init_files": self.general_files} if row.needs_general else {}
         return self.ledger.put_run(row.name, seed, {"protocol": self.protocol, "cache": cache_dir.name,
                                                     "recipe": digest(config.resolved()), **init, **kept,
                                                     "machine": machine_line()})
@@ -407,7 +413,7 @@ def goals(runs: dict[str, list[dict]], teacher: float | None) -> list[str]:
                if m.get(name) is not None and validations(runs[name])]
     chosen = max(bert_kd, key=lambda name: statistics.mean(validations(runs[name])), default=None)
     best_kd = m[chosen] if chosen else None  # the init validation prefers: the test sets choose nothing
-    tiny, general, mini = m.get("tinybert4-random"), m.get("tinybert4-general"), m.get("minilm4-random")
+    tiny, general, mini = m.get("tinybert4-random"), m.get(GENERAL_ROW), m.get("minilm4-random")
 
     return [
         f"- BiLSTM KD + aug closes ≥ 45 % of the CE → teacher gap: "
